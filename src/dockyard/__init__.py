@@ -1,0 +1,3 @@
+"""Dockyard: a trusted private container registry."""
+
+__version__ = "0.1.0"

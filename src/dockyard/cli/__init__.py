@@ -1,0 +1,29 @@
+"""The `dockyard` command. Each subcommand lives in its own module and is registered here."""
+
+from __future__ import annotations
+
+import click
+
+from dockyard import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="dockyard")
+def main() -> None:
+    """Dockyard, a trusted private container registry.
+
+    Start a registry on embedded defaults (SQLite and a filesystem blob store in one data
+    directory) with `dockyard serve`. Every option can also be set in the configuration file
+    named by DOCKYARD_CONFIG, or with a DOCKYARD_* environment variable.
+    """
+
+
+def _register() -> None:
+    from dockyard.cli.gc import gc
+    from dockyard.cli.serve import serve
+
+    main.add_command(serve)
+    main.add_command(gc)
+
+
+_register()

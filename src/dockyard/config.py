@@ -1,0 +1,145 @@
+"""Settings: one TOML file plus DOCKYARD_* environment variables, validated once at start.
+
+Precedence, highest first: command-line options, environment variables, the configuration file, defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """Where Dockyard keeps its state when nothing else is said."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/dockyard")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "dockyard"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or contradicts another."""
+
+
+class Settings(BaseSettings):
+    """Every Dockyard setting. See docs/configuration.md for each one."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCKYARD_", extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    listen: str = "0.0.0.0:5000"
+    external_url: str | None = None
+    database_url: str | None = None
+    storage_path: Path | None = None
+    log_level: str = "info"
+
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+
+    max_manifest_bytes: int = 4 * 1024 * 1024
+    upload_expiry_seconds: int = 24 * 3600
+    gc_interval_seconds: int = 3600
+    gc_grace_seconds: int = 3600
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("listen must be HOST:PORT, for example 0.0.0.0:5000")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"debug", "info", "warning", "error"}:
+            raise ValueError("log_level must be one of debug, info, warning, error")
+        return value
+
+    @field_validator("external_url")
+    @classmethod
+    def _check_external_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("external_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("max_manifest_bytes", "upload_expiry_seconds", "gc_interval_seconds", "gc_grace_seconds")
+    @classmethod
+    def _check_positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("must be a positive number")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+    @property
+    def listen_host(self) -> str:
+        """The host part of `listen`, without IPv6 brackets."""
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def listen_port(self) -> int:
+        """The port part of `listen`."""
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'dockyard.db'}"
+
+    @property
+    def effective_storage_path(self) -> Path:
+        """The blob store's root, defaulting to `blobs` inside the data directory."""
+        return self.storage_path or self.data_dir / "storage"
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads the file named by DOCKYARD_CONFIG (or `--config`), if any."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("DOCKYARD_CONFIG")
+        if not path:
+            return {}
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+        return {key.replace("-", "_"): value for key, value in data.items()}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation failures into one readable ConfigError."""
+    from pydantic import ValidationError
+
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc
