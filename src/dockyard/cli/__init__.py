@@ -19,11 +19,13 @@ def main() -> None:
 
 
 def _register() -> None:
+    from dockyard.cli.certs import certs
     from dockyard.cli.gc import gc
     from dockyard.cli.serve import serve
 
     main.add_command(serve)
     main.add_command(gc)
+    main.add_command(certs)
 
 
 _register()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 from dockyard.config import ConfigError
 from dockyard.tls.issue import CA_DAYS, SERVER_DAYS, Issued, issue_ca, issue_server
@@ -33,7 +34,8 @@ def init_directory(
             "or `dockyard certs renew` to keep the CA and replace only the server certificate"
         )
     hostname = names.dns[0] if names.dns else "localhost"
-    ca = issue_ca(f"Dockyard CA for {hostname}", days=ca_days, now=now)
+    # A unique CA name keeps two generations apart in trust stores, which index CAs by subject.
+    ca = issue_ca(f"Dockyard CA {secrets.token_hex(4)} for {hostname}", days=ca_days, now=now)
     server = issue_server(ca, names, days=days, now=now)
     write_file(layout.ca_key, ca.key_pem(), private=True, overwrite=force)
     write_file(layout.ca_cert, ca.certificate_pem(), private=False, overwrite=force)
@@ -48,10 +50,10 @@ def renew_directory(
     *,
     days: int = SERVER_DAYS,
     now: dt.datetime | None = None,
-) -> Issued:
+) -> tuple[Issued, Issued]:
     """Replace the server key and certificate in `layout`, signed by the CA already there.
 
-    Keeps the current server certificate's names when `names` is None.
+    Keeps the current server certificate's names when `names` is None. Returns (ca, server).
     """
     ca = load_ca(layout)
     if names is None:
@@ -66,7 +68,7 @@ def renew_directory(
     server = issue_server(ca, names, days=days, now=now)
     write_file(layout.server_key, server.key_pem(), private=True, overwrite=True)
     write_file(layout.server_cert, server.certificate_pem(), private=False, overwrite=True)
-    return server
+    return ca, server
 
 
 def load_ca(layout: TlsLayout) -> Issued:
