@@ -1,0 +1,1 @@
+"""The domain of images: repositories, blobs, uploads, manifests, tags, referrers, deletion and GC."""

@@ -1,0 +1,185 @@
+"""Manifests and tags: pushing with reference checks, pulling, deleting, listing, referrers."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.content.digests import Digest, digest_of
+from dockyard.content.errors import (
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestReferenced,
+    ManifestTooLarge,
+    ManifestUnknown,
+    NameUnknown,
+)
+from dockyard.content.manifest_format import OCI_INDEX, parse_manifest, parse_stored_annotations
+from dockyard.db import content as q
+from dockyard.db.engine import Database
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A stored manifest with its exact bytes."""
+
+    digest: str
+    media_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a successful manifest push tells the client."""
+
+    digest: str
+    subject: str | None
+
+
+class _ContentCache:
+    """Manifest bytes by digest. Digests are immutable, so entries never go stale; bounded by total bytes."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0
+        self._max = max_bytes
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> bytes | None:
+        with self._lock:
+            content = self._items.get(digest)
+            if content is not None:
+                self._items.move_to_end(digest)
+            return content
+
+    def put(self, digest: str, content: bytes) -> None:
+        with self._lock:
+            if digest in self._items:
+                return
+            self._items[digest] = content
+            self._bytes += len(content)
+            while self._bytes > self._max:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= len(dropped)
+
+
+class ManifestService:
+    """The rules for manifests: every reference must exist, a tag never points at nothing."""
+
+    def __init__(self, db: Database, max_manifest_bytes: int) -> None:
+        self.db = db
+        self.max_manifest_bytes = max_manifest_bytes
+        self._cache = _ContentCache()
+
+    def put(self, name: str, reference: Digest | str, content: bytes, content_type: str) -> PushResult:
+        """Validate and store a manifest; tag it when the reference is a tag."""
+        if len(content) > self.max_manifest_bytes:
+            raise ManifestTooLarge(f"manifest is larger than {self.max_manifest_bytes} bytes")
+        parsed = parse_manifest(content, content_type)
+        algorithm = reference.algorithm if isinstance(reference, Digest) else "sha256"
+        digest = digest_of(content, algorithm)
+        if isinstance(reference, Digest) and str(reference) != digest:
+            raise DigestInvalid(
+                f"manifest content has digest {digest}, not {reference}", detail={"digest": digest}
+            )
+        with self.db.write() as conn:
+            repo_id = q.ensure_repository(conn, name)
+            present = q.lock_blobs_in_repository(conn, repo_id, (b.digest for b in parsed.blobs))
+            for blob in parsed.blobs:
+                if blob.digest not in present:
+                    raise ManifestBlobUnknown(
+                        f"blob {blob.digest} is not in repository {name}; push it first",
+                        detail={"digest": blob.digest},
+                    )
+            children = q.lock_manifests_in_repository(conn, repo_id, (c.digest for c in parsed.children))
+            for child in parsed.children:
+                if child.digest not in children:
+                    raise ManifestBlobUnknown(
+                        f"manifest {child.digest} is not in repository {name}; push it first",
+                        detail={"digest": child.digest},
+                    )
+            manifest_id = q.insert_manifest(
+                conn,
+                repo_id,
+                digest=digest,
+                media_type=parsed.media_type,
+                content=content,
+                artifact_type=parsed.artifact_type,
+                subject=parsed.subject.digest if parsed.subject else None,
+                blob_refs=(b.digest for b in parsed.blobs),
+                manifest_refs=(c.digest for c in parsed.children),
+            )
+            if isinstance(reference, str):
+                q.set_tag(conn, repo_id, reference, manifest_id)
+        self._cache.put(digest, content)
+        return PushResult(digest, parsed.subject.digest if parsed.subject else None)
+
+    def get(self, name: str, reference: Digest | str) -> Manifest:
+        """A manifest by tag or digest, with its exact bytes."""
+        with self.db.read() as conn:
+            repo_id = q.repository_id(conn, name)
+            if repo_id is None:
+                raise NameUnknown(f"repository {name} is not known")
+            if isinstance(reference, Digest):
+                row = q.manifest_by_digest(conn, repo_id, str(reference))
+            else:
+                row = q.manifest_by_tag(conn, repo_id, reference)
+            if row is None:
+                raise ManifestUnknown(f"manifest {reference} is not in repository {name}")
+            content = self._cache.get(row.digest)
+            if content is None:
+                content = q.manifest_content(conn, row.id)
+        self._cache.put(row.digest, content)
+        return Manifest(row.digest, row.media_type, content)
+
+    def delete(self, name: str, reference: Digest | str) -> None:
+        """By digest: the manifest and its tags. By tag: only that tag."""
+        with self.db.write() as conn:
+            repo_id = q.repository_id(conn, name)
+            if repo_id is None:
+                raise NameUnknown(f"repository {name} is not known")
+            if isinstance(reference, str):
+                if not q.delete_tag(conn, repo_id, reference):
+                    raise ManifestUnknown(f"tag {reference} is not in repository {name}")
+                return
+            row = q.manifest_by_digest(conn, repo_id, str(reference))
+            if row is None:
+                raise ManifestUnknown(f"manifest {reference} is not in repository {name}")
+            parents = q.parents_of_manifest(conn, repo_id, row.digest)
+            if parents:
+                raise ManifestReferenced(
+                    f"manifest {row.digest} is part of index {parents[0]}; delete the index first",
+                    detail={"indexes": parents},
+                )
+            q.delete_manifest(conn, repo_id, row.id)
+
+    def tags(self, name: str, last: str | None, limit: int) -> list[str]:
+        """A page of a repository's tags."""
+        with self.db.read() as conn:
+            repo_id = q.repository_id(conn, name)
+            if repo_id is None:
+                raise NameUnknown(f"repository {name} is not known")
+            return q.list_tags(conn, repo_id, last, limit)
+
+    def catalog(self, last: str | None, limit: int) -> list[str]:
+        """A page of repository names."""
+        with self.db.read() as conn:
+            return q.list_repositories(conn, last, limit)
+
+    def referrers(self, name: str, subject: Digest, artifact_type: str | None) -> dict[str, Any]:
+        """The OCI image index listing manifests whose subject is `subject`."""
+        with self.db.read() as conn:
+            repo_id = q.repository_id(conn, name)
+            rows = q.referrers(conn, repo_id, str(subject), artifact_type) if repo_id is not None else []
+        descriptors: list[dict[str, Any]] = []
+        for row in rows:
+            descriptor: dict[str, Any] = {"mediaType": row.media_type, "digest": row.digest, "size": row.size}
+            if row.artifact_type:
+                descriptor["artifactType"] = row.artifact_type
+            annotations = parse_stored_annotations(row.content)
+            if annotations:
+                descriptor["annotations"] = annotations
+            descriptors.append(descriptor)
+        return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}

@@ -1,0 +1,183 @@
+"""Blob upload sessions: streamed appends with resumable hashing, verification, and the durable commit."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from dockyard.content.digests import Digest, Hasher, new_hasher
+from dockyard.content.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid
+from dockyard.db import content as q
+from dockyard.db.engine import Database
+from dockyard.storage.blobstore import BlobStore
+from dockyard.storage.driver import Writer
+
+_HASHER_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class UploadStatus:
+    """Where an upload session stands."""
+
+    id: str
+    size: int
+
+
+class _HasherCache:
+    """sha256 state of recent sessions at their current size, so appends need not re-read earlier bytes.
+
+    A session continued in another process (or after a restart) misses here and is re-hashed from storage.
+    """
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, tuple[int, Hasher]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, upload_id: str, size: int) -> Hasher | None:
+        with self._lock:
+            item = self._items.pop(upload_id, None)
+        return item[1] if item and item[0] == size else None
+
+    def put(self, upload_id: str, size: int, hasher: Hasher) -> None:
+        with self._lock:
+            self._items[upload_id] = (size, hasher)
+            while len(self._items) > _HASHER_CACHE_SIZE:
+                self._items.popitem(last=False)
+
+    def peek(self, upload_id: str, size: int) -> Hasher | None:
+        with self._lock:
+            item = self._items.get(upload_id)
+        return item[1].copy() if item and item[0] == size else None
+
+    def drop(self, upload_id: str) -> None:
+        with self._lock:
+            self._items.pop(upload_id, None)
+
+
+class Appender:
+    """Appends one request's bytes to a session. `finish` makes them durable and records the new size."""
+
+    def __init__(
+        self, service: UploadService, upload_id: str, start: int, writer: Writer, hasher: Hasher
+    ) -> None:
+        self._service = service
+        self.upload_id = upload_id
+        self.start = start
+        self._writer = writer
+        self._hasher = hasher
+
+    @property
+    def size(self) -> int:
+        """The session's size including this request's bytes so far."""
+        return self._writer.size
+
+    def write(self, data: bytes) -> None:
+        """Append and hash."""
+        self._writer.write(data)
+        self._hasher.update(data)
+
+    def finish(self) -> int:
+        """fsync, then record the new size; fails if another request moved the session meanwhile."""
+        try:
+            self._writer.commit()
+        finally:
+            self._writer.close()
+        size = self._writer.size
+        with self._service.db.write() as conn:
+            if not q.advance_upload(conn, self.upload_id, self.start, size):
+                raise BlobUploadInvalid("the upload was changed by another request; restart it")
+        self._service.hashers.put(self.upload_id, size, self._hasher)
+        return size
+
+    def abort(self) -> None:
+        """Give up on this request's bytes; the session stays at its recorded size."""
+        self._writer.close()
+        self._service.hashers.drop(self.upload_id)
+
+
+class UploadService:
+    """Opens, appends to, completes and cancels upload sessions. Any process may continue any session."""
+
+    def __init__(self, db: Database, store: BlobStore) -> None:
+        self.db = db
+        self.store = store
+        self.hashers = _HasherCache()
+
+    def _session(self, name: str, upload_id: str) -> q.UploadRow:
+        try:
+            uuid.UUID(upload_id)
+        except ValueError:
+            raise BlobUploadUnknown("upload id is not valid") from None
+        with self.db.read() as conn:
+            repo_id = q.repository_id(conn, name)
+            row = q.get_upload(conn, upload_id, repo_id) if repo_id is not None else None
+        if row is None:
+            raise BlobUploadUnknown("no such upload session")
+        return row
+
+    def start(self, name: str) -> UploadStatus:
+        """Open a session in the repository (created if new)."""
+        upload_id = str(uuid.uuid4())
+        with self.db.write() as conn:
+            q.create_upload(conn, upload_id, q.ensure_repository(conn, name))
+        return UploadStatus(upload_id, 0)
+
+    def status(self, name: str, upload_id: str) -> UploadStatus:
+        """The session's current size."""
+        return UploadStatus(upload_id, self._session(name, upload_id).size)
+
+    def append(self, name: str, upload_id: str, start: int | None) -> Appender:
+        """Begin appending. `start` (from Content-Range) must equal the current size."""
+        row = self._session(name, upload_id)
+        if start is not None and start != row.size:
+            raise RangeInvalid(f"chunk starts at {start} but the upload holds {row.size} bytes", row.size)
+        hasher = self.hashers.take(upload_id, row.size) or self._rehash(upload_id, row.size, "sha256")
+        writer = self.store.upload_writer(upload_id, resume_at=row.size)
+        return Appender(self, upload_id, row.size, writer, hasher)
+
+    def _rehash(self, upload_id: str, size: int, algorithm: str) -> Hasher:
+        hasher = new_hasher(algorithm)
+        remaining = size
+        for chunk in self.store.read_upload(upload_id):
+            piece = chunk[:remaining]
+            hasher.update(piece)
+            remaining -= len(piece)
+            if remaining == 0:
+                break
+        if remaining:
+            raise BlobUploadInvalid("upload data is shorter than recorded; restart the upload")
+        return hasher
+
+    def complete(self, name: str, upload_id: str, digest: Digest) -> int:
+        """Verify the digest, move the bytes into place durably, record the blob. Returns its size."""
+        row = self._session(name, upload_id)
+        hasher = self.hashers.peek(upload_id, row.size) if digest.algorithm == "sha256" else None
+        computed = (hasher or self._rehash(upload_id, row.size, digest.algorithm)).hexdigest()
+        if computed != digest.hex:
+            self.cancel(name, upload_id)
+            raise DigestInvalid(
+                f"uploaded content has digest {digest.algorithm}:{computed}, not {digest}",
+                detail={"digest": str(digest)},
+            )
+        if row.size == 0:
+            # An empty blob never got a data file; make a durable one.
+            writer = self.store.upload_writer(upload_id, resume_at=0)
+            writer.commit()
+            writer.close()
+        self.store.commit_upload(upload_id, str(digest))
+        with self.db.write() as conn:
+            q.record_blob(conn, str(digest), row.size)
+            q.link_blob(conn, row.repository_id, str(digest))
+            q.delete_upload(conn, upload_id)
+        self.hashers.drop(upload_id)
+        return row.size
+
+    def cancel(self, name: str, upload_id: str) -> None:
+        """Close a session and drop its bytes."""
+        self._session(name, upload_id)
+        with self.db.write() as conn:
+            q.delete_upload(conn, upload_id)
+        self.hashers.drop(upload_id)
+        self.store.discard_upload(upload_id)

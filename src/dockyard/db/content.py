@@ -1,0 +1,408 @@
+"""Queries for repositories, blobs, manifests, tags and upload sessions. Each takes an open transaction."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.schema import Table
+
+from dockyard.db.schema import (
+    blobs,
+    manifest_references,
+    manifests,
+    repositories,
+    repository_blobs,
+    tags,
+    uploads,
+)
+
+BLOB_REF = "blob"
+MANIFEST_REF = "manifest"
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """A stored manifest, without its bytes."""
+
+    id: int
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None
+
+
+@dataclass(frozen=True)
+class UploadRow:
+    """An upload session."""
+
+    id: str
+    repository_id: int
+    size: int
+    updated_at: float
+
+
+def _insert_ignoring_conflict(
+    conn: Connection, table: Table, values: dict[str, Any], keys: Sequence[str]
+) -> None:
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys)))
+
+
+def _locking(conn: Connection, stmt: Any, *, shared: bool) -> Any:
+    # SQLite serialises writers with BEGIN IMMEDIATE; PostgreSQL needs explicit row locks.
+    if conn.dialect.name == "sqlite":
+        return stmt
+    return stmt.with_for_update(read=shared)
+
+
+# Repositories
+
+
+def repository_id(conn: Connection, name: str) -> int | None:
+    """The id of a repository, if it exists."""
+    return conn.execute(select(repositories.c.id).where(repositories.c.name == name)).scalar_one_or_none()
+
+
+def ensure_repository(conn: Connection, name: str) -> int:
+    """The id of a repository, creating it when missing."""
+    _insert_ignoring_conflict(conn, repositories, {"name": name, "created_at": time.time()}, ["name"])
+    found = repository_id(conn, name)
+    assert found is not None
+    return found
+
+
+def list_repositories(conn: Connection, last: str | None, limit: int) -> list[str]:
+    """Repository names in lexical order, after `last`."""
+    stmt = select(repositories.c.name).order_by(repositories.c.name).limit(limit)
+    if last:
+        stmt = stmt.where(repositories.c.name > last)
+    return list(conn.execute(stmt).scalars())
+
+
+# Blobs
+
+
+def blob_size_in_repository(conn: Connection, repo_id: int, digest: str) -> int | None:
+    """The blob's size when it is linked into the repository."""
+    stmt = (
+        select(blobs.c.size)
+        .join(repository_blobs, repository_blobs.c.digest == blobs.c.digest)
+        .where(repository_blobs.c.repository_id == repo_id, blobs.c.digest == digest)
+    )
+    return conn.execute(stmt).scalar_one_or_none()
+
+
+def record_blob(conn: Connection, digest: str, size: int) -> None:
+    """Record a verified blob (or refresh it), starting its GC grace period anew."""
+    now = time.time()
+    _insert_ignoring_conflict(
+        conn, blobs, {"digest": digest, "size": size, "created_at": now, "linked_at": now}, ["digest"]
+    )
+    conn.execute(update(blobs).where(blobs.c.digest == digest).values(linked_at=now))
+
+
+def link_blob(conn: Connection, repo_id: int, digest: str) -> None:
+    """Make a recorded blob readable through a repository."""
+    _insert_ignoring_conflict(
+        conn,
+        repository_blobs,
+        {"repository_id": repo_id, "digest": digest, "created_at": time.time()},
+        ["repository_id", "digest"],
+    )
+
+
+def unlink_blob(conn: Connection, repo_id: int, digest: str) -> bool:
+    """Remove a blob from a repository; the bytes stay until garbage collection."""
+    result = conn.execute(
+        delete(repository_blobs).where(
+            repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest == digest
+        )
+    )
+    return result.rowcount > 0
+
+
+def lock_blobs_in_repository(conn: Connection, repo_id: int, digests: Iterable[str]) -> set[str]:
+    """Of the given digests, those linked into the repository, share-locked until the transaction ends."""
+    wanted = set(digests)
+    if not wanted:
+        return set()
+    stmt = select(repository_blobs.c.digest).where(
+        repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest.in_(wanted)
+    )
+    return set(conn.execute(_locking(conn, stmt, shared=True)).scalars())
+
+
+# Manifests and tags
+
+_MANIFEST_COLUMNS = (
+    manifests.c.id,
+    manifests.c.digest,
+    manifests.c.media_type,
+    manifests.c.size,
+    manifests.c.artifact_type,
+)
+
+
+def _manifest_row(row: Any) -> ManifestRow:
+    return ManifestRow(
+        id=row.id,
+        digest=row.digest,
+        media_type=row.media_type,
+        size=row.size,
+        artifact_type=row.artifact_type,
+    )
+
+
+def manifest_by_digest(conn: Connection, repo_id: int, digest: str) -> ManifestRow | None:
+    """A manifest of the repository, by digest."""
+    row = conn.execute(
+        select(*_MANIFEST_COLUMNS).where(manifests.c.repository_id == repo_id, manifests.c.digest == digest)
+    ).first()
+    return _manifest_row(row) if row else None
+
+
+def manifest_by_tag(conn: Connection, repo_id: int, tag: str) -> ManifestRow | None:
+    """The manifest a tag points at."""
+    row = conn.execute(
+        select(*_MANIFEST_COLUMNS)
+        .join(tags, tags.c.manifest_id == manifests.c.id)
+        .where(tags.c.repository_id == repo_id, tags.c.name == tag)
+    ).first()
+    return _manifest_row(row) if row else None
+
+
+def manifest_content(conn: Connection, manifest_id: int) -> bytes:
+    """The bytes of a manifest exactly as they were pushed."""
+    content: bytes = conn.execute(
+        select(manifests.c.content).where(manifests.c.id == manifest_id)
+    ).scalar_one()
+    return content
+
+
+def lock_manifests_in_repository(conn: Connection, repo_id: int, digests: Iterable[str]) -> set[str]:
+    """Of the given digests, those stored in the repository, share-locked until the transaction ends."""
+    wanted = set(digests)
+    if not wanted:
+        return set()
+    stmt = select(manifests.c.digest).where(
+        manifests.c.repository_id == repo_id, manifests.c.digest.in_(wanted)
+    )
+    return set(conn.execute(_locking(conn, stmt, shared=True)).scalars())
+
+
+def insert_manifest(
+    conn: Connection,
+    repo_id: int,
+    *,
+    digest: str,
+    media_type: str,
+    content: bytes,
+    artifact_type: str | None,
+    subject: str | None,
+    blob_refs: Iterable[str],
+    manifest_refs: Iterable[str],
+) -> int:
+    """Store a manifest and what it references; an identical existing one is kept. Returns its id."""
+    existing = manifest_by_digest(conn, repo_id, digest)
+    if existing:
+        return existing.id
+    manifest_id: int = conn.execute(
+        insert(manifests)
+        .values(
+            repository_id=repo_id,
+            digest=digest,
+            media_type=media_type,
+            content=content,
+            size=len(content),
+            artifact_type=artifact_type,
+            subject=subject,
+            created_at=time.time(),
+        )
+        .returning(manifests.c.id)
+    ).scalar_one()
+    refs = [{"manifest_id": manifest_id, "kind": BLOB_REF, "digest": d} for d in set(blob_refs)]
+    refs += [{"manifest_id": manifest_id, "kind": MANIFEST_REF, "digest": d} for d in set(manifest_refs)]
+    if refs:
+        conn.execute(insert(manifest_references), refs)
+    return manifest_id
+
+
+def set_tag(conn: Connection, repo_id: int, tag: str, manifest_id: int) -> None:
+    """Point a tag at a manifest, creating or moving it."""
+    now = time.time()
+    _insert_ignoring_conflict(
+        conn,
+        tags,
+        {"repository_id": repo_id, "name": tag, "manifest_id": manifest_id, "updated_at": now},
+        ["repository_id", "name"],
+    )
+    conn.execute(
+        update(tags)
+        .where(tags.c.repository_id == repo_id, tags.c.name == tag)
+        .values(manifest_id=manifest_id, updated_at=now)
+    )
+
+
+def delete_tag(conn: Connection, repo_id: int, tag: str) -> bool:
+    """Remove one tag; its manifest stays."""
+    return conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.name == tag)).rowcount > 0
+
+
+def list_tags(conn: Connection, repo_id: int, last: str | None, limit: int) -> list[str]:
+    """Tag names in lexical order, after `last`."""
+    stmt = select(tags.c.name).where(tags.c.repository_id == repo_id).order_by(tags.c.name).limit(limit)
+    if last:
+        stmt = stmt.where(tags.c.name > last)
+    return list(conn.execute(stmt).scalars())
+
+
+def parents_of_manifest(conn: Connection, repo_id: int, digest: str) -> list[str]:
+    """Digests of the repository's indexes that list this manifest as a child."""
+    stmt = (
+        select(manifests.c.digest)
+        .join(manifest_references, manifest_references.c.manifest_id == manifests.c.id)
+        .where(
+            manifests.c.repository_id == repo_id,
+            manifest_references.c.kind == MANIFEST_REF,
+            manifest_references.c.digest == digest,
+        )
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+def delete_manifest(conn: Connection, repo_id: int, manifest_id: int) -> None:
+    """Remove a manifest, every tag pointing at it, and its references."""
+    conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.manifest_id == manifest_id))
+    conn.execute(delete(manifest_references).where(manifest_references.c.manifest_id == manifest_id))
+    conn.execute(delete(manifests).where(manifests.c.id == manifest_id))
+
+
+@dataclass(frozen=True)
+class ReferrerRow:
+    """A manifest whose subject is the asked-for digest."""
+
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None
+    content: bytes
+
+
+def referrers(conn: Connection, repo_id: int, subject: str, artifact_type: str | None) -> list[ReferrerRow]:
+    """Manifests of the repository that name `subject`, optionally of one artifact type."""
+    stmt = (
+        select(
+            manifests.c.digest,
+            manifests.c.media_type,
+            manifests.c.size,
+            manifests.c.artifact_type,
+            manifests.c.content,
+        )
+        .where(manifests.c.repository_id == repo_id, manifests.c.subject == subject)
+        .order_by(manifests.c.created_at, manifests.c.digest)
+    )
+    if artifact_type is not None:
+        stmt = stmt.where(manifests.c.artifact_type == artifact_type)
+    return [
+        ReferrerRow(r.digest, r.media_type, r.size, r.artifact_type, r.content) for r in conn.execute(stmt)
+    ]
+
+
+# Upload sessions
+
+
+def create_upload(conn: Connection, upload_id: str, repo_id: int) -> None:
+    """Open an upload session."""
+    now = time.time()
+    conn.execute(
+        insert(uploads).values(id=upload_id, repository_id=repo_id, size=0, created_at=now, updated_at=now)
+    )
+
+
+def get_upload(conn: Connection, upload_id: str, repo_id: int) -> UploadRow | None:
+    """An upload session of the repository."""
+    row = conn.execute(
+        select(uploads.c.id, uploads.c.repository_id, uploads.c.size, uploads.c.updated_at).where(
+            uploads.c.id == upload_id, uploads.c.repository_id == repo_id
+        )
+    ).first()
+    return UploadRow(row.id, row.repository_id, row.size, row.updated_at) if row else None
+
+
+def advance_upload(conn: Connection, upload_id: str, expected_size: int, new_size: int) -> bool:
+    """Record appended bytes, only if nobody else moved the session meanwhile."""
+    result = conn.execute(
+        update(uploads)
+        .where(uploads.c.id == upload_id, uploads.c.size == expected_size)
+        .values(size=new_size, updated_at=time.time())
+    )
+    return result.rowcount > 0
+
+
+def delete_upload(conn: Connection, upload_id: str) -> bool:
+    """Close an upload session."""
+    return conn.execute(delete(uploads).where(uploads.c.id == upload_id)).rowcount > 0
+
+
+def upload_ids_idle_since(conn: Connection, cutoff: float) -> list[str]:
+    """Sessions untouched since `cutoff`."""
+    return list(conn.execute(select(uploads.c.id).where(uploads.c.updated_at < cutoff)).scalars())
+
+
+def upload_exists(conn: Connection, upload_id: str) -> bool:
+    """Whether a session is open, in any repository."""
+    return conn.execute(select(exists().where(uploads.c.id == upload_id))).scalar_one()
+
+
+# Garbage collection
+
+_unreferenced = ~exists().where(
+    and_(manifest_references.c.kind == BLOB_REF, manifest_references.c.digest == blobs.c.digest)
+)
+
+
+def unreferenced_blobs(conn: Connection, linked_before: float) -> list[tuple[str, int]]:
+    """Blobs no manifest references and nobody linked since `linked_before`."""
+    stmt = select(blobs.c.digest, blobs.c.size).where(_unreferenced, blobs.c.linked_at < linked_before)
+    return [(row.digest, row.size) for row in conn.execute(stmt)]
+
+
+def delete_blob_if_unreferenced(conn: Connection, digest: str, linked_before: float) -> bool:
+    """Delete the blob's record after locking it and checking again that it is still garbage."""
+    locked = conn.execute(
+        _locking(conn, select(blobs.c.digest).where(blobs.c.digest == digest), shared=False)
+    ).first()
+    if locked is None:
+        return False
+    still_garbage = conn.execute(
+        select(blobs.c.digest).where(
+            blobs.c.digest == digest, _unreferenced, blobs.c.linked_at < linked_before
+        )
+    ).first()
+    if still_garbage is None:
+        return False
+    conn.execute(delete(repository_blobs).where(repository_blobs.c.digest == digest))
+    conn.execute(delete(blobs).where(blobs.c.digest == digest))
+    return True
+
+
+def known_blob_digests(conn: Connection, digests: Iterable[str]) -> set[str]:
+    """Of the given digests, those recorded as blobs."""
+    wanted = list(digests)
+    found: set[str] = set()
+    # Batches keep each statement under SQLite's limit on bound parameters.
+    for start in range(0, len(wanted), 1000):
+        batch = wanted[start : start + 1000]
+        found.update(conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(batch))).scalars())
+    return found
+
+
+def count_rows(conn: Connection, table: Table) -> int:
+    """How many rows a table holds (for status reports)."""
+    return conn.execute(select(func.count()).select_from(table)).scalar_one()

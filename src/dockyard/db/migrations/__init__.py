@@ -1,0 +1,1 @@
+"""Alembic migrations, applied at start by `Database.migrate`."""

@@ -1,0 +1,45 @@
+"""The access hook of the /v2/ surface. Decisions themselves belong to the access policy (auth)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from starlette.requests import Request
+
+PULL = "pull"
+PUSH = "push"
+DELETE = "delete"
+
+
+class AccessDenied(Exception):
+    """The caller is known but may not do this (403 DENIED)."""
+
+
+class AuthenticationRequired(Exception):
+    """The caller must (re)authenticate; `challenge` is the WWW-Authenticate value (401 UNAUTHORIZED)."""
+
+    def __init__(self, message: str, challenge: str) -> None:
+        super().__init__(message)
+        self.challenge = challenge
+
+
+class Access(Protocol):
+    """Decides, for one request, whether the caller may act on a repository."""
+
+    async def require(self, request: Request, name: str | None, actions: Sequence[str]) -> None:
+        """Return when allowed; raise AuthenticationRequired or AccessDenied otherwise."""
+
+    async def visible(self, request: Request, names: list[str]) -> list[str]:
+        """The subset of repository names the caller may see (for the catalog)."""
+
+
+class OpenAccess:
+    """Everyone may do everything: the registry with no access control configured."""
+
+    async def require(self, request: Request, name: str | None, actions: Sequence[str]) -> None:
+        """Always allowed."""
+
+    async def visible(self, request: Request, names: list[str]) -> list[str]:
+        """Everything is visible."""
+        return names

@@ -1,0 +1,37 @@
+"""GET, HEAD and DELETE /v2/<name>/blobs/<digest>."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+
+from dockyard.content.digests import parse_digest
+from dockyard.registry.access import DELETE, PULL
+from dockyard.registry.context import RegistryContext, call
+
+_OCTETS = "application/octet-stream"
+
+
+async def get_blob(request: Request, ctx: RegistryContext, name: str, arg: str) -> Response:
+    """Send a blob's bytes (Range requests answered with 206), or redirect to where they are."""
+    digest = str(parse_digest(arg))
+    await ctx.access.require(request, name, [PULL])
+    location = await call(ctx.blobs.locate, name, digest)
+    headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000"}
+    if location.redirect_url:
+        return RedirectResponse(location.redirect_url, status_code=307, headers=headers)
+    if request.method == "HEAD":
+        headers.update({"Content-Length": str(location.size), "Accept-Ranges": "bytes"})
+        return Response(status_code=200, headers=headers, media_type=_OCTETS)
+    if location.local_file is not None:
+        return FileResponse(location.local_file, headers=headers, media_type=_OCTETS)
+    headers["Content-Length"] = str(location.size)
+    return StreamingResponse(ctx.blobs.store.read(digest), headers=headers, media_type=_OCTETS)
+
+
+async def delete_blob(request: Request, ctx: RegistryContext, name: str, arg: str) -> Response:
+    """Unlink a blob from the repository."""
+    digest = str(parse_digest(arg))
+    await ctx.access.require(request, name, [DELETE])
+    await call(ctx.blobs.unlink, name, digest)
+    return Response(status_code=202, headers={"Docker-Content-Digest": digest, "Content-Length": "0"})

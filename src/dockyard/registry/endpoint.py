@@ -1,0 +1,101 @@
+"""The /v2/ dispatcher: resolves the path, validates the name, calls the handler, renders every failure."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from dockyard.content.errors import ContentError
+from dockyard.content.names import validate_name
+from dockyard.db.engine import DatabaseUnavailable
+from dockyard.registry import blobs, listing, manifests, referrers, uploads
+from dockyard.registry.access import AccessDenied, AuthenticationRequired
+from dockyard.registry.context import RegistryContext
+from dockyard.registry.errors import content_error_response, error_response
+from dockyard.registry.routing import resolve
+from dockyard.storage.driver import StorageError
+
+log = logging.getLogger(__name__)
+
+API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
+
+Handler = Callable[[Request, RegistryContext, str, str], Awaitable[Response]]
+
+_HANDLERS: dict[str, dict[str, Handler]] = {
+    "blob": {"GET": blobs.get_blob, "HEAD": blobs.get_blob, "DELETE": blobs.delete_blob},
+    "uploads": {"POST": uploads.start_upload},
+    "upload": {
+        "GET": uploads.upload_status,
+        "PATCH": uploads.append_chunk,
+        "PUT": uploads.finish_upload,
+        "DELETE": uploads.cancel_upload,
+    },
+    "manifest": {
+        "GET": manifests.get_manifest,
+        "HEAD": manifests.get_manifest,
+        "PUT": manifests.put_manifest,
+        "DELETE": manifests.delete_manifest,
+    },
+    "tags": {"GET": listing.list_tags},
+    "catalog": {"GET": listing.catalog},
+    "referrers": {"GET": referrers.list_referrers},
+}
+
+
+def _with_version(response: Response) -> Response:
+    response.headers.update(API_VERSION_HEADER)
+    return response
+
+
+async def base(request: Request) -> Response:
+    """GET /v2/: the API version check, which is also where clients learn how to authenticate."""
+    ctx: RegistryContext = request.app.state.registry
+    try:
+        await ctx.access.require(request, None, [])
+    except AuthenticationRequired as exc:
+        return _with_version(_unauthorized(exc))
+    return _with_version(JSONResponse({}))
+
+
+def _unauthorized(exc: AuthenticationRequired) -> Response:
+    return error_response(401, "UNAUTHORIZED", str(exc), headers={"WWW-Authenticate": exc.challenge})
+
+
+async def dispatch(request: Request) -> Response:
+    """Every /v2/<...> request."""
+    return _with_version(await _dispatch(request))
+
+
+async def _dispatch(request: Request) -> Response:
+    ctx: RegistryContext = request.app.state.registry
+    target = resolve(request.path_params["path"])
+    if target is None:
+        return error_response(404, "NOT_FOUND", "no such endpoint")
+    handler = _HANDLERS[target.kind].get(request.method)
+    if handler is None:
+        return error_response(405, "UNSUPPORTED", f"{request.method} is not supported here")
+    upload_id = target.arg if target.kind == "upload" else None
+    try:
+        if target.kind != "catalog":
+            validate_name(target.name)
+        return await handler(request, ctx, target.name, target.arg)
+    except ContentError as exc:
+        return content_error_response(exc, target.name, upload_id)
+    except AuthenticationRequired as exc:
+        return _unauthorized(exc)
+    except AccessDenied as exc:
+        return error_response(403, "DENIED", str(exc) or "access to the resource is denied")
+    except ClientDisconnect:
+        return Response(status_code=400)
+    except DatabaseUnavailable as exc:
+        log.warning("database unavailable: %s", exc)
+        return error_response(503, "UNAVAILABLE", "the metadata database is unavailable; retry later")
+    except StorageError as exc:
+        log.error("storage failure: %s", exc)
+        return error_response(503, "UNAVAILABLE", "blob storage is unavailable; retry later")
+    except Exception:
+        log.exception("unexpected failure on %s %s", request.method, request.url.path)
+        return error_response(500, "UNKNOWN", "internal error; the server log has details")

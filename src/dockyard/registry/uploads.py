@@ -1,0 +1,138 @@
+"""Blob uploads: POST (session, monolithic, mount), PATCH, PUT, GET status and DELETE."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from dockyard.content.digests import Digest, parse_digest
+from dockyard.content.errors import DigestInvalid, SizeInvalid
+from dockyard.content.names import validate_name
+from dockyard.content.uploads import Appender
+from dockyard.registry.access import PULL, PUSH
+from dockyard.registry.context import RegistryContext, call
+
+# Batches amortise the hop to a worker thread; bounded, so memory stays flat whatever the blob size.
+_WRITE_BATCH = 1 << 20
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)$")
+
+
+def _session_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
+    return {
+        "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
+        "Range": f"0-{max(size - 1, 0)}",
+        "Docker-Upload-UUID": upload_id,
+        "Content-Length": "0",
+    }
+
+
+def _blob_created(name: str, digest: Digest | str) -> Response:
+    return Response(
+        status_code=201,
+        headers={
+            "Location": f"/v2/{name}/blobs/{digest}",
+            "Docker-Content-Digest": str(digest),
+            "Content-Length": "0",
+        },
+    )
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() not in {"", "0"}
+    return "chunked" in request.headers.get("transfer-encoding", "").lower()
+
+
+def _content_range(request: Request) -> tuple[int, int] | None:
+    value = request.headers.get("content-range")
+    if value is None:
+        return None
+    match = _CONTENT_RANGE.match(value.strip())
+    if not match or int(match[2]) < int(match[1]):
+        raise SizeInvalid(f"invalid Content-Range {value!r}: expected START-END")
+    return int(match[1]), int(match[2])
+
+
+async def _stream(request: Request, ctx: RegistryContext, name: str, upload_id: str) -> int:
+    """Append the request body to the session; returns the session's new size."""
+    chunk_range = _content_range(request)
+    appender: Appender = await call(
+        ctx.uploads.append, name, upload_id, chunk_range[0] if chunk_range else None
+    )
+    try:
+        pending = bytearray()
+        async for chunk in request.stream():
+            pending += chunk
+            if len(pending) >= _WRITE_BATCH:
+                batch, pending = bytes(pending), bytearray()
+                await call(appender.write, batch)
+        if pending:
+            await call(appender.write, bytes(pending))
+        if chunk_range and appender.size - appender.start != chunk_range[1] - chunk_range[0] + 1:
+            raise SizeInvalid("the chunk's length does not match its Content-Range")
+    except (ClientDisconnect, Exception):
+        await call(appender.abort)
+        raise
+    return await call(appender.finish)
+
+
+async def start_upload(request: Request, ctx: RegistryContext, name: str, _arg: str) -> Response:
+    """Open a session; or take the whole blob now (?digest=); or mount it from another repository."""
+    await ctx.access.require(request, name, [PULL, PUSH])
+    params = request.query_params
+    mount, source = params.get("mount"), params.get("from")
+    if mount is not None and source is not None:
+        digest = parse_digest(mount)
+        validate_name(source)
+        # Mount only what the caller could pull anyway; otherwise fall back to a normal upload.
+        try:
+            await ctx.access.require(request, source, [PULL])
+            mounted = await call(ctx.blobs.mount, name, str(digest), source) is not None
+        except Exception:
+            mounted = False
+        if mounted:
+            return _blob_created(name, digest)
+    status = await call(ctx.uploads.start, name)
+    if "digest" in params:
+        digest = parse_digest(params["digest"])
+        await _stream(request, ctx, name, status.id)
+        await call(ctx.uploads.complete, name, status.id, digest)
+        return _blob_created(name, digest)
+    return Response(status_code=202, headers=_session_headers(name, status.id, 0))
+
+
+async def upload_status(request: Request, ctx: RegistryContext, name: str, upload_id: str) -> Response:
+    """Where a session stands."""
+    await ctx.access.require(request, name, [PUSH])
+    status = await call(ctx.uploads.status, name, upload_id)
+    return Response(status_code=204, headers=_session_headers(name, upload_id, status.size))
+
+
+async def append_chunk(request: Request, ctx: RegistryContext, name: str, upload_id: str) -> Response:
+    """PATCH: a chunk, or the whole body streamed."""
+    await ctx.access.require(request, name, [PUSH])
+    size = await _stream(request, ctx, name, upload_id)
+    return Response(status_code=202, headers=_session_headers(name, upload_id, size))
+
+
+async def finish_upload(request: Request, ctx: RegistryContext, name: str, upload_id: str) -> Response:
+    """PUT ?digest=: optionally a last chunk, then verify and commit."""
+    await ctx.access.require(request, name, [PUSH])
+    if "digest" not in request.query_params:
+        raise DigestInvalid("the digest query parameter is required to complete an upload")
+    digest = parse_digest(request.query_params["digest"])
+    await call(ctx.uploads.status, name, upload_id)
+    if _has_body(request):
+        await _stream(request, ctx, name, upload_id)
+    await call(ctx.uploads.complete, name, upload_id, digest)
+    return _blob_created(name, digest)
+
+
+async def cancel_upload(request: Request, ctx: RegistryContext, name: str, upload_id: str) -> Response:
+    """DELETE: abandon a session."""
+    await ctx.access.require(request, name, [PUSH])
+    await call(ctx.uploads.cancel, name, upload_id)
+    return Response(status_code=204, headers={"Content-Length": "0"})

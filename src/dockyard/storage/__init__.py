@@ -1,0 +1,1 @@
+"""Blob storage: a small driver interface, its drivers, and the content-addressed layout on top."""

@@ -1,0 +1,92 @@
+"""Content-addressed layout on top of a driver: where blobs and upload data live."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from dockyard.storage.driver import FileInfo, PathNotFound, StorageDriver, Writer
+
+BLOBS = "blobs"
+UPLOADS = "uploads"
+
+
+def blob_path(digest: str) -> str:
+    """blobs/<algorithm>/<first two hex>/<hex>: spreads files over directories."""
+    algorithm, _, encoded = digest.partition(":")
+    return f"{BLOBS}/{algorithm}/{encoded[:2]}/{encoded}"
+
+
+def digest_from_path(path: str) -> str | None:
+    """The digest a blob path stands for, or None for anything else."""
+    parts = path.split("/")
+    if len(parts) != 4 or parts[0] != BLOBS:
+        return None
+    return f"{parts[1]}:{parts[3]}"
+
+
+def upload_path(upload_id: str) -> str:
+    """Where an upload's bytes accumulate until they are verified."""
+    return f"{UPLOADS}/{upload_id}/data"
+
+
+class BlobStore:
+    """Deduplicated blob bytes, keyed by digest, and the scratch space of uploads."""
+
+    def __init__(self, driver: StorageDriver) -> None:
+        self.driver = driver
+
+    def size(self, digest: str) -> int | None:
+        """Stored size, or None when the bytes are absent."""
+        try:
+            return self.driver.stat(blob_path(digest)).size
+        except PathNotFound:
+            return None
+
+    def read(self, digest: str, offset: int = 0) -> Iterator[bytes]:
+        """Stream a blob."""
+        return self.driver.read(blob_path(digest), offset)
+
+    def local_file(self, digest: str) -> Path | None:
+        """A local file with the blob's bytes, for zero-copy sending."""
+        return self.driver.local_file(blob_path(digest))
+
+    def redirect_url(self, digest: str, expires_in: int = 600) -> str | None:
+        """A direct URL for the blob, when the driver offers one."""
+        return self.driver.redirect_url(blob_path(digest), expires_in)
+
+    def upload_writer(self, upload_id: str, resume_at: int) -> Writer:
+        """Append to an upload, dropping anything past resume_at (left by a crash)."""
+        return self.driver.writer(upload_path(upload_id), resume_at=resume_at)
+
+    def read_upload(self, upload_id: str) -> Iterator[bytes]:
+        """Stream what an upload holds so far."""
+        try:
+            return self.driver.read(upload_path(upload_id))
+        except PathNotFound:
+            return iter(())
+
+    def commit_upload(self, upload_id: str, digest: str) -> None:
+        """Move verified, durable upload bytes into their content address (atomic rename)."""
+        if self.size(digest) is not None:
+            # Same digest, same bytes: keep the copy we have.
+            self.discard_upload(upload_id)
+            return
+        self.driver.move(upload_path(upload_id), blob_path(digest))
+        self.discard_upload(upload_id)
+
+    def discard_upload(self, upload_id: str) -> None:
+        """Remove an upload's scratch space."""
+        self.driver.delete(f"{UPLOADS}/{upload_id}")
+
+    def delete(self, digest: str) -> None:
+        """Remove a blob's bytes."""
+        self.driver.delete(blob_path(digest))
+
+    def walk_blobs(self) -> Iterator[FileInfo]:
+        """Every stored blob file."""
+        return self.driver.walk(BLOBS)
+
+    def walk_uploads(self) -> Iterator[FileInfo]:
+        """Every upload scratch file."""
+        return self.driver.walk(UPLOADS)

@@ -1,0 +1,154 @@
+"""The filesystem storage driver: one directory tree, fsync before anything is called durable."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from dockyard.storage.driver import FileInfo, PathNotFound, StorageError
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileWriter:
+    """Appends to one file; `commit` fsyncs the file and its directory entry."""
+
+    def __init__(self, path: Path, resume_at: int | None) -> None:
+        self._path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "ab")  # noqa: SIM115 - lifetime spans calls, closed by close()
+            if resume_at is not None and self._file.tell() != resume_at:
+                self._file.truncate(resume_at)
+                self._file.seek(resume_at)
+        except OSError as exc:
+            raise StorageError(f"cannot open {path.name} for writing: {exc.strerror}") from exc
+        self._size = self._file.tell()
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file so far."""
+        return self._size
+
+    def write(self, data: bytes) -> None:
+        """Append data."""
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise StorageError(f"cannot write: {exc.strerror}") from exc
+        self._size += len(data)
+
+    def commit(self) -> None:
+        """Flush and fsync, so a crash cannot lose or tear what was written."""
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            _fsync_dir(self._path.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot sync: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+class FilesystemDriver:
+    """Stores objects as files under a root directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _full(self, path: str) -> Path:
+        parts = [p for p in path.split("/") if p]
+        if not parts or any(p in {".", ".."} for p in parts):
+            raise StorageError(f"invalid storage path {path!r}")
+        return self.root.joinpath(*parts)
+
+    def stat(self, path: str) -> FileInfo:
+        """Size and modification time."""
+        try:
+            st = self._full(path).stat()
+        except FileNotFoundError as exc:
+            raise PathNotFound(path) from exc
+        except OSError as exc:
+            raise StorageError(f"cannot stat {path}: {exc.strerror}") from exc
+        return FileInfo(path=path, size=st.st_size, modified=st.st_mtime)
+
+    def read(self, path: str, offset: int = 0, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Stream the file from offset."""
+        try:
+            handle = open(self._full(path), "rb")  # noqa: SIM115 - closed in the generator's finally
+        except FileNotFoundError as exc:
+            raise PathNotFound(path) from exc
+        return self._chunks(handle, offset, chunk_size)
+
+    @staticmethod
+    def _chunks(handle: BinaryIO, offset: int, chunk_size: int) -> Iterator[bytes]:
+        with handle:
+            handle.seek(offset)
+            while chunk := handle.read(chunk_size):
+                yield chunk
+
+    def local_file(self, path: str) -> Path | None:
+        """The file itself."""
+        return self._full(path)
+
+    def redirect_url(self, path: str, expires_in: int) -> str | None:
+        """Files have no URL of their own."""
+        return None
+
+    def writer(self, path: str, resume_at: int | None = None) -> FileWriter:
+        """Open for appending."""
+        return FileWriter(self._full(path), resume_at)
+
+    def move(self, source: str, destination: str) -> None:
+        """rename(2) is atomic; fsync the destination directory so the new name survives a crash."""
+        src, dst = self._full(source), self._full(destination)
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            _fsync_dir(dst.parent)
+        except FileNotFoundError as exc:
+            raise PathNotFound(source) from exc
+        except OSError as exc:
+            raise StorageError(f"cannot move {source}: {exc.strerror}") from exc
+
+    def delete(self, path: str) -> None:
+        """Remove a file or a directory tree."""
+        full = self._full(path)
+        try:
+            if full.is_dir():
+                shutil.rmtree(full)
+            else:
+                full.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return
+            raise StorageError(f"cannot delete {path}: {exc.strerror}") from exc
+
+    def walk(self, prefix: str) -> Iterator[FileInfo]:
+        """Every file under prefix."""
+        base = self._full(prefix)
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                full = Path(dirpath) / name
+                try:
+                    st = full.stat()
+                except FileNotFoundError:
+                    continue
+                yield FileInfo(
+                    path=full.relative_to(self.root).as_posix(), size=st.st_size, modified=st.st_mtime
+                )
