@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.content.digests import Digest, parse_digest
@@ -73,7 +73,8 @@ async def _stream(request: Request, ctx: RegistryContext, name: str, upload_id: 
             await call(appender.write, bytes(pending))
         if chunk_range and appender.size - appender.start != chunk_range[1] - chunk_range[0] + 1:
             raise SizeInvalid("the chunk's length does not match its Content-Range")
-    except (ClientDisconnect, Exception):
+    except BaseException:
+        # Disconnects and cancellations too: the session stays at its last recorded size.
         await call(appender.abort)
         raise
     return await call(appender.finish)
