@@ -74,8 +74,8 @@ async def _stream(request: Request, ctx: RegistryContext, name: str, upload_id: 
         if chunk_range and appender.size - appender.start != chunk_range[1] - chunk_range[0] + 1:
             raise SizeInvalid("the chunk's length does not match its Content-Range")
     except BaseException:
-        # Disconnects and cancellations too: the session stays at its last recorded size.
-        await call(appender.abort)
+        # Disconnects and cancellations too (so no await here): the session stays at its recorded size.
+        appender.abort()
         raise
     return await call(appender.finish)
 
