@@ -95,7 +95,7 @@ def ca_pem(settings: Settings) -> bytes | None:
     path = settings.tls_ca
     if path is None and settings.tls_cert is None:
         default = TlsLayout.in_data_dir(settings.data_dir).ca_cert
-        path = default if default.exists() else None
+        path = default if _exists(default) else None
     if path is None:
         return None
     certificates = read_certificates(path, "CA certificate")
@@ -117,7 +117,7 @@ def _choose_files(settings: Settings) -> tuple[Path, Path, Path | None] | None:
         )
 
     layout = TlsLayout.in_data_dir(settings.data_dir)
-    has_cert, has_key = layout.server_cert.exists(), layout.server_key.exists()
+    has_cert, has_key = _exists(layout.server_cert), _exists(layout.server_key)
     if not has_cert and not has_key:
         if settings.tls_ca is not None:
             raise ConfigError(
@@ -134,9 +134,19 @@ def _choose_files(settings: Settings) -> tuple[Path, Path, Path | None] | None:
             "`dockyard certs renew` (or `dockyard certs init --force` for a new CA too)"
         )
     ca = settings.tls_ca
-    if ca is None and layout.ca_cert.exists():
+    if ca is None and _exists(layout.ca_cert):
         ca = layout.ca_cert
     return layout.server_cert, layout.server_key, ca
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError as exc:
+        # exists() only hides "not found"; a directory we may not search is the operator's to fix.
+        raise ConfigError(
+            f"cannot look for {path}: {exc.strerror}; check the data directory's permissions"
+        ) from exc
 
 
 def _validity(certificate: x509.Certificate, path: Path, what: str, now: dt.datetime) -> list[str]:
