@@ -20,6 +20,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith("DOCKYARD_"):
             monkeypatch.delenv(name)
+    # `--config` sets DOCKYARD_CONFIG in the process; make sure it is gone again after each test.
+    monkeypatch.setenv("DOCKYARD_CONFIG", "")
+    monkeypatch.delenv("DOCKYARD_CONFIG")
     yield
 
 

@@ -121,6 +121,21 @@ def test_validity_periods(initialised: TlsLayout) -> None:
     assert basic.critical and basic.value.ca and basic.value.path_length == 0
 
 
+def test_data_dir_from_config_file(run_cli: RunCli, tmp_path: Path) -> None:
+    config = tmp_path / "dockyard.toml"
+    config.write_text(f'data_dir = "{tmp_path / "from-config"}"\n')
+    result = run_cli("certs", "init", "--config", config)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "from-config" / "tls").iterdir()) == sorted(FILES)
+
+
+def test_data_dir_from_environment(run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKYARD_DATA_DIR", str(tmp_path / "from-env"))
+    result = run_cli("certs", "init")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "from-env" / "tls" / "server.key").exists()
+
+
 def test_without_names_only_localhost(run_cli: RunCli, tmp_path: Path) -> None:
     result = run_cli("certs", "init", "--out", tmp_path / "t")
     assert result.exit_code == 0, result.output

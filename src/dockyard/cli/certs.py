@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
-from dockyard.config import ConfigError, load_settings
+from dockyard.cli.options import settings_from
+from dockyard.config import ConfigError
 from dockyard.tls.authority import init_directory, renew_directory
 from dockyard.tls.inspect import fingerprint, summarize
 from dockyard.tls.issue import CA_DAYS, SERVER_DAYS
@@ -27,11 +28,18 @@ def _location_options(func: F) -> F:
         type=click.Path(file_okay=False, path_type=Path),
         help="Directory of the TLS files, instead of DATA_DIR/tls.",
     )(func)
-    return click.option(
+    func = click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
         envvar="DOCKYARD_DATA_DIR",
         help="Dockyard's data directory; the files go in its tls/ subdirectory.",
+    )(func)
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        envvar="DOCKYARD_CONFIG",
+        help="TOML configuration file naming the data directory, as for `dockyard serve`.",
     )(func)
 
 
@@ -53,14 +61,10 @@ def _name_options(func: F) -> F:
     )(func)
 
 
-def _layout(data_dir: Path | None, out: Path | None) -> TlsLayout:
+def _layout(config_file: Path | None, data_dir: Path | None, out: Path | None) -> TlsLayout:
     if out is not None:
         return TlsLayout(out)
-    try:
-        settings = load_settings(data_dir=data_dir)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    return TlsLayout.in_data_dir(settings.data_dir)
+    return TlsLayout.in_data_dir(settings_from(config_file, data_dir=data_dir).data_dir)
 
 
 def _names(hosts: tuple[str, ...], ips: tuple[str, ...]) -> SubjectNames:
@@ -108,6 +112,7 @@ def certs() -> None:
 def init(
     hosts: tuple[str, ...],
     ips: tuple[str, ...],
+    config_file: Path | None,
     data_dir: Path | None,
     out: Path | None,
     force: bool,
@@ -124,7 +129,7 @@ def init(
     Existing files are never replaced unless --force is given.
     """
     names = _names(hosts, ips)
-    layout = _layout(data_dir, out)
+    layout = _layout(config_file, data_dir, out)
     try:
         ca, server = init_directory(layout, names, force=force, ca_days=ca_days, days=days)
     except ConfigError as exc:
@@ -143,14 +148,14 @@ def init(
 @certs.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @_location_options
-def show(files: tuple[Path, ...], data_dir: Path | None, out: Path | None) -> None:
+def show(files: tuple[Path, ...], config_file: Path | None, data_dir: Path | None, out: Path | None) -> None:
     """Print each certificate's subject, names, validity and SHA-256 fingerprint.
 
     With no FILES, shows ca.crt and server.crt of the TLS directory. Any PEM certificate file
     can be given, including ones made elsewhere. Compare the CA fingerprint with the one a
     client downloaded from https://HOST:PORT/ca before trusting it.
     """
-    layout = _layout(data_dir, out)
+    layout = _layout(config_file, data_dir, out)
     paths = list(files) or [p for p in (layout.ca_cert, layout.server_cert) if p.exists()]
     if not paths:
         raise click.ClickException(
@@ -177,7 +182,12 @@ def show(files: tuple[Path, ...], data_dir: Path | None, out: Path | None) -> No
     help="Validity of the new server certificate (never beyond the CA's).",
 )
 def renew(
-    hosts: tuple[str, ...], ips: tuple[str, ...], data_dir: Path | None, out: Path | None, days: int
+    hosts: tuple[str, ...],
+    ips: tuple[str, ...],
+    config_file: Path | None,
+    data_dir: Path | None,
+    out: Path | None,
+    days: int,
 ) -> None:
     """Replace the server key and certificate, signed by the same CA.
 
@@ -185,7 +195,7 @@ def renew(
     current certificate are kept unless --host or --ip is given, in which case exactly those
     (plus localhost and 127.0.0.1) are used. Restart `dockyard serve` to use the new certificate.
     """
-    layout = _layout(data_dir, out)
+    layout = _layout(config_file, data_dir, out)
     names = _names(hosts, ips) if hosts or ips else None
     try:
         ca, server = renew_directory(layout, names, days=days)
