@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dockyard.tls.names import SubjectNames
@@ -40,6 +40,11 @@ class Issued:
 def new_key() -> ec.EllipticCurvePrivateKey:
     """An ECDSA P-256 key: accepted by docker, podman, skopeo, containerd and every current TLS stack."""
     return ec.generate_private_key(ec.SECP256R1())
+
+
+def _digest_for(key: ServerKey) -> hashes.SHA256 | None:
+    # Ed25519/Ed448 hash internally and take no digest; RSA and ECDSA sign a SHA-256 digest.
+    return None if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey) else hashes.SHA256()
 
 
 def _now() -> dt.datetime:
@@ -141,6 +146,6 @@ def issue_server(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_public),
             critical=False,
         )
-        .sign(ca.key, hashes.SHA256())
+        .sign(ca.key, _digest_for(ca.key))
     )
     return Issued(key, certificate)
