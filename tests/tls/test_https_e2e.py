@@ -201,3 +201,60 @@ def test_push_and_pull_over_https_with_the_published_ca(registry: Registry, tmp_
     assert [m["digest"] for m in index["manifests"]] == [digest]
     layer_files = {p.name for p in (tmp_path / "pulled" / "blobs" / "sha256").iterdir()}
     assert layer_files == {p.name for p in (tmp_path / "image" / "blobs" / "sha256").iterdir()}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--tls-cert", "{tls}/server.crt"], "tls_cert (--tls-cert) was given without tls_key"),
+        (
+            ["--tls-cert", "{tls}/server.crt", "--tls-key", "{tls}/ca.key"],
+            "/ca.key does not belong to certificate",
+        ),
+        (["--external-url", "https://elsewhere.example.test"], "not for elsewhere.example.test"),
+    ],
+)
+def test_serve_refuses_bad_tls_before_listening(tmp_path: Path, extra: list[str], message: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    data = tmp_path / "data"
+    init = subprocess.run(
+        [str(DOCKYARD), "certs", "init", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert init.returncode == 0, init.stderr
+    args = [a.format(tls=data / "tls") for a in extra]
+    proc = subprocess.run(
+        [str(DOCKYARD), "serve", "--data-dir", str(data), "--listen", f"127.0.0.1:{_free_port()}", *args],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Uvicorn running" not in proc.stderr
+
+
+def test_serve_warns_before_expiry(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    data = tmp_path / "data"
+    init = subprocess.run(
+        [str(DOCKYARD), "certs", "init", "--data-dir", str(data), "--days", "10"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    log = tmp_path / "serve.log"
+    address = f"127.0.0.1:{_free_port()}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(DOCKYARD), "serve", "--data-dir", str(data), "--listen", address],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    try:
+        _wait_until_serving(proc, address, log)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert "WARNING dockyard: TLS certificate" in log.read_text()
+    assert "expires in 9 days" in log.read_text()
