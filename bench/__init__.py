@@ -1,0 +1,1 @@
+"""Dockyard against the reference registry (CNCF Distribution), workload by workload: `python -m bench`."""

@@ -1,0 +1,104 @@
+"""What a server process tree costs: CPU seconds and resident memory, read from /proc."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the server binds it a moment later)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: split after its closing one.
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def tree(root: int) -> list[int]:
+    """The root and every live descendant (worker processes of a multi-process server)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def cpu_seconds(root: int) -> float:
+    """User + system CPU of the tree, including children that already exited and were reaped."""
+    total = 0
+    for pid in tree(root):
+        fields = _stat_fields(pid)
+        if fields:
+            # utime, stime, cutime, cstime are fields 14-17 of stat; here shifted by the two skipped.
+            total += sum(int(v) for v in fields[11:15])
+    return total / _TICKS
+
+
+def rss_bytes(root: int) -> int:
+    """Resident memory summed over the tree."""
+    total = 0
+    for pid in tree(root):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            continue
+    return total
+
+
+class RssPeak:
+    """Polls the tree's RSS in the background; `peak` is the largest sum seen."""
+
+    def __init__(self, root: int, interval: float = 0.02) -> None:
+        self._root = root
+        self._interval = interval
+        self._stop = threading.Event()
+        self.peak = rss_bytes(root)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        pids = tree(self._root)
+        rounds = 0
+        while not self._stop.wait(self._interval):
+            rounds += 1
+            if rounds % 25 == 0:
+                # Workers may be respawned; rescanning /proc every poll would cost more than it tells.
+                pids = tree(self._root)
+            total = 0
+            for pid in pids:
+                try:
+                    with open(f"/proc/{pid}/statm") as handle:
+                        total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+                except OSError:
+                    continue
+            self.peak = max(self.peak, total)
+
+    def __enter__(self) -> RssPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
