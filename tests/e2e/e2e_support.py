@@ -318,6 +318,8 @@ class ClientEnv:
         for sub in ("root", "run", "tmp", "docker-config"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
         assert len(str(self.base / "run")) <= 50, "podman --runroot must stay short"
+        if not self.auth_file.exists():
+            self.auth_file.write_text('{"auths": {}}')  # podman insists that a named auth file exists
 
     @property
     def auth_file(self) -> Path:
