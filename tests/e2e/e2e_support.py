@@ -595,3 +595,13 @@ def remove_tree(path: Path) -> None:
                 os.unlink(target)
 
     shutil.rmtree(path, onerror=onerror)
+
+
+def oras_client(server: DockyardServer) -> Any:
+    """An oras-py client for this server (plain HTTP), with basic credentials when the server wants them."""
+    import oras.client
+
+    client = oras.client.OrasClient(hostname=server.address, insecure=True)
+    if server.creds:
+        client.auth.set_basic_auth(*server.creds)
+    return client
