@@ -2,18 +2,46 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+import signal
+import sys
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import click
-import uvicorn
+from granian.constants import HTTPModes, Interfaces, SSLProtocols
+from granian.log import LogLevels
+from granian.server import Server
+from starlette.applications import Starlette
 
 from dockyard.app import create_app
 from dockyard.cli.options import data_options, settings_from
-from dockyard.config import ConfigError
+from dockyard.config import ConfigError, Settings
 from dockyard.tls.serving import resolve_tls
 
 log = logging.getLogger("dockyard")
+_PR_SET_PDEATHSIG = 1
+
+
+def _default_workers() -> int:
+    # All state is in the database and the blob store, so workers share nothing; past 8 they mostly
+    # contend for the SQLite write lock.
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _worker_app(settings: Settings) -> Starlette:
+    """Runs in each worker process: its own database pool and services, built after the fork."""
+    if sys.platform == "linux":
+        # A killed parent must take its workers down at once, as one process would go: a worker left
+        # behind would keep the port, and one finishing its requests would make a crash look graceful.
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:
+            os._exit(0)
+    return create_app(settings)
 
 
 @click.command()
@@ -48,6 +76,12 @@ log = logging.getLogger("dockyard")
     help="CA certificate published at GET /ca.",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    envvar="DOCKYARD_WORKERS",
+    help="Worker processes serving requests (default: the number of CPUs, at most 8).",
+)
+@click.option(
     "--log-level",
     envvar="DOCKYARD_LOG_LEVEL",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -62,6 +96,7 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_ca: Path | None,
+    workers: int | None,
     log_level: str | None,
 ) -> None:
     """Run the registry: /v2/ for clients, /_ping for health checks.
@@ -92,20 +127,34 @@ def serve(
         for warning in tls.warnings:
             log.warning("%s", warning)
     try:
-        app = create_app(settings)
+        # Build once here (migrations, first-start set-up) so errors show before listening and the
+        # workers find everything ready; each worker then builds its own after the fork.
+        create_app(settings).state.services.db.close()
     except Exception as exc:
         raise click.ClickException(f"cannot start: {exc}") from exc
     scheme = "https" if tls else "http"
-    log.info("Dockyard listening on %s://%s (data in %s)", scheme, settings.listen, settings.data_dir)
-    config = uvicorn.Config(
-        app,
-        host=settings.listen_host,
-        port=settings.listen_port,
-        ssl_certfile=str(tls.cert) if tls else None,
-        ssl_keyfile=str(tls.key) if tls else None,
-        log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
-        server_header=False,
-        timeout_keep_alive=75,
+    count = workers or _default_workers()
+    log.info(
+        "Dockyard listening on %s://%s (data in %s, %d workers)",
+        scheme,
+        settings.listen,
+        settings.data_dir,
+        count,
     )
-    uvicorn.Server(config).run()
+    tls_options: dict[str, Any] = {}
+    if tls is not None:
+        # TLS 1.2 stays allowed: older Docker engines and containerd builds still negotiate it.
+        tls_options = {"ssl_cert": tls.cert, "ssl_key": tls.key, "ssl_protocol_min": SSLProtocols.tls12}
+    server = Server(
+        # Granian needs a target name; the loader below builds the app instead of importing it.
+        "dockyard.app:create_app",
+        address=settings.listen_host,
+        port=settings.listen_port,
+        interface=Interfaces.ASGI,
+        workers=count,
+        http=HTTPModes.http1 if tls is None else HTTPModes.auto,
+        log_level=LogLevels(settings.log_level),
+        log_access=settings.log_level == "debug",
+        **tls_options,
+    )
+    server.serve(target_loader=partial(_worker_app, settings), wrap_loader=False)
