@@ -136,21 +136,31 @@ class DockyardServer:
             return ""
 
     def stop(self, timeout: float = 20) -> None:
-        """SIGTERM, then SIGKILL if it lingers."""
-        if self.proc is None or self.proc.poll() is not None:
+        """SIGTERM, then SIGKILL if it lingers; no worker process outlives it."""
+        if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout)
+        self.kill()
 
     def kill(self) -> None:
-        """SIGKILL: the crash."""
-        if self.proc is None or self.proc.poll() is not None:
+        """SIGKILL to the server and every process it started (its own session): the crash."""
+        if self.proc is None:
             return
-        self.proc.kill()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(20)
+        # Workers may take a moment to die; wait until none is left in the group.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"processes of dockyard serve (group {self.proc.pid}) survived SIGKILL")
 
     def restart(self) -> None:
         """Stop (gracefully if still running) and start again on the same data directory and port."""
@@ -597,11 +607,35 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, onerror=onerror)
 
 
-def oras_client(server: DockyardServer) -> Any:
-    """An oras-py client for this server (plain HTTP), with basic credentials when the server wants them."""
+def oras_client(server: DockyardServer, repo: str) -> Any:
+    """An oras-py client for this server (plain HTTP), authenticated for pull and push on `repo`.
+
+    oras-py keeps the first bearer token it gets and does not ask again when a later request needs a
+    wider scope, so with credentials the token is obtained up front from a push-scoped challenge.
+    """
     import oras.client
 
     client = oras.client.OrasClient(hostname=server.address, insecure=True)
     if server.creds:
         client.auth.set_basic_auth(*server.creds)
+        challenge = httpx.post(f"{server.url}/v2/{repo}/blobs/uploads/", timeout=30)
+        if challenge.status_code == 401:
+            _, authenticated = client.auth.authenticate_request(
+                _RequestsLike(challenge.headers.get("www-authenticate", "")), {}
+            )
+            assert authenticated, f"oras-py could not get a token for {repo}"
+        else:
+            assert challenge.status_code == 202, challenge.text
+            httpx.delete(f"{server.url}{challenge.headers['location']}", auth=server.creds, timeout=30)
     return client
+
+
+@dataclass(frozen=True)
+class _RequestsLike:
+    """Just enough of a requests.Response for oras-py's authenticate_request."""
+
+    challenge: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Www-Authenticate": self.challenge}

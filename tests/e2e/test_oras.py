@@ -65,7 +65,7 @@ def test_oras_artifacts_with_subject_and_referrers(
     config.write_text("{}")
     target = oras.oci.Subject(mediaType=OCI_MANIFEST, digest=subject.top.digest, size=subject.top.size)
 
-    client = oras_client(server)
+    client = oras_client(server, "or/app")
     pushed: dict[str, str] = {}
     for tag, path, artifact_type in (("sbom", sbom, SBOM_TYPE), ("sig", signature, SIGNATURE_TYPE)):
         response = client.push(
