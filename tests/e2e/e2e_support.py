@@ -639,3 +639,67 @@ class _RequestsLike:
     @property
     def headers(self) -> dict[str, str]:
         return {"Www-Authenticate": self.challenge}
+
+
+# --- containerd ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Containerd:
+    """A private containerd (no CRI plugin) for `ctr`."""
+
+    base: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> Path:
+        """The daemon's gRPC socket."""
+        return self.base / "c.sock"
+
+    def start(self, timeout: float = 60) -> None:
+        """Start containerd and wait until `ctr version` answers."""
+        config = self.base / "config.toml"
+        config.write_text('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n')
+        with (self.base / "containerd.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                ["containerd", "--config", str(config), "--address", str(self.socket),
+                 "--root", str(self.base / "root"), "--state", str(self.base / "state")],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"containerd exited with {self.proc.returncode}")
+            if (
+                run(["ctr", "--address", str(self.socket), "version"], check=False, timeout=20).returncode
+                == 0
+            ):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"containerd did not come up within {timeout} s")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL to its whole process group."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(20)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+
+def ctr(
+    daemon: Containerd, server: DockyardServer, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`ctr -n dockyard-e2e ARGS`; `images pull|push` get --plain-http (and --user with credentials)."""
+    extra: list[str] = []
+    if args[:1] == ("images",) and args[1:2] in {("pull",), ("push",)}:
+        extra = ["--plain-http"]
+        if server.creds:
+            extra += ["--user", f"{server.creds[0]}:{server.creds[1]}"]
+    base = ["ctr", "--address", str(daemon.socket), "-n", "dockyard-e2e"]
+    return run([*base, *args[:2], *extra, *args[2:]], env=clean_env(), check=check)
