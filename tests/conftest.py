@@ -1,0 +1,155 @@
+"""Fixtures shared by the whole suite; they drive real programs (see tests/support/).
+
+Every process started here is stopped at the end of its scope, also when the test fails, and is killed by an
+atexit hook if the session itself is interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support import (
+    BuiltImages,
+    ContainerTools,
+    DockerClient,
+    DockerEngine,
+    DockyardFactory,
+    DockyardServer,
+    PostgresServer,
+    ReferenceRegistry,
+    ReferenceRegistryFactory,
+    build_images,
+)
+
+Tool = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL for the session; `.create_database()` returns a fresh database's URL."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The SQLAlchemy URL of a new, empty database (one per test)."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture
+def reference_registry_factory(tmp_path: Path) -> Iterator[ReferenceRegistryFactory]:
+    """Starts CNCF Distribution registries, `factory(config_overrides)`; all stopped after the test."""
+    with contextlib.ExitStack() as cleanup:
+        count = 0
+
+        def start(config: Mapping[str, Any] | None = None) -> ReferenceRegistry:
+            nonlocal count
+            registry = ReferenceRegistry(tmp_path / f"reference{count}", config)
+            count += 1
+            cleanup.callback(registry.stop)
+            registry.start()
+            return registry
+
+        yield start
+
+
+@pytest.fixture
+def reference_registry(reference_registry_factory: ReferenceRegistryFactory) -> ReferenceRegistry:
+    """A running reference registry with empty storage (`.url`, `.address`, `.storage_dir`)."""
+    return reference_registry_factory()
+
+
+@pytest.fixture
+def dockyard_server(tmp_path: Path) -> Iterator[DockyardFactory]:
+    """Starts `dockyard serve` processes on free ports, by default each with a fresh data directory."""
+    with contextlib.ExitStack() as cleanup:
+        count = 0
+
+        def start(
+            *,
+            args: Sequence[str] = (),
+            env: Mapping[str, str] | None = None,
+            data_dir: Path | None = None,
+            port: int | None = None,
+            via_env: bool = False,
+            ready_timeout: float = 30,
+        ) -> DockyardServer:
+            nonlocal count
+            server = DockyardServer(
+                data_dir or tmp_path / f"dockyard{count}",
+                tmp_path / f"dockyard{count}.log",
+                port=port,
+                args=args,
+                env=env,
+                via_env=via_env,
+                ready_timeout=ready_timeout,
+            )
+            count += 1
+            cleanup.callback(server.stop)
+            server.start()
+            return server
+
+        yield start
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> BuiltImages:
+    """OCI layouts built once per session by buildah, offline: `.single`, `.multilayer`, `.multiarch`."""
+    return build_images(tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture
+def container_tools() -> Iterator[ContainerTools]:
+    """skopeo, podman and buildah with state private to this test (storage, auth file, temp files)."""
+    tools = ContainerTools()
+    try:
+        yield tools
+    finally:
+        tools.remove()
+
+
+@pytest.fixture
+def skopeo(container_tools: ContainerTools) -> Tool:
+    """`skopeo(*args, tls_verify=False, check=True, input=None, timeout=180)` -> CompletedProcess."""
+    return container_tools.skopeo
+
+
+@pytest.fixture
+def podman(container_tools: ContainerTools) -> Tool:
+    """`podman(*args, ...)` with private storage; same keywords as `skopeo`."""
+    return container_tools.podman
+
+
+@pytest.fixture
+def buildah(container_tools: ContainerTools) -> Tool:
+    """`buildah(*args, ...)` with private storage; same keywords as `skopeo`."""
+    return container_tools.buildah
+
+
+@pytest.fixture(scope="session")
+def dockerd() -> Iterator[DockerEngine]:
+    """A private Docker engine, started the first time a test asks for it and stopped at the session's end."""
+    engine = DockerEngine()
+    try:
+        engine.start()
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture
+def docker(dockerd: DockerEngine, tmp_path: Path) -> DockerClient:
+    """`docker(*args, check=True, input=None, timeout=180)` against the session's engine, with this test's
+    own DOCKER_CONFIG; `docker.load(images, images.single, "REPO:TAG")` loads a test image offline."""
+    return dockerd.client(tmp_path / "docker-config")
