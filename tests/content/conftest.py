@@ -1,0 +1,60 @@
+"""Fixtures for the content-domain tests: services on SQLite and on PostgreSQL.
+
+The PostgreSQL helper is shared with the protocol tests (tests/registry/registry_support.py) until the
+common fixtures of tests/conftest.py exist.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+
+from dockyard.app import Services, build_services
+from dockyard.auth import passwords
+from dockyard.config import Settings, load_settings
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "registry"))
+
+from registry_support import PostgresServer
+
+
+@pytest.fixture(autouse=True)
+def _quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("DOCKYARD_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setattr(passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster for the whole session."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings on a temporary data directory; on PostgreSQL, a fresh database."""
+    if request.param == "sqlite":
+        return load_settings(data_dir=tmp_path / "data")
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return load_settings(data_dir=tmp_path / "data", database_url=server.create_database())
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    """The domain services, database migrated."""
+    built = build_services(settings)
+    try:
+        yield built
+    finally:
+        built.db.close()

@@ -1,0 +1,222 @@
+"""Garbage collection: grace period, references across repositories, dry runs, uploads, orphan files, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from dockyard.app import Services
+from dockyard.cli import main
+from dockyard.config import Settings
+from dockyard.content.digests import parse_digest
+from dockyard.content.errors import BlobUnknown, BlobUploadUnknown
+from dockyard.content.gc import GarbageCollector
+from dockyard.content.manifest_format import OCI_MANIFEST
+from dockyard.db import content as q
+from dockyard.storage.blobstore import blob_path, upload_path
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _push(services: Services, name: str, data: bytes) -> str:
+    status = services.uploads.start(name)
+    appender = services.uploads.append(name, status.id, 0)
+    appender.write(data)
+    appender.finish()
+    digest = _digest(data)
+    services.uploads.complete(name, status.id, parse_digest(digest))
+    return digest
+
+
+def _manifest(services: Services, name: str, config: bytes, layer: bytes, tag: str = "v1") -> str:
+    document = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _digest(config),
+                   "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": _digest(layer),
+                    "size": len(layer)}],
+    }  # fmt: skip
+    content = json.dumps(document).encode()
+    return services.manifests.put(name, tag, content, OCI_MANIFEST).digest
+
+
+def _collector(services: Services, grace: int, upload_expiry: int = 3600) -> GarbageCollector:
+    return GarbageCollector(services.db, services.store, grace, upload_expiry)
+
+
+def _recorded(services: Services, digest: str) -> bool:
+    with services.db.read() as conn:
+        return digest in q.known_blob_digests(conn, [digest])
+
+
+def test_unreferenced_blob_removed_only_after_grace(services: Services) -> None:
+    before_push = time.time()
+    digest = _push(services, "gc/repo", b"never referenced")
+    after_push = time.time()
+    # Within the grace period: kept.
+    report = _collector(services, grace=3600).run()
+    assert report.blobs == []
+    assert services.store.size(digest) == len(b"never referenced")
+    # The cutoff is a point in time: what was linked before it is garbage, what was linked after is not.
+    with services.db.read() as conn:
+        assert q.unreferenced_blobs(conn, before_push) == []
+        assert q.unreferenced_blobs(conn, after_push + 0.001) == [(digest, len(b"never referenced"))]
+    time.sleep(0.01)
+    report = _collector(services, grace=0).run()
+    assert report.blobs == [(digest, len(b"never referenced"))]
+    assert report.bytes == len(b"never referenced")
+    assert services.store.size(digest) is None
+    assert not _recorded(services, digest)
+    with pytest.raises(BlobUnknown):
+        services.blobs.size("gc/repo", digest)
+
+
+def test_referenced_blobs_survive(services: Services) -> None:
+    config, layer = b'{"config": 1}', b"layer"
+    _push(services, "gc/repo", config)
+    _push(services, "gc/repo", layer)
+    _manifest(services, "gc/repo", config, layer)
+    time.sleep(0.01)
+    report = _collector(services, grace=0).run()
+    assert report.blobs == []
+    assert report.orphan_files == []
+    for data in (config, layer):
+        assert services.blobs.size("gc/repo", _digest(data)) == len(data)
+        assert b"".join(services.store.read(_digest(data))) == data
+
+
+def test_blob_referenced_only_from_another_repository_survives(services: Services) -> None:
+    config, layer = b'{"config": 2}', b"shared layer"
+    for name in ("gc/one", "gc/two"):
+        _push(services, name, config)
+        _push(services, name, layer)
+    # Only gc/one has a manifest; in gc/two the blobs are unreferenced links.
+    _manifest(services, "gc/one", config, layer)
+    time.sleep(0.01)
+    assert _collector(services, grace=0).run().blobs == []
+    assert services.store.size(_digest(layer)) == len(layer)
+    assert services.blobs.size("gc/one", _digest(layer)) == len(layer)
+
+
+def test_blobs_of_a_deleted_manifest_are_collected(services: Services) -> None:
+    config, layer = b'{"config": 3}', b"soon garbage"
+    _push(services, "gc/repo", config)
+    _push(services, "gc/repo", layer)
+    manifest = _manifest(services, "gc/repo", config, layer)
+    services.manifests.delete("gc/repo", parse_digest(manifest))
+    time.sleep(0.01)
+    report = _collector(services, grace=0).run()
+    assert sorted(report.blobs) == sorted([(_digest(config), len(config)), (_digest(layer), len(layer))])
+    assert services.store.size(_digest(layer)) is None
+
+
+def test_dry_run_lists_and_removes_nothing(services: Services) -> None:
+    blobs = [b"garbage one", b"garbage two, longer"]
+    digests = [_push(services, "gc/repo", data) for data in blobs]
+    orphan = b"orphan bytes"
+    _write_orphan(services, orphan)
+    time.sleep(0.01)
+    report = _collector(services, grace=0).run(dry_run=True)
+    assert report.dry_run
+    assert sorted(report.blobs) == sorted(zip(digests, map(len, blobs), strict=True))
+    assert report.orphan_files == [(blob_path(_digest(orphan)), len(orphan))]
+    assert report.bytes == sum(map(len, blobs)) + len(orphan)
+    for digest, data in zip(digests, blobs, strict=True):
+        assert services.store.size(digest) == len(data)
+        assert _recorded(services, digest)
+    assert services.store.size(_digest(orphan)) == len(orphan)
+    # The real run removes exactly what the dry run listed.
+    real = _collector(services, grace=0).run()
+    assert sorted(real.blobs) == sorted(report.blobs)
+    assert real.orphan_files == report.orphan_files
+    assert real.bytes == report.bytes
+
+
+def test_expired_uploads_removed(services: Services) -> None:
+    status = services.uploads.start("gc/repo")
+    appender = services.uploads.append("gc/repo", status.id, None)
+    appender.write(b"abandoned")
+    appender.finish()
+    fresh = services.uploads.start("gc/repo")
+    assert _collector(services, grace=0, upload_expiry=3600).run().uploads == []
+    time.sleep(0.01)
+    # Expiry 0: every session idle before now has expired.
+    report = _collector(services, grace=0, upload_expiry=0).run()
+    assert sorted(report.uploads) == sorted([status.id, fresh.id])
+    assert list(services.store.driver.walk(f"uploads/{status.id}")) == []
+    with services.db.read() as conn:
+        assert not q.upload_exists(conn, status.id)
+    with pytest.raises(BlobUploadUnknown):
+        services.uploads.status("gc/repo", status.id)
+
+
+def _write_orphan(services: Services, data: bytes) -> str:
+    # What a crash between the rename into place and the database insert leaves behind.
+    writer = services.store.driver.writer(blob_path(_digest(data)), resume_at=0)
+    writer.write(data)
+    writer.commit()
+    writer.close()
+    return _digest(data)
+
+
+def test_orphan_files_removed(services: Services) -> None:
+    digest = _write_orphan(services, b"crash leftover")
+    kept = _push(services, "gc/repo", b"kept: referenced below")
+    _push(services, "gc/repo", b"{}")
+    _manifest(services, "gc/repo", b"{}", b"kept: referenced below")
+    # A fresh orphan is within the grace period (it may be a commit in flight): kept.
+    assert _collector(services, grace=3600).run().orphan_files == []
+    assert services.store.size(digest) is not None
+    time.sleep(0.01)
+    report = _collector(services, grace=0).run()
+    assert report.orphan_files == [(blob_path(digest), len(b"crash leftover"))]
+    assert services.store.size(digest) is None
+    assert services.store.size(kept) is not None
+
+
+def test_orphan_upload_directories_removed(services: Services) -> None:
+    writer = services.store.driver.writer(upload_path("no-such-session"), resume_at=0)
+    writer.write(b"left by a crash")
+    writer.commit()
+    writer.close()
+    live = services.uploads.start("gc/repo")
+    appender = services.uploads.append("gc/repo", live.id, None)
+    appender.write(b"live")
+    appender.finish()
+    time.sleep(0.01)
+    report = GarbageCollector(services.db, services.store, 0, 3600).run()
+    assert report.orphan_files == []
+    report = _collector(services, grace=0, upload_expiry=0).run()
+    assert (upload_path("no-such-session"), len(b"left by a crash")) in report.orphan_files
+    assert list(services.store.walk_uploads()) == []
+
+
+def test_cli_dry_run(services: Services, settings: Settings) -> None:
+    digest = _push(services, "gc/repo", b"cli garbage")
+    services.db.close()
+    args = ["gc", "--dry-run", "--grace", "0", "--data-dir", str(settings.data_dir)]
+    if settings.database_url:
+        args += ["--database-url", settings.database_url]
+    time.sleep(0.01)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"blob {digest} {len(b'cli garbage')}" in result.output
+    assert f"would remove 1 blobs, 0 uploads, 0 orphan files: {len(b'cli garbage')} bytes" in result.output
+    assert services.store.size(digest) == len(b"cli garbage")
+    result = CliRunner().invoke(main, args[:1] + args[2:])
+    assert result.exit_code == 0, result.output
+    assert f"removed 1 blobs, 0 uploads, 0 orphan files: {len(b'cli garbage')} bytes" in result.output
+    assert services.store.size(digest) is None
+    # Default grace period: nothing that young is touched.
+    _push(services, "gc/repo", b"young")
+    services.db.close()
+    young = CliRunner().invoke(main, [a for a in args if a not in {"--grace", "0"}])
+    assert young.exit_code == 0, young.output
+    assert "would remove 0 blobs" in young.output
