@@ -119,13 +119,11 @@ class ManifestService:
     def get(self, name: str, reference: Digest | str) -> Manifest:
         """A manifest by tag or digest, with its exact bytes."""
         with self.db.read() as conn:
-            repo_id = q.repository_id(conn, name)
-            if repo_id is None:
+            found, row = q.manifest_for_pull(
+                conn, name, str(reference), by_digest=isinstance(reference, Digest)
+            )
+            if not found:
                 raise NameUnknown(f"repository {name} is not known")
-            if isinstance(reference, Digest):
-                row = q.manifest_by_digest(conn, repo_id, str(reference))
-            else:
-                row = q.manifest_by_tag(conn, repo_id, reference)
             if row is None:
                 raise ManifestUnknown(f"manifest {reference} is not in repository {name}")
             content = self._cache.get(row.digest)

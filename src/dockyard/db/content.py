@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.schema import Table
@@ -175,6 +175,44 @@ def manifest_by_tag(conn: Connection, repo_id: int, tag: str) -> ManifestRow | N
         .where(tags.c.repository_id == repo_id, tags.c.name == tag)
     ).first()
     return _manifest_row(row) if row else None
+
+
+# Pulls resolve name and reference in one statement, built once (building costs more than running it).
+_PULL_COLUMNS = (repositories.c.id.label("repository_id"), *_MANIFEST_COLUMNS)
+_PULL_BY_TAG = (
+    select(*_PULL_COLUMNS)
+    .select_from(
+        repositories.outerjoin(
+            tags.join(manifests, tags.c.manifest_id == manifests.c.id),
+            and_(tags.c.repository_id == repositories.c.id, tags.c.name == bindparam("reference")),
+        )
+    )
+    .where(repositories.c.name == bindparam("name"))
+)
+_PULL_BY_DIGEST = (
+    select(*_PULL_COLUMNS)
+    .select_from(
+        repositories.outerjoin(
+            manifests,
+            and_(
+                manifests.c.repository_id == repositories.c.id, manifests.c.digest == bindparam("reference")
+            ),
+        )
+    )
+    .where(repositories.c.name == bindparam("name"))
+)
+
+
+def manifest_for_pull(
+    conn: Connection, name: str, reference: str, *, by_digest: bool
+) -> tuple[bool, ManifestRow | None]:
+    """Whether the repository exists, and the manifest a tag or digest names in it."""
+    row = conn.execute(
+        _PULL_BY_DIGEST if by_digest else _PULL_BY_TAG, {"name": name, "reference": reference}
+    ).first()
+    if row is None:
+        return False, None
+    return True, _manifest_row(row) if row.id is not None else None
 
 
 def manifest_content(conn: Connection, manifest_id: int) -> bytes:

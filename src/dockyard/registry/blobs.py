@@ -7,7 +7,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response, Stream
 
 from dockyard.content.digests import parse_digest
 from dockyard.registry.access import DELETE, PULL
-from dockyard.registry.context import RegistryContext, call
+from dockyard.registry.context import RegistryContext, call, read
 
 _OCTETS = "application/octet-stream"
 
@@ -16,7 +16,7 @@ async def get_blob(request: Request, ctx: RegistryContext, name: str, arg: str) 
     """Send a blob's bytes (Range requests answered with 206), or redirect to where they are."""
     digest = str(parse_digest(arg))
     await ctx.access.require(request, name, [PULL])
-    location = await call(ctx.blobs.locate, name, digest)
+    location = await read(ctx, ctx.blobs.locate, name, digest)
     headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000"}
     if location.redirect_url:
         return RedirectResponse(location.redirect_url, status_code=307, headers=headers)

@@ -26,7 +26,20 @@ class RegistryContext:
     manifests: ManifestService
     access: Access
 
+    @property
+    def inline_reads(self) -> bool:
+        """SQLite reads take microseconds and, in WAL mode, never wait for writers: a thread hop costs
+        more than the query, and 40 threads would each hold a pooled connection."""
+        return self.manifests.db.is_sqlite
+
 
 async def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a blocking domain call (database, disk) off the event loop."""
+    return await run_in_threadpool(func, *args, **kwargs)
+
+
+async def read(ctx: RegistryContext, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """A short read (one or two indexed queries, a stat): inline on SQLite, off the loop otherwise."""
+    if ctx.inline_reads:
+        return func(*args, **kwargs)
     return await run_in_threadpool(func, *args, **kwargs)

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from dockyard.content.errors import PaginationInvalid
 from dockyard.registry.access import PULL
-from dockyard.registry.context import RegistryContext, call
+from dockyard.registry.context import RegistryContext, read
 
 CATALOG_DEFAULT_PAGE = 100
 MAX_PAGE = 10_000
@@ -44,7 +44,7 @@ async def list_tags(request: Request, ctx: RegistryContext, name: str, _arg: str
     await ctx.access.require(request, name, [PULL])
     limit = _page_size(request, _UNLIMITED, _UNLIMITED)
     last = request.query_params.get("last") or None
-    tags = await call(ctx.manifests.tags, name, last, limit + 1)
+    tags = await read(ctx, ctx.manifests.tags, name, last, limit + 1)
     tags, headers = _page(f"/v2/{name}/tags/list", tags, limit)
     return _json({"name": name, "tags": tags}, headers)
 
@@ -57,7 +57,7 @@ async def catalog(request: Request, ctx: RegistryContext, _name: str, _arg: str)
     names: list[str] = []
     # Filtering may hide some names: keep reading until the page is full or the list ends.
     while len(names) <= limit:
-        batch = await call(ctx.manifests.catalog, last, limit + 1)
+        batch = await read(ctx, ctx.manifests.catalog, last, limit + 1)
         names += await ctx.access.visible(request, batch)
         if len(batch) <= limit:
             break

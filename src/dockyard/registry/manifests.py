@@ -9,7 +9,7 @@ from dockyard.content.digests import Digest
 from dockyard.content.errors import ManifestTooLarge, ManifestUnknown
 from dockyard.content.names import parse_reference
 from dockyard.registry.access import DELETE, PULL, PUSH
-from dockyard.registry.context import RegistryContext, call
+from dockyard.registry.context import RegistryContext, call, read
 
 
 def accepted_types(request: Request) -> set[str]:
@@ -27,7 +27,7 @@ async def get_manifest(request: Request, ctx: RegistryContext, name: str, arg: s
     """The manifest's exact bytes, with its media type and digest; HEAD sends the headers only."""
     reference = parse_reference(arg)
     await ctx.access.require(request, name, [PULL])
-    manifest = await call(ctx.manifests.get, name, reference)
+    manifest = await read(ctx, ctx.manifests.get, name, reference)
     accepted = accepted_types(request)
     # Asked by tag for something the client says it cannot read: answer as the reference registry does.
     if (
