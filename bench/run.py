@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import workloads as w
-from bench.client import make_blob_files
+from bench.client import RegistryError, make_blob_files
 from bench.loadgen import wrk_available
 from bench.servers import Server, start_dockyard, start_reference
 
@@ -64,7 +64,7 @@ QUICK = Plan(
     mixed_clients=16,
     tags=5_000,
     repositories=1_000,
-    walk_budget=1.5,
+    walk_budget=1.0,
     walk_min_samples=20,
 )
 WRK_CONNECTIONS = (1, 8, 32)
@@ -151,7 +151,15 @@ class Bench:
 
     def prepare(self) -> None:
         for server in self.servers:
-            self.seeded[server.name] = w.prepare_small(server, self.auth)
+            try:
+                self.seeded[server.name] = w.prepare_small(server, self.auth)
+            except RegistryError as exc:
+                if "HTTP 401" in str(exc):
+                    raise SystemExit(
+                        f"{server.name} wants credentials: pass --password (Dockyard gets it as "
+                        "DOCKYARD_ADMIN_PASSWORD for its admin account, the default --user)"
+                    ) from exc
+                raise
 
     def requests(self) -> None:
         endpoints: list[tuple[str, str, Callable[[w.Seeded], str], bool]] = [
@@ -312,7 +320,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes and short runs: under two minutes")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write machine-readable results here")
-    parser.add_argument("--user", help="user for Basic credentials (sent to both registries)")
+    parser.add_argument("--user", default="admin", help="user for Basic credentials (default admin)")
     parser.add_argument("--password", help="password; also given to Dockyard as DOCKYARD_ADMIN_PASSWORD")
     parser.add_argument(
         "--only",
@@ -331,8 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     groups = set(args.only or GROUPS)
     auth = None
-    if args.user or args.password:
-        token = base64.b64encode(f"{args.user or 'admin'}:{args.password or ''}".encode()).decode()
+    if args.password:
+        # Sent to both; the reference runs without auth (htpasswd would make it bcrypt every request).
+        token = base64.b64encode(f"{args.user}:{args.password}".encode()).decode()
         auth = f"Basic {token}"
 
     def log(message: str) -> None:
