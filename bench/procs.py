@@ -68,32 +68,50 @@ def rss_bytes(root: int) -> int:
     return total
 
 
-class RssPeak:
-    """Polls the tree's RSS in the background; `peak` is the largest sum seen."""
+def _memory(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of one process in bytes; (0, 0) once it is gone."""
+    rss = pss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1]) * 1024
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return rss, pss
 
-    def __init__(self, root: int, interval: float = 0.02) -> None:
+
+class RssPeak:
+    """Polls the tree's memory in the background and keeps the peaks of the sums.
+
+    RSS counts pages that forked workers share once per worker; PSS splits each shared page between
+    the processes using it, so the PSS sum is what the tree really holds. Both are kept.
+    """
+
+    def __init__(self, root: int, interval: float = 0.05) -> None:
         self._root = root
         self._interval = interval
         self._stop = threading.Event()
-        self.peak = rss_bytes(root)
+        self.peak_rss = self.peak_pss = 0
+        self._sample(tree(root))
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self, pids: list[int]) -> None:
+        sums = [_memory(pid) for pid in pids]
+        self.peak_rss = max(self.peak_rss, sum(r for r, _ in sums))
+        self.peak_pss = max(self.peak_pss, sum(p for _, p in sums))
 
     def _run(self) -> None:
         pids = tree(self._root)
         rounds = 0
         while not self._stop.wait(self._interval):
             rounds += 1
-            if rounds % 25 == 0:
-                # Workers may be respawned; rescanning /proc every poll would cost more than it tells.
+            if rounds % 20 == 0:
+                # Workers may be respawned; rescanning /proc on every poll would cost more than it tells.
                 pids = tree(self._root)
-            total = 0
-            for pid in pids:
-                try:
-                    with open(f"/proc/{pid}/statm") as handle:
-                        total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-                except OSError:
-                    continue
-            self.peak = max(self.peak, total)
+            self._sample(pids)
 
     def __enter__(self) -> RssPeak:
         self._thread.start()

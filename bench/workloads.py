@@ -218,6 +218,7 @@ class ResourceFigures:
 
     push_cpu_per_gb: float
     pull_cpu_per_gb: float
+    peak_pss_mib: float
     peak_rss_mib: float
     loadgen_cpu_pct: float
 
@@ -238,7 +239,8 @@ def measure_resources(server: Server, blob: BlobFile, auth: str | None) -> Resou
     return ResourceFigures(
         push_cpu_per_gb=push.server_cpu / gigabytes,
         pull_cpu_per_gb=pull.server_cpu / (2 * gigabytes),
-        peak_rss_mib=rss.peak / MiB,
+        peak_pss_mib=rss.peak_pss / MiB,
+        peak_rss_mib=rss.peak_rss / MiB,
         loadgen_cpu_pct=client_pct,
     )
 
