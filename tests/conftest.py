@@ -7,9 +7,11 @@ atexit hook if the session itself is interrupted.
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -28,6 +30,16 @@ from support import (
 )
 
 Tool = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A run stopped with SIGTERM (a CI time limit, `kill`) becomes an interrupt, so fixtures still tear
+    # down and stop the processes they started instead of leaving them running.
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session")

@@ -112,6 +112,8 @@ class Service:
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
         self.proc: subprocess.Popen[bytes] | None = None
+        # Signal the group at most once per start: once empty, its number may belong to someone else.
+        self._group_live = False
 
     @property
     def running(self) -> bool:
@@ -131,16 +133,19 @@ class Service:
                 env=self.env,
                 start_new_session=True,
             )
+        self._group_live = True
         atexit.register(self.kill)
         deadline = time.monotonic() + timeout
-        while not ready():
-            if self.proc.poll() is not None:
-                self.kill()
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise TimeoutError(f"{self.name} not ready within {timeout:g} s:\n{self.log()}")
-            time.sleep(0.1)
+        try:
+            while not ready():
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{self.name} not ready within {timeout:g} s:\n{self.log()}")
+                time.sleep(0.1)
+        except BaseException:
+            self.kill()
+            raise
 
     def log(self, tail: int = 8000) -> str:
         """The end of the service's output."""
@@ -161,8 +166,9 @@ class Service:
 
     def kill(self) -> None:
         """SIGKILL to the whole process group (a crash, or the end of cleanup)."""
-        if self.proc is None:
+        if self.proc is None or not self._group_live:
             return
+        self._group_live = False
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
