@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench import workloads as w
 from bench.client import RegistryError, make_blob_files
@@ -111,6 +112,29 @@ class Row:
             "met": self.met,
             "notes": self.notes,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Row:
+        """Back from as_dict(), for --report."""
+
+        def side(raw: dict[str, Any] | None) -> w.Measurement | None:
+            if raw is None:
+                return None
+            details = {k: v for k, v in raw.items() if k not in {"value", "loadgen_cpu_pct"}}
+            return w.Measurement(raw["value"], details, raw["loadgen_cpu_pct"])
+
+        return cls(
+            id=data["id"],
+            group=data["group"],
+            title=data["title"],
+            metric=data["metric"],
+            higher_is_better=data["higher_is_better"],
+            dockyard=side(data["dockyard"]),
+            reference=side(data["reference"]),
+            target=data["target"],
+            met=data["met"],
+            notes=list(data["notes"]),
+        )
 
 
 def _judge(row: Row, min_ratio: float | None = None, dockyard_below: float | None = None) -> None:
@@ -305,16 +329,17 @@ def _fmt_row_values(row: Row) -> str:
 def render_table(rows: list[Row]) -> str:
     """A Markdown table: requests/s rows carry p50 / p99 latency in brackets."""
     lines = [
-        "| workload | metric | Dockyard | reference | ratio | target | notes |",
-        "| --- | --- | ---: | ---: | ---: | --- | --- |",
+        "| workload | metric | Dockyard | reference | ratio | target | load gen CPU % | notes |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: | --- |",
     ]
     for row in rows:
         ratio = "-" if row.ratio is None else f"{row.ratio:.2f}x"
         better = "higher is better" if row.higher_is_better else "lower is better"
         target = "" if row.target is None else f"{row.target} {'met' if row.met else '**MISSED**'}"
+        loadgen = " / ".join(f"{m.loadgen_cpu_pct:.0f}" for m in (row.dockyard, row.reference) if m)
         lines.append(
             f"| {row.title} | {row.metric} ({better}) | {_fmt_side(row, row.dockyard)} | "
-            f"{_fmt_side(row, row.reference)} | {ratio} | {target} | {'; '.join(row.notes)} |"
+            f"{_fmt_side(row, row.reference)} | {ratio} | {target} | {loadgen} | {'; '.join(row.notes)} |"
         )
     return "\n".join(lines)
 
@@ -331,6 +356,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes and short runs: under two minutes")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write machine-readable results here")
+    parser.add_argument(
+        "--report", type=Path, metavar="FILE", help="print the table of a saved --json FILE; run nothing"
+    )
     parser.add_argument("--user", default="admin", help="user for Basic credentials (default admin)")
     parser.add_argument("--password", help="password; also given to Dockyard as DOCKYARD_ADMIN_PASSWORD")
     parser.add_argument(
@@ -344,6 +372,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        meta = saved["meta"]
+        print(f"{meta['mode']} run, {meta['cores']} cores, {meta['reference']}, {meta['started']}\n")
+        print(render_table([Row.from_dict(item) for item in saved["workloads"]]))
+        return 0
     if not wrk_available():
         print("wrk is missing: apt-get install -y wrk", file=sys.stderr)
         return 2
