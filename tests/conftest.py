@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import support
 from support import (
     BuiltImages,
     ContainerTools,
@@ -40,6 +41,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # A run stopped with SIGTERM (a CI time limit, `kill`) becomes an interrupt, so fixtures still tear
     # down and stop the processes they started instead of leaving them running.
     signal.signal(signal.SIGTERM, _interrupt)
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """The `support.free_port` helper, as a fixture: `free_port()` is a port nobody listens on."""
+    return support.free_port
 
 
 @pytest.fixture(scope="session")
@@ -77,9 +84,12 @@ def reference_registry_factory(tmp_path: Path) -> Iterator[ReferenceRegistryFact
 
 
 @pytest.fixture
-def reference_registry(reference_registry_factory: ReferenceRegistryFactory) -> ReferenceRegistry:
-    """A running reference registry with empty storage (`.url`, `.address`, `.storage_dir`)."""
-    return reference_registry_factory()
+def reference_registry(reference_registry_factory: ReferenceRegistryFactory) -> str:
+    """The base URL (http://127.0.0.1:PORT) of a running reference registry with empty storage.
+
+    For its address, storage directory or log, use `reference_registry_factory()`.
+    """
+    return reference_registry_factory().url
 
 
 @pytest.fixture

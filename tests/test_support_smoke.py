@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -15,7 +17,7 @@ from support import (
     CommandError,
     DockerClient,
     PostgresServer,
-    ReferenceRegistry,
+    ReferenceRegistryFactory,
     free_port,
     http_status,
 )
@@ -24,11 +26,8 @@ Tool = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def test_free_port_is_bindable() -> None:
-    import socket
-
-    port = free_port()
     with socket.socket() as listener:
-        listener.bind(("127.0.0.1", port))
+        listener.bind(("127.0.0.1", free_port()))
 
 
 @pytest.mark.postgres
@@ -61,9 +60,10 @@ def test_images_multiarch_index_has_amd64_and_arm64(images: BuiltImages) -> None
 
 
 def test_reference_registry_takes_a_skopeo_push(
-    reference_registry: ReferenceRegistry, images: BuiltImages, skopeo: Tool
+    reference_registry: str, images: BuiltImages, skopeo: Tool
 ) -> None:
-    target = f"docker://{reference_registry.address}/smoke/single"
+    assert http_status(f"{reference_registry}/v2/") == 200
+    target = f"docker://{urlsplit(reference_registry).netloc}/smoke/single"
     skopeo("copy", "--quiet", images.single.ref, f"{target}:v1")
     tags = json.loads(skopeo("list-tags", target).stdout)
     assert tags["Tags"] == ["v1"]
@@ -79,12 +79,14 @@ def test_tool_failures_carry_stderr(skopeo: Tool) -> None:
 
 
 def test_podman_and_buildah_use_private_storage(
-    reference_registry: ReferenceRegistry, images: BuiltImages, podman: Tool, buildah: Tool
+    reference_registry_factory: ReferenceRegistryFactory, images: BuiltImages, podman: Tool, buildah: Tool
 ) -> None:
+    reference_registry = reference_registry_factory({"log": {"level": "info"}})
     image_id = podman("pull", "--quiet", images.multilayer.ref).stdout.strip()
     assert buildah("images", "--quiet", "--no-trunc").stdout.split() == [f"sha256:{image_id}"]
     podman("push", "--quiet", image_id, f"{reference_registry.address}/smoke/podman:v1")
     assert http_status(f"{reference_registry.url}/v2/smoke/podman/tags/list") == 200
+    assert (reference_registry.storage_dir / "docker/registry/v2/repositories/smoke/podman").is_dir()
 
 
 def test_dockerd_loads_a_test_image(docker: DockerClient, images: BuiltImages) -> None:
