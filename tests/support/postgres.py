@@ -102,10 +102,13 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Stop the server (fast, then immediate, then SIGKILL) and delete its files."""
-        if not self._started:
-            return
-        self._started = False
-        atexit.unregister(self.stop)
+        if self._started:
+            self._started = False
+            atexit.unregister(self.stop)
+            self._shut_down()
+        remove_tree(self.base)
+
+    def _shut_down(self) -> None:
         for mode in ("fast", "immediate"):
             stopped = run(
                 self._as_owner(
@@ -115,10 +118,8 @@ class PostgresServer:
                 check=False,
             )
             if stopped.returncode == 0 or not (self.data_dir / "postmaster.pid").exists():
-                break
-        else:
-            self._kill_postmaster()
-        remove_tree(self.base)
+                return
+        self._kill_postmaster()
 
     def _kill_postmaster(self) -> None:
         with contextlib.suppress(OSError, ValueError, IndexError):
