@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 
 import pytest
@@ -220,3 +221,20 @@ def test_cli_dry_run(services: Services, settings: Settings) -> None:
     young = CliRunner().invoke(main, [a for a in args if a not in {"--grace", "0"}])
     assert young.exit_code == 0, young.output
     assert "would remove 0 blobs" in young.output
+
+
+def test_blob_committed_from_an_old_upload_is_not_an_orphan(services: Services) -> None:
+    """A resumable upload whose bytes were written hours ago is committed now: between the rename into
+    place and the database insert, the file must not look like an old orphan to a concurrent collection."""
+    data = b"written long ago, committed just now"
+    status = services.uploads.start("gc/repo")
+    appender = services.uploads.append("gc/repo", status.id, None)
+    appender.write(data)
+    appender.finish()
+    two_hours_ago = time.time() - 7200
+    os.utime(services.store.driver.local_file(upload_path(status.id)), (two_hours_ago, two_hours_ago))  # type: ignore[arg-type]
+    # The rename alone, as `complete` does it just before recording the blob.
+    services.store.commit_upload(status.id, _digest(data))
+    report = _collector(services, grace=3600).run()
+    assert report.orphan_files == []
+    assert services.store.size(_digest(data)) == len(data)

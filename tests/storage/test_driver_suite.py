@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -163,3 +164,15 @@ def test_invalid_paths_rejected(driver: StorageDriver, tmp_path: Path, path: str
             operation()
         assert not isinstance(caught.value, PathNotFound) or path in {"", "/"}
     assert outside.read_bytes() == b"outside"
+
+
+def test_move_makes_the_destination_new(driver: StorageDriver) -> None:
+    """After a move the object counts as written now (as a copy would on object stores): age-based
+    clean-ups must not mistake a just-moved object for an old one."""
+    _put(driver, "uploads/old/data", b"old bytes")
+    local = driver.local_file("uploads/old/data")
+    if local is not None:
+        os.utime(local, (time.time() - 7200, time.time() - 7200))
+    before = time.time()
+    driver.move("uploads/old/data", "blobs/new")
+    assert driver.stat("blobs/new").modified >= before - 1

@@ -66,7 +66,10 @@ class StorageDriver(Protocol):
         """Open for appending. resume_at truncates to that size first (drops bytes a crash left past it)."""
 
     def move(self, source: str, destination: str) -> None:
-        """Atomically and durably move an object; an existing destination is replaced."""
+        """Atomically and durably move an object; an existing destination is replaced.
+
+        The destination's modification time is the time of the move.
+        """
 
     def delete(self, path: str) -> None:
         """Remove an object, or a whole directory tree; a missing path is not an error."""

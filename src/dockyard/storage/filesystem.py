@@ -118,6 +118,9 @@ class FilesystemDriver:
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
+            # rename(2) keeps the old mtime; the move is what makes the object new (as a copy would on
+            # object stores), so age-based clean-ups (GC's grace period) must not see it as old.
+            os.utime(dst)
             _fsync_dir(dst.parent)
         except FileNotFoundError as exc:
             raise PathNotFound(source) from exc
