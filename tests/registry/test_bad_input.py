@@ -8,8 +8,19 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from registry_support import OCI_MANIFEST, error_codes, image_manifest, push_blob, put_manifest, sha256
+from registry_support import (
+    OCI_MANIFEST,
+    error_codes,
+    image_manifest,
+    push_blob,
+    put_manifest,
+    services_of,
+    sha256,
+)
 from starlette.testclient import TestClient
+
+from dockyard.db import content as q
+from dockyard.db.schema import uploads
 
 NAME = "bad/input"
 GOOD_DIGEST = sha256(b"anything")
@@ -259,3 +270,12 @@ def test_huge_n_is_a_large_page(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.json()["tags"] == ["v1"]
     assert client.get("/v2/_catalog", params={"n": "9" * 30}).json()["repositories"] == [NAME]
+
+
+def test_rejected_uploads_leave_no_session_behind(client: TestClient) -> None:
+    for digest in ("sha256:abc", "md5:" + "a" * 32, sha256(b"claimed")):
+        response = client.post(f"/v2/{NAME}/blobs/uploads/", params={"digest": digest}, content=b"actual")
+        assert response.status_code in {400, 415}
+    with services_of(client).db.read() as conn:
+        assert q.count_rows(conn, uploads) == 0
+    assert list(services_of(client).store.walk_uploads()) == []

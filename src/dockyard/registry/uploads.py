@@ -96,12 +96,13 @@ async def start_upload(request: Request, ctx: RegistryContext, name: str, _arg: 
             mounted = False
         if mounted:
             return _blob_created(name, digest)
+    # Validate before opening the session: a rejected request must not leave one behind.
+    whole = parse_digest(params["digest"]) if "digest" in params else None
     status = await call(ctx.uploads.start, name)
-    if "digest" in params:
-        digest = parse_digest(params["digest"])
+    if whole is not None:
         await _stream(request, ctx, name, status.id)
-        await call(ctx.uploads.complete, name, status.id, digest)
-        return _blob_created(name, digest)
+        await call(ctx.uploads.complete, name, status.id, whole)
+        return _blob_created(name, whole)
     return Response(status_code=202, headers=_session_headers(name, status.id, 0))
 
 
