@@ -1,13 +1,8 @@
-"""Fixtures for the content-domain tests: services on SQLite and on PostgreSQL.
-
-The PostgreSQL helper is shared with the protocol tests (tests/registry/registry_support.py) until the
-common fixtures of tests/conftest.py exist.
-"""
+"""Fixtures for the content-domain tests: services on SQLite and on PostgreSQL (shared `postgres_server`)."""
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +12,7 @@ from argon2 import PasswordHasher
 from dockyard.app import Services, build_services
 from dockyard.auth import passwords
 from dockyard.config import Settings, load_settings
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "registry"))
-
-from registry_support import PostgresServer
+from support import PostgresServer
 
 
 @pytest.fixture(autouse=True)
@@ -29,16 +21,6 @@ def _quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("DOCKYARD_"):
             monkeypatch.delenv(name)
     monkeypatch.setattr(passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL cluster for the whole session."""
-    server = PostgresServer()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

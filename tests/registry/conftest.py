@@ -1,28 +1,22 @@
-"""Fixtures for the protocol tests: an in-process app on SQLite and on PostgreSQL, and the reference registry.
+"""Fixtures for the protocol tests: an in-process app on SQLite and on PostgreSQL.
 
-`postgres_server`, `reference_registry` and `free_port` are local stand-ins for the shared fixtures of
-tests/conftest.py (not there when this suite was written); they honour the same contract.
+`postgres_server`, `reference_registry` and `free_port` are the shared fixtures of tests/conftest.py.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from registry_support import (
-    PostgresServer,
-    ReferenceRegistry,
-    open_client,
-    sqlite_settings,
-)
-from registry_support import free_port as _free_port
+from registry_support import open_client, sqlite_settings
 from starlette.testclient import TestClient
 
 from dockyard.auth import passwords
 from dockyard.config import Settings, load_settings
+from support import PostgresServer
 
 
 @pytest.fixture(autouse=True)
@@ -32,33 +26,6 @@ def _quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("DOCKYARD_"):
             monkeypatch.delenv(name)
     monkeypatch.setattr(passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL cluster for the whole session."""
-    server = PostgresServer()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def reference_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of CNCF Distribution (docker-registry) with deletes enabled."""
-    registry = ReferenceRegistry(tmp_path_factory.mktemp("reference"))
-    try:
-        registry.start()
-        yield registry.url
-    finally:
-        registry.stop()
-
-
-@pytest.fixture
-def free_port() -> Callable[[], int]:
-    """A function returning a free TCP port on 127.0.0.1."""
-    return _free_port
 
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -26,11 +26,12 @@ from registry_support import (
     OCI_INDEX,
     OCI_MANIFEST,
     descriptor,
-    free_port,
     sha256,
     stop_process,
     wait_for,
 )
+
+from support import free_port
 
 DOCKYARD = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "dockyard"
 ADMIN_PASSWORD = "differential-admin-1"

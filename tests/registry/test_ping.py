@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
-from registry_support import PostgresServer, error_codes, push_blob, running, services_of
+from registry_support import error_codes, push_blob, running, services_of
 from starlette.testclient import TestClient
 
 from dockyard.config import load_settings
+from support import PostgresServer
 
 
 def test_ping_healthy(app_client: TestClient) -> None:
@@ -58,7 +60,8 @@ def test_postgres_database_gone(postgres_server: PostgresServer, tmp_path: Path)
         push_blob(client, "ping/test", b"before")
         assert client.get("/_ping").status_code == 200
         # The server drops the database under the running app, disconnecting its pooled connections.
-        postgres_server.drop_database(url)
+        with psycopg.connect(postgres_server.admin_conninfo, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {url.rsplit('/', 1)[1]} WITH (FORCE)".encode())
         response = client.get("/_ping")
         assert response.status_code == 503
         assert set(response.json()["problems"]) == {"database"}
