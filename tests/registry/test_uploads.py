@@ -16,7 +16,7 @@ NAME = "team/app"
 def _start(client: TestClient, name: str = NAME) -> str:
     response = client.post(f"/v2/{name}/blobs/uploads/")
     assert response.status_code == 202, response.text
-    location = response.headers["Location"]
+    location: str = response.headers["Location"]
     assert location.startswith(f"/v2/{name}/blobs/uploads/")
     upload_id = location.rsplit("/", 1)[1]
     assert response.headers["Docker-Upload-UUID"] == upload_id

@@ -61,6 +61,14 @@ def _locking(conn: Connection, stmt: Any, *, shared: bool) -> Any:
     return stmt.with_for_update(read=shared)
 
 
+def _lexical(conn: Connection, column: Any) -> Any:
+    # Listings are in lexical (byte) order, as the OCI specification asks and `last` pagination assumes;
+    # PostgreSQL would otherwise follow the database's collation (en-US puts "Z" after "a", skips "-").
+    if conn.dialect.name == "sqlite":
+        return column  # SQLite's default BINARY collation is byte order already
+    return column.collate("C")
+
+
 # Repositories
 
 
@@ -79,9 +87,10 @@ def ensure_repository(conn: Connection, name: str) -> int:
 
 def list_repositories(conn: Connection, last: str | None, limit: int) -> list[str]:
     """Repository names in lexical order, after `last`."""
-    stmt = select(repositories.c.name).order_by(repositories.c.name).limit(limit)
+    name = _lexical(conn, repositories.c.name)
+    stmt = select(repositories.c.name).order_by(name).limit(limit)
     if last:
-        stmt = stmt.where(repositories.c.name > last)
+        stmt = stmt.where(name > last)
     return list(conn.execute(stmt).scalars())
 
 
@@ -294,9 +303,10 @@ def delete_tag(conn: Connection, repo_id: int, tag: str) -> bool:
 
 def list_tags(conn: Connection, repo_id: int, last: str | None, limit: int) -> list[str]:
     """Tag names in lexical order, after `last`."""
-    stmt = select(tags.c.name).where(tags.c.repository_id == repo_id).order_by(tags.c.name).limit(limit)
+    name = _lexical(conn, tags.c.name)
+    stmt = select(tags.c.name).where(tags.c.repository_id == repo_id).order_by(name).limit(limit)
     if last:
-        stmt = stmt.where(tags.c.name > last)
+        stmt = stmt.where(name > last)
     return list(conn.execute(stmt).scalars())
 
 

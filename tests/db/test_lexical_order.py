@@ -1,0 +1,92 @@
+"""Tags and repository names are listed in lexical (byte) order whatever the database's collation.
+
+The OCI specification asks for lexical order, and `last` pagination relies on the same order. A PostgreSQL
+created with a linguistic collation (en-US, the default on most installations) sorts "Z" after "a" and
+ignores punctuation at first; the listing must not follow it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dockyard.content.manifest_format import OCI_MANIFEST
+from dockyard.content.manifests import ManifestService
+from dockyard.db import content as q
+from dockyard.db.engine import Database
+from support import PostgresServer
+
+TAGS = ["Z", "a", "b", "a-b", "ab", "a_b", "A", "v1.10", "v1.9", "v1-9", "_x", "0", "9"]
+NAMES = ["ab", "a-b", "a/b", "a.b", "a_b", "a__b", "a/c", "b", "a0", "a--b", "z/a"]
+
+
+def _collated_database(server: PostgresServer) -> str:
+    name = f"dockyard_icu_{int(time.time() * 1000)}"
+    with psycopg.connect(server.admin_conninfo, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' "
+            "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'".encode()
+        )
+    return server.url(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres-icu", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated database: SQLite, or PostgreSQL with an en-US ICU collation."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'dockyard.db'}"
+    else:
+        url = _collated_database(request.getfixturevalue("postgres_server"))
+    db = Database(url)
+    db.migrate()
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def _fill(db: Database) -> None:
+    with db.write() as conn:
+        repo_id = q.ensure_repository(conn, "order/test")
+        manifest_id = q.insert_manifest(
+            conn, repo_id, digest="sha256:" + "0" * 64, media_type=OCI_MANIFEST, content=b"{}",
+            artifact_type=None, subject=None, blob_refs=(), manifest_refs=(),
+        )  # fmt: skip
+        for tag in TAGS:
+            q.set_tag(conn, repo_id, tag, manifest_id)
+        for name in NAMES:
+            q.ensure_repository(conn, name)
+
+
+def _pages(fetch: Callable[[str | None, int], list[str]], limit: int) -> list[str]:
+    seen: list[str] = []
+    last: str | None = None
+    while True:
+        page = fetch(last, limit)
+        seen += page
+        if len(page) < limit:
+            return seen
+        last = page[-1]
+
+
+def test_tags_in_lexical_order(database: Database) -> None:
+    _fill(database)
+    service = ManifestService(database, 4 * 1024 * 1024)
+    assert service.tags("order/test", None, 100) == sorted(TAGS)
+    for limit in (1, 2, 5):
+        assert _pages(lambda last, n: service.tags("order/test", last, n), limit) == sorted(TAGS)
+    assert service.tags("order/test", "Z", 100) == [t for t in sorted(TAGS) if t > "Z"]
+
+
+def test_catalog_in_lexical_order(database: Database) -> None:
+    _fill(database)
+    service = ManifestService(database, 4 * 1024 * 1024)
+    everything = sorted([*NAMES, "order/test"])
+    assert service.catalog(None, 100) == everything
+    for limit in (1, 3):
+        assert _pages(service.catalog, limit) == everything
+    assert service.catalog("a/b", 100) == [n for n in everything if n > "a/b"]
