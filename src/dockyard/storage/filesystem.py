@@ -117,10 +117,11 @@ class FilesystemDriver:
         src, dst = self._full(source), self._full(destination)
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
+            # rename(2) keeps the mtime; the move is what makes the object new (as a copy would on object
+            # stores), so age-based clean-ups (GC's grace period) must not see it as old. Touched before the
+            # rename, the destination never appears with an old time.
+            os.utime(src)
             os.replace(src, dst)
-            # rename(2) keeps the old mtime; the move is what makes the object new (as a copy would on
-            # object stores), so age-based clean-ups (GC's grace period) must not see it as old.
-            os.utime(dst)
             _fsync_dir(dst.parent)
         except FileNotFoundError as exc:
             raise PathNotFound(source) from exc
