@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import update
 
 from dockyard.app import Services
 from dockyard.cli import main
@@ -18,6 +20,7 @@ from dockyard.content.errors import BlobUnknown, BlobUploadUnknown
 from dockyard.content.gc import GarbageCollector
 from dockyard.content.manifest_format import OCI_MANIFEST
 from dockyard.db import content as q
+from dockyard.db.schema import blobs
 from dockyard.storage.blobstore import blob_path, upload_path
 
 
@@ -238,3 +241,36 @@ def test_blob_committed_from_an_old_upload_is_not_an_orphan(services: Services) 
     report = _collector(services, grace=3600).run()
     assert report.orphan_files == []
     assert services.store.size(_digest(data)) == len(data)
+
+
+def test_push_racing_a_collection_of_the_same_blob(services: Services) -> None:
+    """An old, unreferenced blob is pushed again while a collection removes it. Whichever wins, an
+    acknowledged push leaves the blob readable: never a record whose bytes the collection deleted."""
+    data = b"pushed again while collected"
+    digest = _digest(data)
+    collector = _collector(services, grace=600)
+    for _ in range(40):
+        _push(services, "gc/race", data)
+        with services.db.write() as conn:
+            # Age it past the grace period: it is garbage now.
+            conn.execute(update(blobs).where(blobs.c.digest == digest).values(linked_at=0))
+        status = services.uploads.start("gc/race")
+        appender = services.uploads.append("gc/race", status.id, 0)
+        appender.write(data)
+        appender.finish()
+        start = threading.Barrier(2)
+
+        def collect(barrier: threading.Barrier) -> None:
+            barrier.wait()
+            collector.run()
+
+        worker = threading.Thread(target=collect, args=(start,))
+        worker.start()
+        start.wait()
+        try:
+            services.uploads.complete("gc/race", status.id, parse_digest(digest))
+        finally:
+            worker.join()
+        location = services.blobs.locate("gc/race", digest)
+        assert location.size == len(data)
+        assert b"".join(services.store.read(digest)) == data

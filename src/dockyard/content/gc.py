@@ -79,9 +79,12 @@ class GarbageCollector:
                 continue
             with self.db.write() as conn:
                 removed = q.delete_blob_if_unreferenced(conn, digest, cutoff)
+                if removed:
+                    # Before the commit: an upload of the same digest waits for it, then finds no file and
+                    # moves its own bytes in. A crash in between leaves a record of garbage without bytes,
+                    # which reads as absent and goes at the next collection.
+                    self.store.delete(digest)
             if removed:
-                # The record is gone first: a crash here leaves an orphan file, collected next time.
-                self.store.delete(digest)
                 report.blobs.append((digest, size))
 
     def _collect_orphan_files(self, report: GcReport, blob_cutoff: float, upload_cutoff: float) -> None:

@@ -166,9 +166,12 @@ class UploadService:
             writer = self.store.upload_writer(upload_id, resume_at=0)
             writer.commit()
             writer.close()
-        self.store.commit_upload(upload_id, str(digest))
         with self.db.write() as conn:
+            # Record first and move the bytes inside the transaction: the blob's row lock (SQLite: the write
+            # lock) orders this against a collection of the same digest, which deletes the file before it
+            # commits. Moving first, this could keep a file that collection then deletes.
             q.record_blob(conn, str(digest), row.size)
+            self.store.commit_upload(upload_id, str(digest))
             q.link_blob(conn, row.repository_id, str(digest))
             q.delete_upload(conn, upload_id)
         self.hashers.drop(upload_id)

@@ -110,10 +110,11 @@ def blob_size_in_repository(conn: Connection, repo_id: int, digest: str) -> int 
 def record_blob(conn: Connection, digest: str, size: int) -> None:
     """Record a verified blob (or refresh it), starting its GC grace period anew."""
     now = time.time()
-    _insert_ignoring_conflict(
-        conn, blobs, {"digest": digest, "size": size, "created_at": now, "linked_at": now}, ["digest"]
-    )
-    conn.execute(update(blobs).where(blobs.c.digest == digest).values(linked_at=now))
+    # One atomic upsert, which leaves the row locked until commit. Insert-if-absent then update could
+    # find the row present, then lose it to a collection that deleted it meanwhile.
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    stmt = dialect.insert(blobs).values(digest=digest, size=size, created_at=now, linked_at=now)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["digest"], set_={"linked_at": now}))
 
 
 def link_blob(conn: Connection, repo_id: int, digest: str) -> None:
