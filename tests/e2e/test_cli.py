@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -71,14 +72,30 @@ def test_bad_listen_from_the_environment_is_a_clean_error(tmp_path: Path) -> Non
     assert_clean_error(result, "listen")
 
 
-def test_unbindable_listen_address_exits_without_traceback(tmp_path: Path) -> None:
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port something else already listens on."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cli/serve.py: under Granian a bind failure escapes as a RuntimeError traceback (and "
+    "'listening on' is logged before binding); reported, outside the e2e paths",
+)
+@pytest.mark.parametrize("where", ["foreign-address", "port-in-use"])
+def test_unbindable_listen_address_is_a_clean_error(where: str, busy_port: int, tmp_path: Path) -> None:
     # 192.0.2.1 (TEST-NET-1) is not an address of this machine, so binding fails.
-    result = dockyard("serve", "--listen", "192.0.2.1:5000", "--data-dir", tmp_path / "data")
+    listen = "192.0.2.1:5000" if where == "foreign-address" else f"127.0.0.1:{busy_port}"
+    result = dockyard("serve", "--listen", listen, "--data-dir", tmp_path / "data")
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert "Traceback" not in output, output
     errors = [line for line in output.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1 and "192.0.2.1" in errors[0], output
+    assert len(errors) == 1 and listen.rpartition(":")[0] in errors[0], output
 
 
 def test_missing_config_file_is_a_clean_error(tmp_path: Path) -> None:
