@@ -231,3 +231,20 @@ def test_upload_is_scoped_to_its_repository(app_client: TestClient) -> None:
     other = app_client.get(f"/v2/other/repo/blobs/uploads/{upload_id}")
     assert other.status_code == 404
     assert error_codes(other) == ["BLOB_UPLOAD_UNKNOWN"]
+
+
+def test_bytes_of_a_failed_chunk_never_reach_the_blob(app_client: TestClient) -> None:
+    """A chunk refused after it was written (its length contradicts its Content-Range) leaves the session
+    at its recorded size: completing right away stores exactly the accepted bytes."""
+    location = _start(app_client)
+    assert app_client.patch(location, content=b"12345", headers={"Content-Range": "0-4"}).status_code == 202
+    refused = app_client.patch(location, content=b"x" * 20, headers={"Content-Range": "5-9"})
+    assert refused.status_code == 400
+    assert app_client.get(location).headers["Range"] == "0-4"
+    put = app_client.put(location, params={"digest": sha256(b"12345")})
+    assert put.status_code == 201, put.text
+    get = app_client.get(f"/v2/{NAME}/blobs/{sha256(b'12345')}")
+    assert get.content == b"12345"
+    assert get.headers["Content-Length"] == "5"
+    head = app_client.head(f"/v2/{NAME}/blobs/{sha256(b'12345')}")
+    assert head.headers["Content-Length"] == "5"

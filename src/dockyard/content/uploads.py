@@ -161,11 +161,11 @@ class UploadService:
                 f"uploaded content has digest {digest.algorithm}:{computed}, not {digest}",
                 detail={"digest": str(digest)},
             )
-        if row.size == 0:
-            # An empty blob never got a data file; make a durable one.
-            writer = self.store.upload_writer(upload_id, resume_at=0)
-            writer.commit()
-            writer.close()
+        # Exactly the recorded bytes: a refused or broken append may have left more past them (and an
+        # empty blob never got a data file). Truncates only when needed, then makes the file durable.
+        writer = self.store.upload_writer(upload_id, resume_at=row.size)
+        writer.commit()
+        writer.close()
         with self.db.write() as conn:
             # Record first and move the bytes inside the transaction: the blob's row lock (SQLite: the write
             # lock) orders this against a collection of the same digest, which deletes the file before it
