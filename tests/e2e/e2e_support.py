@@ -78,6 +78,19 @@ def run(
     return result
 
 
+def live_group_members(pgid: int) -> list[int]:
+    """PIDs in process group `pgid` that are not zombies (Linux /proc)."""
+    members: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
 # --- the server ------------------------------------------------------------------------------------------
 
 
@@ -152,12 +165,10 @@ class DockyardServer:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(20)
-        # Workers may take a moment to die; wait until none is left in the group.
+        # Workers may take a moment to die; wait until none is left in the group (zombies do not count).
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except (ProcessLookupError, PermissionError):
+            if not live_group_members(self.proc.pid):
                 return
             time.sleep(0.05)
         raise AssertionError(f"processes of dockyard serve (group {self.proc.pid}) survived SIGKILL")

@@ -14,10 +14,12 @@ from e2e_support import (
     ClientEnv,
     DockyardServer,
     Layout,
+    check_consistent,
     docker_ref,
     sha256,
     skopeo,
     skopeo_copy,
+    skopeo_copy_process,
 )
 
 pytestmark = pytest.mark.e2e
@@ -220,3 +222,25 @@ def test_delete_then_pull_fails(
     skopeo_copy(client_env, server, image.ref, ref)
     raw = skopeo(client_env, server, "inspect", "--raw", ref)
     assert raw.stdout.encode() == image.manifest_bytes()
+
+
+def test_concurrent_pushes_of_shared_blobs(
+    client_env: ClientEnv, server: DockyardServer, images: dict[str, Layout]
+) -> None:
+    """Six skopeo pushes at once, three into one repository, sharing every blob: all succeed, all intact."""
+    image = images["multilayer"]
+    targets = [f"e2e/shared:t{i}" for i in range(3)] + [f"e2e/other{i}:v1" for i in range(3)]
+    pushes = [skopeo_copy_process(client_env, server, image.ref, docker_ref(server, t)) for t in targets]
+    try:
+        for target, push in zip(targets, pushes, strict=True):
+            _, stderr = push.communicate(timeout=180)
+            assert push.returncode == 0, f"{target}: {stderr}"
+    finally:
+        for push in pushes:
+            if push.poll() is None:
+                push.kill()
+                push.wait(10)
+    seen = check_consistent(server)
+    assert seen["e2e/shared"] == {f"t{i}": image.top.digest for i in range(3)}
+    for i in range(3):
+        assert seen[f"e2e/other{i}"] == {"v1": image.top.digest}
