@@ -216,7 +216,7 @@ def test_kill_during_a_multi_blob_skopeo_push(
             90,
             "skopeo's first upload bytes to reach the server",
         )
-        time.sleep(0.5)  # a fixed delay into the push
+        time.sleep(0.25)  # a fixed delay into the push
         assert push.poll() is None, "skopeo finished before the crash; the image is too small to interrupt"
         server.kill()
         _, stderr = push.communicate(timeout=120)
