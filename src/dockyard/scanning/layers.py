@@ -1,0 +1,422 @@
+"""Read an image's layers as tar streams and keep only the files detectors want, as the image shows them.
+
+Each layer is read once, front to back, with `tarfile` in stream mode: nothing is unpacked to disk. Layers
+are gzip, zstd or plain tar (told apart by magic bytes). Whiteouts (`.wh.<name>`, opaque `.wh..wh..opq`)
+delete what lower layers put there; symlinks are recorded so `ImageFiles.read` resolves them inside the
+image. For every wanted file the copies written by successive layers are kept (its history), so a package
+can be credited to the earliest layer that installed it.
+
+Untrusted input fails with a `ScanError` subclass: names escaping the root, oversized headers or files,
+decompression past the per-layer or per-image limit, symlink loops, corrupt or truncated streams.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import stat
+import tarfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Self, cast
+
+import zstandard
+
+from dockyard.scanning.errors import LayerFormatError, LimitExceededError, UnsafeLayerError
+
+__all__ = [
+    "FileCopy",
+    "ImageFiles",
+    "Layer",
+    "Limits",
+    "Want",
+    "compile_patterns",
+    "normalize_member_name",
+    "read_layers",
+]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_WHITEOUT = ".wh."
+_OPAQUE = ".wh..wh..opq"
+_HEADER_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME, b"K")
+_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer blob: its digest and a binary stream of its (possibly compressed) tar bytes."""
+
+    digest: str
+    stream: IO[bytes]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one scan may read; passing one raises `LimitExceededError`."""
+
+    max_file_bytes: int = 64 * 1024 * 1024
+    max_layer_bytes: int = 8 * 1024 * 1024 * 1024
+    max_image_bytes: int = 32 * 1024 * 1024 * 1024
+    max_header_bytes: int = 1024 * 1024
+    max_symlink_hops: int = 40
+
+
+@dataclass(frozen=True)
+class Want:
+    """Files a detector needs: `patterns` are absolute paths or globs (`*` within a name, `**` across
+    directories). `extract` turns a matching file's stream into the bytes kept (None: keep nothing); the
+    default keeps the whole content, up to `Limits.max_file_bytes`. `executables_only` limits it to
+    regular files with an execute bit."""
+
+    name: str
+    patterns: tuple[str, ...]
+    extract: Callable[[IO[bytes], int], bytes | None] | None = None
+    executables_only: bool = False
+
+
+@dataclass(frozen=True)
+class FileCopy:
+    """One layer's copy of a wanted file: the bytes kept for it and where it came from."""
+
+    layer_digest: str
+    layer_index: int
+    data: bytes
+
+
+def compile_patterns(patterns: Iterable[str]) -> re.Pattern[str]:
+    """One regular expression matching any of the absolute path globs."""
+    parts = []
+    for pattern in patterns:
+        regex = ""
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex += "(?:[^/]+/)*"
+                i += 3
+            elif pattern.startswith("**", i):
+                regex += ".*"
+                i += 2
+            elif pattern[i] == "*":
+                regex += "[^/]*"
+                i += 1
+            elif pattern[i] == "?":
+                regex += "[^/]"
+                i += 1
+            else:
+                regex += re.escape(pattern[i])
+                i += 1
+        parts.append(regex)
+    return re.compile("|".join(f"(?:{p})" for p in parts) or "(?!)")
+
+
+def normalize_member_name(name: str) -> str:
+    """The absolute image path of a tar member name; raises `UnsafeLayerError` if it escapes the root."""
+    if name.startswith("/"):
+        raise UnsafeLayerError(f"absolute member name {name!r} is outside the image root")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeLayerError(f"member name {name!r} climbs out of the image root")
+    return "/" + "/".join(parts)
+
+
+def _under(path: str, top: str) -> bool:
+    return top == "/" or path == top or path.startswith(top + "/")
+
+
+class _Counted(io.RawIOBase):
+    """A read-only stream that counts bytes against the per-layer and per-image limits."""
+
+    def __init__(self, source: Callable[[int], bytes], budget: _Budget, digest: str) -> None:
+        super().__init__()
+        self._source = source
+        self._budget = budget
+        self._digest = digest
+        self.layer_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source(size if size >= 0 else _CHUNK)
+        self.layer_bytes += len(data)
+        self._budget.charge(len(data), self.layer_bytes, self._digest)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+class _Prefixed(io.RawIOBase):
+    """The source stream with the bytes already read to sniff its magic put back in front."""
+
+    def __init__(self, prefix: bytes, source: IO[bytes]) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._source = source
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            size = _CHUNK
+        if self._prefix:
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return data
+        return self._source.read(size)
+
+    def readable(self) -> bool:
+        return True
+
+
+@dataclass
+class _Budget:
+    limits: Limits
+    image_bytes: int = 0
+
+    def charge(self, n: int, layer_bytes: int, digest: str) -> None:
+        self.image_bytes += n
+        if layer_bytes > self.limits.max_layer_bytes:
+            raise LimitExceededError(
+                f"layer {digest}: more than {self.limits.max_layer_bytes} bytes once decompressed"
+            )
+        if self.image_bytes > self.limits.max_image_bytes:
+            raise LimitExceededError(
+                f"image: more than {self.limits.max_image_bytes} bytes once decompressed"
+            )
+
+
+def _decompressed(stream: IO[bytes]) -> Callable[[int], bytes]:
+    """A read function over the layer's tar bytes, whatever its compression (by magic bytes)."""
+    head = stream.read(4)
+    source = _Prefixed(head, stream)
+    if head.startswith(_GZIP_MAGIC):
+        return gzip.GzipFile(fileobj=source, mode="rb").read
+    if head.startswith(_ZSTD_MAGIC):
+        return (
+            zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], source), read_across_frames=True).read
+        )
+    return source.read
+
+
+def _safe_tarinfo(limits: Limits) -> type[tarfile.TarInfo]:
+    class _SafeTarInfo(tarfile.TarInfo):
+        # Refuse oversized pax and GNU long-name headers before tarfile reads them whole into memory.
+        @classmethod
+        def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
+            info = super().frombuf(buf, encoding, errors)
+            if info.type in _HEADER_TYPES and info.size > limits.max_header_bytes:
+                raise LimitExceededError(
+                    f"extended header of {info.size} bytes (limit {limits.max_header_bytes})"
+                )
+            return info
+
+    return _SafeTarInfo
+
+
+def _read_capped(stream: IO[bytes], size: int, limit: int, path: str) -> bytes:
+    if size > limit:
+        raise LimitExceededError(f"{path}: {size} bytes, over the {limit}-byte limit for a file read")
+    return stream.read()
+
+
+@dataclass
+class _Node:
+    """A path in the merged view: a symlink target, or kept copies of a wanted file per want."""
+
+    link: str | None = None
+    copies: dict[str, list[FileCopy]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _LayerEntry:
+    path: str
+    link: str | None
+    kept: dict[str, bytes]
+    is_dir: bool
+
+
+class ImageFiles:
+    """The wanted files of the merged image: current content, per-layer history, symlinks resolved."""
+
+    def __init__(self, nodes: dict[str, _Node], layers: Sequence[str], limits: Limits) -> None:
+        self._nodes = nodes
+        self.layer_digests = tuple(layers)
+        self._limits = limits
+
+    def paths(self, want: str) -> list[str]:
+        """Image paths, sorted, of regular files kept for `want` (after whiteouts)."""
+        return sorted(p for p, n in self._nodes.items() if n.link is None and n.copies.get(want))
+
+    def history(self, want: str, path: str) -> tuple[FileCopy, ...]:
+        """Copies of `path` kept for `want`, oldest first; the last is what the image shows. Symlinks in
+        `path` are resolved first; empty if the file is absent."""
+        node = self._nodes.get(self.resolve(path))
+        if node is None or node.link is not None:
+            return ()
+        return tuple(node.copies.get(want, ()))
+
+    def read(self, want: str, path: str) -> FileCopy | None:
+        """The current copy of `path` (symlinks resolved) kept for `want`, or None."""
+        copies = self.history(want, path)
+        return copies[-1] if copies else None
+
+    def resolve(self, path: str) -> str:
+        """`path` with every symlink in it followed inside the image (`..` stops at the root)."""
+        hops = 0
+        pending = [p for p in path.split("/") if p]
+        done: list[str] = []
+        while pending:
+            part = pending.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            candidate = "/" + "/".join([*done, part])
+            node = self._nodes.get(candidate)
+            if node is None or node.link is None:
+                done.append(part)
+                continue
+            hops += 1
+            if hops > self._limits.max_symlink_hops:
+                raise LimitExceededError(f"{path}: more than {self._limits.max_symlink_hops} symlink hops")
+            target = node.link
+            if target.startswith("/"):
+                done = []
+            pending = [p for p in target.split("/") if p] + pending
+        return "/" + "/".join(done)
+
+
+def _parents(path: str) -> Iterator[str]:
+    """`path` and each directory above it, up to (not including) the root."""
+    while path not in ("", "/"):
+        yield path
+        path = path.rpartition("/")[0]
+
+
+def _delete(nodes: dict[str, _Node], top: str, keep_top: bool) -> None:
+    for path in [p for p in nodes if _under(p, top)]:
+        if keep_top and path == top:
+            continue
+        del nodes[path]
+
+
+def _read_layer(
+    layer: Layer,
+    wants: Sequence[tuple[Want, re.Pattern[str]]],
+    budget: _Budget,
+    relevant: set[str],
+) -> tuple[list[_LayerEntry], list[str], list[str]]:
+    """The layer's entries that matter, whiteouts and opaque directories, in archive order.
+
+    An entry matters if it is a symlink, a kept file, or replaces a path in `relevant` (the merged view's
+    paths and their parent directories); other files are not remembered, so memory follows what is kept.
+    """
+    limits = budget.limits
+    entries: list[_LayerEntry] = []
+    whiteouts: list[str] = []
+    opaque: list[str] = []
+    kept_here: dict[str, dict[str, bytes]] = {}
+    counted = _Counted(_decompressed(layer.stream), budget, layer.digest)
+    with tarfile.open(fileobj=counted, mode="r|", tarinfo=_safe_tarinfo(limits)) as archive:
+        for member in archive:
+            path = normalize_member_name(member.name)
+            parent, _, base = path.rpartition("/")
+            if base == _OPAQUE:
+                opaque.append(parent or "/")
+                continue
+            if base.startswith(_WHITEOUT):
+                whiteouts.append(f"{parent}/{base[len(_WHITEOUT) :]}")
+                continue
+            if member.issym():
+                entries.append(_LayerEntry(path, member.linkname, {}, False))
+                continue
+            if member.isdir():
+                if path in relevant:
+                    entries.append(_LayerEntry(path, None, {}, True))
+                continue
+            kept: dict[str, bytes] = {}
+            if member.islnk():
+                # A hard link shares an earlier member's content in this layer, if that was kept.
+                kept = dict(kept_here.get(normalize_member_name(member.linkname), {}))
+            elif member.isreg():
+                for want, pattern in wants:
+                    if not pattern.fullmatch(path):
+                        continue
+                    if want.executables_only and not member.mode & (
+                        stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+                    ):
+                        continue
+                    stream = archive.extractfile(member)
+                    if stream is None:
+                        continue
+                    with stream:
+                        if want.extract is None:
+                            data: bytes | None = _read_capped(
+                                stream, member.size, limits.max_file_bytes, path
+                            )
+                        else:
+                            data = want.extract(stream, member.size)
+                    if data is not None:
+                        kept[want.name] = data
+            if kept:
+                kept_here[path] = kept
+            if kept or path in relevant:
+                entries.append(_LayerEntry(path, None, kept, False))
+    return entries, whiteouts, opaque
+
+
+def _apply(
+    nodes: dict[str, _Node],
+    index: int,
+    digest: str,
+    entries: list[_LayerEntry],
+    whiteouts: list[str],
+    opaque: list[str],
+) -> None:
+    # Whiteouts and opaque markers hide lower layers only; this layer's own entries are added after.
+    for top in opaque:
+        _delete(nodes, top, keep_top=True)
+    for gone in whiteouts:
+        _delete(nodes, gone, keep_top=False)
+    for entry in entries:
+        node = nodes.get(entry.path)
+        if entry.is_dir:
+            if node is not None and (node.link is not None or node.copies):
+                del nodes[entry.path]
+            continue
+        # A file or symlink replaces whatever a lower layer had at this path, including a directory.
+        _delete(nodes, entry.path, keep_top=True)
+        if entry.link is not None:
+            nodes[entry.path] = _Node(link=entry.link)
+            continue
+        if not entry.kept:
+            nodes.pop(entry.path, None)
+            continue
+        if node is None or node.link is not None:
+            node = _Node()
+            nodes[entry.path] = node
+        for want in list(node.copies):
+            if want not in entry.kept:
+                del node.copies[want]
+        for want, data in entry.kept.items():
+            node.copies.setdefault(want, []).append(FileCopy(digest, index, data))
+
+
+def read_layers(layers: Iterable[Layer], wants: Sequence[Want], limits: Limits | None = None) -> ImageFiles:
+    """Read `layers` (bottom first) and return the wanted files of the merged image."""
+    limits = limits or Limits()
+    compiled = [(want, compile_patterns(want.patterns)) for want in wants]
+    budget = _Budget(limits)
+    nodes: dict[str, _Node] = {}
+    digests: list[str] = []
+    for index, layer in enumerate(layers):
+        relevant = {parent for path in nodes for parent in _parents(path)}
+        try:
+            entries, whiteouts, opaque = _read_layer(layer, compiled, budget, relevant)
+        except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
+            raise LayerFormatError(f"layer {layer.digest}: not a readable tar stream ({exc})") from exc
+        except UnicodeError as exc:
+            raise LayerFormatError(f"layer {layer.digest}: undecodable member name ({exc})") from exc
+        _apply(nodes, index, layer.digest, entries, whiteouts, opaque)
+        digests.append(layer.digest)
+    return ImageFiles(nodes, digests, limits)
