@@ -249,7 +249,7 @@ def test_push_racing_a_collection_of_the_same_blob(services: Services) -> None:
     data = b"pushed again while collected"
     digest = _digest(data)
     collector = _collector(services, grace=600)
-    for _ in range(40):
+    for _ in range(20):
         _push(services, "gc/race", data)
         with services.db.write() as conn:
             # Age it past the grace period: it is garbage now.

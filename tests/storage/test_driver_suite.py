@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.storage.driver import FileInfo, PathNotFound, StorageDriver, StorageError
+from dockyard.storage.driver import FileInfo, PathBusy, PathNotFound, StorageDriver, StorageError
 from dockyard.storage.filesystem import FilesystemDriver
 
 DriverFactory = Callable[[Path], StorageDriver]
@@ -176,3 +176,25 @@ def test_move_makes_the_destination_new(driver: StorageDriver) -> None:
     before = time.time()
     driver.move("uploads/old/data", "blobs/new")
     assert driver.stat("blobs/new").modified >= before - 1
+
+
+def test_one_writer_at_a_time(driver: StorageDriver) -> None:
+    """A second writer is refused while the first holds the object (it would cut or interleave bytes)."""
+    first = driver.writer("up/data", resume_at=0)
+    first.write(b"first")
+    with pytest.raises(PathBusy):
+        driver.writer("up/data", resume_at=0)
+    first.commit()
+    first.close()
+    # The refused writer changed nothing.
+    assert _read(driver, "up/data") == b"first"
+    second = driver.writer("up/data", resume_at=5)
+    second.write(b"+second")
+    second.commit()
+    second.close()
+    assert _read(driver, "up/data") == b"first+second"
+    # Other objects are independent.
+    third = driver.writer("up/other", resume_at=0)
+    fourth = driver.writer("up/another", resume_at=0)
+    third.close()
+    fourth.close()

@@ -12,7 +12,7 @@ from dockyard.content.errors import BlobUploadInvalid, BlobUploadUnknown, Digest
 from dockyard.db import content as q
 from dockyard.db.engine import Database
 from dockyard.storage.blobstore import BlobStore
-from dockyard.storage.driver import Writer
+from dockyard.storage.driver import PathBusy, Writer
 
 _HASHER_CACHE_SIZE = 4096
 
@@ -80,14 +80,16 @@ class Appender:
 
     def finish(self) -> int:
         """fsync, then record the new size; fails if another request moved the session meanwhile."""
+        # The file stays held until the size is recorded: a request let in before would truncate to the
+        # old size and cut these bytes.
         try:
             self._writer.commit()
+            size = self._writer.size
+            with self._service.db.write() as conn:
+                if not q.advance_upload(conn, self.upload_id, self.start, size):
+                    raise BlobUploadInvalid("the upload was changed by another request; restart it")
         finally:
             self._writer.close()
-        size = self._writer.size
-        with self._service.db.write() as conn:
-            if not q.advance_upload(conn, self.upload_id, self.start, size):
-                raise BlobUploadInvalid("the upload was changed by another request; restart it")
         self._service.hashers.put(self.upload_id, size, self._hasher)
         return size
 
@@ -133,9 +135,22 @@ class UploadService:
         row = self._session(name, upload_id)
         if start is not None and start != row.size:
             raise RangeInvalid(f"chunk starts at {start} but the upload holds {row.size} bytes", row.size)
-        hasher = self.hashers.take(upload_id, row.size) or self._rehash(upload_id, row.size, "sha256")
-        writer = self.store.upload_writer(upload_id, resume_at=row.size)
+        writer = self._writer(upload_id, row.size)
+        try:
+            hasher = self.hashers.take(upload_id, row.size) or self._rehash(upload_id, row.size, "sha256")
+        except BaseException:
+            writer.close()
+            raise
         return Appender(self, upload_id, row.size, writer, hasher)
+
+    def _writer(self, upload_id: str, size: int) -> Writer:
+        """The session's data file at its recorded size, held exclusively until closed."""
+        try:
+            return self.store.upload_writer(upload_id, resume_at=size)
+        except PathBusy:
+            raise BlobUploadInvalid(
+                "another request is writing to this upload; retry once it has finished"
+            ) from None
 
     def _rehash(self, upload_id: str, size: int, algorithm: str) -> Hasher:
         hasher = new_hasher(algorithm)
@@ -162,18 +177,20 @@ class UploadService:
                 detail={"digest": str(digest)},
             )
         # Exactly the recorded bytes: a refused or broken append may have left more past them (and an
-        # empty blob never got a data file). Truncates only when needed, then makes the file durable.
-        writer = self.store.upload_writer(upload_id, resume_at=row.size)
-        writer.commit()
-        writer.close()
-        with self.db.write() as conn:
-            # Record first and move the bytes inside the transaction: the blob's row lock (SQLite: the write
-            # lock) orders this against a collection of the same digest, which deletes the file before it
-            # commits. Moving first, this could keep a file that collection then deletes.
-            q.record_blob(conn, str(digest), row.size)
-            self.store.commit_upload(upload_id, str(digest))
-            q.link_blob(conn, row.repository_id, str(digest))
-            q.delete_upload(conn, upload_id)
+        # empty blob never got a data file). Held until the bytes are moved, so no append slips in.
+        writer = self._writer(upload_id, row.size)
+        try:
+            writer.commit()
+            with self.db.write() as conn:
+                # Record first and move the bytes inside the transaction: the blob's row lock (SQLite: the
+                # write lock) orders this against a collection of the same digest, which deletes the file
+                # before it commits. Moving first, this could keep a file that collection then deletes.
+                q.record_blob(conn, str(digest), row.size)
+                self.store.commit_upload(upload_id, str(digest))
+                q.link_blob(conn, row.repository_id, str(digest))
+                q.delete_upload(conn, upload_id)
+        finally:
+            writer.close()
         self.hashers.drop(upload_id)
         return row.size
 

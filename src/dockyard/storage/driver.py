@@ -21,6 +21,10 @@ class PathNotFound(StorageError):
     """The path does not exist."""
 
 
+class PathBusy(StorageError):
+    """Another writer has the object open."""
+
+
 @dataclass(frozen=True)
 class FileInfo:
     """What `stat` and `walk` report about one stored object."""
@@ -63,7 +67,10 @@ class StorageDriver(Protocol):
         """A short-lived URL a client may fetch the object from directly, when the backend offers one."""
 
     def writer(self, path: str, resume_at: int | None = None) -> Writer:
-        """Open for appending. resume_at truncates to that size first (drops bytes a crash left past it)."""
+        """Open for appending. resume_at truncates to that size first (drops bytes a crash left past it).
+
+        One writer per object at a time, across processes: PathBusy while another has it open.
+        """
 
     def move(self, source: str, destination: str) -> None:
         """Atomically and durably move an object; an existing destination is replaced.

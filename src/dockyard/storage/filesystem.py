@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from dockyard.storage.driver import FileInfo, PathNotFound, StorageError
+from dockyard.storage.driver import FileInfo, PathBusy, PathNotFound, StorageError
 
 
 def _fsync_dir(path: Path) -> None:
@@ -28,10 +29,20 @@ class FileWriter:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(path, "ab")  # noqa: SIM115 - lifetime spans calls, closed by close()
+        except OSError as exc:
+            raise StorageError(f"cannot open {path.name} for writing: {exc.strerror}") from exc
+        try:
+            # One writer at a time, before truncating: a second would cut or interleave the first's bytes.
+            # The lock goes with the file descriptor, at close or process death.
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             if resume_at is not None and self._file.tell() != resume_at:
                 self._file.truncate(resume_at)
                 self._file.seek(resume_at)
+        except BlockingIOError:
+            self._file.close()
+            raise PathBusy(f"{path.name} is being written by another request") from None
         except OSError as exc:
+            self._file.close()
             raise StorageError(f"cannot open {path.name} for writing: {exc.strerror}") from exc
         self._size = self._file.tell()
 
