@@ -64,6 +64,7 @@ def test_docker_push_pull_and_manifest_inspect(
     original = json.loads(images["multilayer"].manifest_bytes())
     config_digest = original["config"]["digest"]
     target = f"{server.address}/dk/multilayer:v1"
+    mounted = f"{server.address}/dk/mounted:v1"
     docker(docker_engine, client_env, server, "tag", loaded_image, target)
     try:
         push = docker(docker_engine, client_env, server, "push", target)
@@ -87,8 +88,14 @@ def test_docker_push_pull_and_manifest_inspect(
 
         shown = docker(docker_engine, client_env, server, "manifest", "inspect", "--insecure", target)
         assert json.loads(shown.stdout) == manifest
+
+        # The same image into another repository: docker mounts every layer instead of uploading it.
+        docker(docker_engine, client_env, server, "tag", target, mounted)
+        again = docker(docker_engine, client_env, server, "push", mounted)
+        assert again.stdout.count("Mounted from dk/multilayer") == 3, again.stdout
+        assert registry_manifest(server, "dk/mounted", "v1") == (digest, manifest)
     finally:
-        docker(docker_engine, client_env, server, "rmi", "--force", target, check=False)
+        docker(docker_engine, client_env, server, "rmi", "--force", target, mounted, check=False)
     check_consistent(server)
 
 
