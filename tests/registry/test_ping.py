@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -68,3 +69,10 @@ def test_postgres_database_gone(postgres_server: PostgresServer, tmp_path: Path)
         pushed = client.post("/v2/ping/test/blobs/uploads/")
         assert pushed.status_code == 503
         assert error_codes(pushed) == ["UNAVAILABLE"]
+
+
+def test_concurrent_pings_are_all_healthy(app_client: TestClient) -> None:
+    """Health probes arrive together (load balancer, orchestrator): none may trip over another's check."""
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: app_client.get("/_ping").status_code, range(80)))
+    assert statuses == [200] * 80

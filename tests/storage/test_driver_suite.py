@@ -179,22 +179,23 @@ def test_move_makes_the_destination_new(driver: StorageDriver) -> None:
 
 
 def test_one_writer_at_a_time(driver: StorageDriver) -> None:
-    """A second writer is refused while the first holds the object (it would cut or interleave bytes)."""
-    first = driver.writer("up/data", resume_at=0)
+    """A second exclusive writer is refused while the first holds the object (it would cut or interleave
+    its bytes)."""
+    first = driver.writer("up/data", resume_at=0, exclusive=True)
     first.write(b"first")
     with pytest.raises(PathBusy):
-        driver.writer("up/data", resume_at=0)
+        driver.writer("up/data", resume_at=0, exclusive=True)
     first.commit()
     first.close()
     # The refused writer changed nothing.
     assert _read(driver, "up/data") == b"first"
-    second = driver.writer("up/data", resume_at=5)
+    second = driver.writer("up/data", resume_at=5, exclusive=True)
     second.write(b"+second")
     second.commit()
     second.close()
     assert _read(driver, "up/data") == b"first+second"
     # Other objects are independent.
-    third = driver.writer("up/other", resume_at=0)
-    fourth = driver.writer("up/another", resume_at=0)
+    third = driver.writer("up/other", resume_at=0, exclusive=True)
+    fourth = driver.writer("up/another", resume_at=0, exclusive=True)
     third.close()
     fourth.close()

@@ -56,8 +56,8 @@ class BlobStore:
         return self.driver.redirect_url(blob_path(digest), expires_in)
 
     def upload_writer(self, upload_id: str, resume_at: int) -> Writer:
-        """Append to an upload, dropping anything past resume_at (left by a crash)."""
-        return self.driver.writer(upload_path(upload_id), resume_at=resume_at)
+        """Append to an upload, dropping anything past resume_at (left by a crash); one writer at a time."""
+        return self.driver.writer(upload_path(upload_id), resume_at=resume_at, exclusive=True)
 
     def read_upload(self, upload_id: str) -> Iterator[bytes]:
         """Stream what an upload holds so far."""

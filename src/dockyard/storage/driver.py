@@ -66,10 +66,10 @@ class StorageDriver(Protocol):
     def redirect_url(self, path: str, expires_in: int) -> str | None:
         """A short-lived URL a client may fetch the object from directly, when the backend offers one."""
 
-    def writer(self, path: str, resume_at: int | None = None) -> Writer:
+    def writer(self, path: str, resume_at: int | None = None, exclusive: bool = False) -> Writer:
         """Open for appending. resume_at truncates to that size first (drops bytes a crash left past it).
 
-        One writer per object at a time, across processes: PathBusy while another has it open.
+        exclusive: one such writer per object at a time, across processes; PathBusy while another holds it.
         """
 
     def move(self, source: str, destination: str) -> None:

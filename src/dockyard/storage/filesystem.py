@@ -24,7 +24,7 @@ def _fsync_dir(path: Path) -> None:
 class FileWriter:
     """Appends to one file; `commit` fsyncs the file and its directory entry."""
 
-    def __init__(self, path: Path, resume_at: int | None) -> None:
+    def __init__(self, path: Path, resume_at: int | None, exclusive: bool = False) -> None:
         self._path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +34,8 @@ class FileWriter:
         try:
             # One writer at a time, before truncating: a second would cut or interleave the first's bytes.
             # The lock goes with the file descriptor, at close or process death.
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if exclusive:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             if resume_at is not None and self._file.tell() != resume_at:
                 self._file.truncate(resume_at)
                 self._file.seek(resume_at)
@@ -119,9 +120,9 @@ class FilesystemDriver:
         """Files have no URL of their own."""
         return None
 
-    def writer(self, path: str, resume_at: int | None = None) -> FileWriter:
-        """Open for appending."""
-        return FileWriter(self._full(path), resume_at)
+    def writer(self, path: str, resume_at: int | None = None, exclusive: bool = False) -> FileWriter:
+        """Open for appending; exclusive takes a non-blocking flock(2)."""
+        return FileWriter(self._full(path), resume_at, exclusive)
 
     def move(self, source: str, destination: str) -> None:
         """rename(2) is atomic; fsync the destination directory so the new name survives a crash."""
