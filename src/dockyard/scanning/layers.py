@@ -211,6 +211,35 @@ def _safe_tarinfo(limits: Limits) -> type[tarfile.TarInfo]:
     return _SafeTarInfo
 
 
+def _eligible(want: Want, member: tarfile.TarInfo) -> bool:
+    return not want.executables_only or bool(member.mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH))
+
+
+def _keep(
+    archive: tarfile.TarFile, member: tarfile.TarInfo, wants: list[Want], path: str, limits: Limits
+) -> dict[str, bytes]:
+    """What each of `wants` keeps of one member; a stream is read once, so several wants share a copy."""
+    stream = archive.extractfile(member)
+    if stream is None:
+        return {}
+    kept: dict[str, bytes] = {}
+    with stream:
+        if len(wants) == 1:
+            source: IO[bytes] = stream
+        else:
+            source = io.BytesIO(_read_capped(stream, member.size, limits.max_file_bytes, path))
+        for want in wants:
+            if len(wants) > 1:
+                source.seek(0)
+            if want.extract is None:
+                data: bytes | None = _read_capped(source, member.size, limits.max_file_bytes, path)
+            else:
+                data = want.extract(source, member.size)
+            if data is not None:
+                kept[want.name] = data
+    return kept
+
+
 def _read_capped(stream: IO[bytes], size: int, limit: int, path: str) -> bytes:
     if size > limit:
         raise LimitExceededError(f"{path}: {size} bytes, over the {limit}-byte limit for a file read")
@@ -339,25 +368,9 @@ def _read_layer(
                 # A hard link shares an earlier member's content in this layer, if that was kept.
                 kept = dict(kept_here.get(normalize_member_name(member.linkname), {}))
             elif member.isreg():
-                for want, pattern in wants:
-                    if not pattern.fullmatch(path):
-                        continue
-                    if want.executables_only and not member.mode & (
-                        stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
-                    ):
-                        continue
-                    stream = archive.extractfile(member)
-                    if stream is None:
-                        continue
-                    with stream:
-                        if want.extract is None:
-                            data: bytes | None = _read_capped(
-                                stream, member.size, limits.max_file_bytes, path
-                            )
-                        else:
-                            data = want.extract(stream, member.size)
-                    if data is not None:
-                        kept[want.name] = data
+                matching = [w for w, pattern in wants if pattern.fullmatch(path) and _eligible(w, member)]
+                if matching:
+                    kept = _keep(archive, member, matching, path, limits)
             if kept:
                 kept_here[path] = kept
             if kept or path in relevant:

@@ -1,0 +1,29 @@
+"""npm packages from `node_modules/**/package.json`."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from dockyard.scanning.layers import Want
+from dockyard.scanning.packages import OsIdentity, Package
+
+
+class NpmDetector:
+    """Each installed package's own `package.json`, scoped (`@scope/name`) or not."""
+
+    want = Want("npm", ("/**/node_modules/*/package.json", "/**/node_modules/@*/*/package.json"))
+
+    def parse(self, path: str, data: bytes, layer_digest: str, os: OsIdentity | None) -> list[Package]:
+        """The package a `package.json` describes, if it names itself and a version."""
+        try:
+            manifest = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            return []
+        if not isinstance(manifest, dict):
+            return []
+        name, version = manifest.get("name"), manifest.get("version")
+        if not isinstance(name, str) or not isinstance(version, str) or not name or not version:
+            return []
+        purl = f"pkg:npm/{quote(name, safe='/')}@{quote(version)}"
+        return [Package("npm", name, version, name, version, path, layer_digest, purl)]
