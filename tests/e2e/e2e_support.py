@@ -6,6 +6,7 @@ are passed to the client in one place once access control exists.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gzip
 import hashlib
@@ -78,6 +79,22 @@ def run(
     return result
 
 
+_STARTED_GROUPS: set[int] = set()
+
+
+def _track(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """Remember a daemon's process group so an interrupted session still kills it at exit."""
+    _STARTED_GROUPS.add(proc.pid)
+    return proc
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for pgid in _STARTED_GROUPS:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
 def live_group_members(pgid: int) -> list[int]:
     """PIDs in process group `pgid` that are not zombies (Linux /proc)."""
     members: list[int] = []
@@ -125,11 +142,11 @@ class DockyardServer:
         """Start and wait until GET /_ping answers 200."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
+            self.proc = _track(subprocess.Popen(
                 [str(DOCKYARD), "serve", "--data-dir", str(self.data_dir), "--listen", self.address,
                  *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
-            )  # fmt: skip
+            ))  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -480,13 +497,13 @@ class DockerEngine:
         for sub in ("data", "exec"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
         log = (self.base / "dockerd.log").open("ab")
-        self.proc = subprocess.Popen(
+        self.proc = _track(subprocess.Popen(
             ["dockerd", "--data-root", str(self.base / "data"), "--exec-root", str(self.base / "exec"),
              "--pidfile", str(self.base / "dockerd.pid"), "-H", f"unix://{self.socket}",
              "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs",
              "--containerd-namespace", "dockyard-e2e", "--containerd-plugins-namespace", "dockyard-e2e-p"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        ))  # fmt: skip
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -672,11 +689,11 @@ class Containerd:
         config = self.base / "config.toml"
         config.write_text('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n')
         with (self.base / "containerd.log").open("ab") as log:
-            self.proc = subprocess.Popen(
+            self.proc = _track(subprocess.Popen(
                 ["containerd", "--config", str(config), "--address", str(self.socket),
                  "--root", str(self.base / "root"), "--state", str(self.base / "state")],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+            ))  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
