@@ -253,6 +253,16 @@ def _percentile(values: list[float], pct: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
 
 
+def _run_all(workers: int, action: Callable[[int], object], count: int) -> None:
+    """action(0..count-1) on a thread pool; on the first failure or an interrupt, queued calls are dropped."""
+    executor = ThreadPoolExecutor(workers)
+    try:
+        for future in [executor.submit(action, index) for index in range(count)]:
+            future.result()
+    finally:
+        executor.shutdown(cancel_futures=True)
+
+
 def seed_tags(server: Server, auth: str | None, repo: str, count: int, workers: int = 16) -> float:
     """`count` tags on one small manifest, pushed through the API; returns seconds taken."""
     pool = ConnectionPool(server.base, auth)
@@ -260,8 +270,7 @@ def seed_tags(server: Server, auth: str | None, repo: str, count: int, workers: 
         conn = pool.get()
         manifest, _, _ = small_image(conn, repo, "tags")
         started = time.perf_counter()
-        with ThreadPoolExecutor(workers) as executor:
-            list(executor.map(lambda i: pool.get().put_manifest(repo, f"t{i:06d}", manifest), range(count)))
+        _run_all(workers, lambda i: pool.get().put_manifest(repo, f"t{i:06d}", manifest), count)
         return time.perf_counter() - started
     finally:
         pool.close()
@@ -281,8 +290,7 @@ def seed_repositories(server: Server, auth: str | None, prefix: str, count: int,
             conn.put_manifest(repo, "latest", manifest)
 
         started = time.perf_counter()
-        with ThreadPoolExecutor(workers) as executor:
-            list(executor.map(one, range(count)))
+        _run_all(workers, one, count)
         return time.perf_counter() - started
     finally:
         pool.close()
