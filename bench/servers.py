@@ -69,7 +69,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=15)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        # rm(1) clears the scale workloads' hundreds of thousands of files several times faster than rmtree.
+        subprocess.run(["rm", "-rf", "--", str(self.workdir)], check=False)
 
 
 def _dockyard_command() -> list[str]:
