@@ -87,12 +87,19 @@ def _rules(ecosystem: str) -> str:
 
 def parse_version(ecosystem: str, text: str) -> Version:
     """Parse `text` with the version rules of `ecosystem`; raises `InvalidVersionError` if it cannot."""
-    rules = _rules(ecosystem)
+    version = _parse(_rules(ecosystem), text)
+    if version is None:
+        raise InvalidVersionError(f"not a valid {ecosystem} version: {text!r}")
+    return version
+
+
+# Matching parses the same few versions (installed ones, range events) over and over.
+@functools.lru_cache(maxsize=1 << 16)
+def _parse(rules: str, text: str) -> Version | None:
     try:
-        key = _PARSERS[rules](text.strip())
-    except (_UniversInvalid, _PepInvalid, ValueError, TypeError, AttributeError) as exc:
-        raise InvalidVersionError(f"not a valid {ecosystem} version: {text!r}") from exc
-    return Version(rules, text, key)
+        return Version(rules, text, _PARSERS[rules](text.strip()))
+    except (_UniversInvalid, _PepInvalid, ValueError, TypeError, AttributeError):
+        return None
 
 
 def compare_versions(ecosystem: str, a: str, b: str) -> int:
