@@ -8,6 +8,7 @@ from dockyard.scanning.detect.dpkg import DpkgDetector
 from dockyard.scanning.detect.golang import GoBinaryDetector
 from dockyard.scanning.detect.npm import NpmDetector
 from dockyard.scanning.detect.python import PythonDetector
+from dockyard.scanning.detect.rpm import RpmDetector
 
 __all__ = [
     "DETECTORS",
@@ -17,11 +18,13 @@ __all__ = [
     "GoBinaryDetector",
     "NpmDetector",
     "PythonDetector",
+    "RpmDetector",
 ]
 
 DETECTORS: tuple[Detector, ...] = (
     DpkgDetector(),
     ApkDetector(),
+    RpmDetector(),
     PythonDetector(),
     NpmDetector(),
     GoBinaryDetector(),
