@@ -40,6 +40,8 @@ MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)
 ACCEPT_ALL = ", ".join(MANIFEST_TYPES)
 
 CLIENT_TIMEOUT = 180
+# Debian's docker CLI matches the 20.10 engine, even when a newer `docker` comes first on PATH.
+DOCKER_CLI = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
 
 
 def sha256(data: bytes) -> str:
@@ -510,7 +512,7 @@ class DockerEngine:
             if self.proc.poll() is not None:
                 raise AssertionError(f"dockerd exited with {self.proc.returncode}:\n{self.log()}")
             probe = subprocess.run(
-                ["docker", "-H", f"unix://{self.socket}", "version"],
+                [DOCKER_CLI, "-H", f"unix://{self.socket}", "version"],
                 capture_output=True,
                 timeout=20,
                 check=False,
@@ -548,7 +550,7 @@ def docker(
     engine: DockerEngine, cenv: ClientEnv, server: DockyardServer | None, *args: str, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """`docker -H unix://SOCK ARGS`, logged in to `server` first when it wants credentials."""
-    base = ["docker", "-H", f"unix://{engine.socket}"]
+    base = [DOCKER_CLI, "-H", f"unix://{engine.socket}"]
     if server is not None and server.creds:
         subprocess.run(
             [*base, "login", "-u", server.creds[0], "--password-stdin", server.address],

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from e2e_support import (
     ACCEPT_ALL,
+    DOCKER_CLI,
+    DOCKER_LIST,
     DOCKER_MANIFEST,
     ClientEnv,
     DockerEngine,
@@ -34,7 +36,9 @@ def loaded_image(
     archive.unlink(missing_ok=True)
     run(["skopeo", "copy", images["multilayer"].ref, f"docker-archive:{archive}:dockyard-e2e/multilayer:v1"],
         env=client_env.env())  # fmt: skip
-    run(["docker", "-H", f"unix://{docker_engine.socket}", "load", "-i", str(archive)], env=client_env.env())
+    run(
+        [DOCKER_CLI, "-H", f"unix://{docker_engine.socket}", "load", "-i", str(archive)], env=client_env.env()
+    )
     archive.unlink()
     yield "dockyard-e2e/multilayer:v1"
 
@@ -103,20 +107,36 @@ def test_docker_pulls_its_platform_from_an_index(
     docker_engine: DockerEngine, client_env: ClientEnv, server: DockyardServer, images: dict[str, Layout]
 ) -> None:
     image = images["multiarch"]
-    skopeo_copy(client_env, server, image.ref, docker_ref(server, "dk/multiarch:v1"), "--all")
+    skopeo_copy(client_env, server, image.ref, docker_ref(server, "dk/multiarch:oci"), "--all")
+    skopeo_copy(
+        client_env, server, image.ref, docker_ref(server, "dk/multiarch:list"), "--all", "--format", "v2s2"
+    )
     children = {c["platform"]["architecture"]: c["digest"] for c in image.children()}
-    target = f"{server.address}/dk/multiarch:v1"
+    amd64_config = json.loads(image.blob_bytes(children["amd64"]))["config"]["digest"]
+    oci, listed = f"{server.address}/dk/multiarch:oci", f"{server.address}/dk/multiarch:list"
     try:
-        docker(docker_engine, client_env, server, "pull", target)
-        info = inspect(docker_engine, client_env, server, target)
-        assert info["Architecture"] == "amd64"
-        amd64 = json.loads(image.blob_bytes(children["amd64"]))
-        assert info["Id"] == amd64["config"]["digest"]
-        assert f"{server.address}/dk/multiarch@{image.top.digest}" in info["RepoDigests"]
-
-        shown = json.loads(
-            docker(docker_engine, client_env, server, "manifest", "inspect", "--insecure", target).stdout
+        for target in (oci, listed):
+            docker(docker_engine, client_env, server, "pull", target)
+            info = inspect(docker_engine, client_env, server, target)
+            assert info["Architecture"] == "amd64"
+            assert info["Id"] == amd64_config
+        assert (
+            f"{server.address}/dk/multiarch@{image.top.digest}"
+            in inspect(docker_engine, client_env, server, oci)["RepoDigests"]
         )
-        assert {m["platform"]["architecture"]: m["digest"] for m in shown["manifests"]} == children
+
+        # The 20.10 CLI reads Docker manifest lists (it cannot parse OCI children, from any registry).
+        list_digest, served = registry_manifest(server, "dk/multiarch", "list")
+        assert served["mediaType"] == DOCKER_LIST
+        shown = json.loads(
+            docker(docker_engine, client_env, server, "manifest", "inspect", "--insecure", listed).stdout
+        )
+        assert shown == served
+        assert {m["platform"]["architecture"] for m in shown["manifests"]} == {"amd64", "arm64"}
+        for child in shown["manifests"]:
+            _, child_manifest = registry_manifest(server, "dk/multiarch", child["digest"])
+            assert child_manifest["mediaType"] == DOCKER_MANIFEST
+        assert list_digest != image.top.digest
     finally:
-        docker(docker_engine, client_env, server, "rmi", "--force", target, check=False)
+        docker(docker_engine, client_env, server, "rmi", "--force", oci, listed, check=False)
+    check_consistent(server)
