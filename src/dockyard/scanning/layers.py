@@ -223,6 +223,9 @@ def _keep(
     if stream is None:
         return {}
     kept: dict[str, bytes] = {}
+    if len(wants) > 1 and member.size > limits.max_file_bytes:
+        # Too big to share one copy: only the most specific want (not an executables-only sweep) reads it.
+        wants = sorted(wants, key=lambda w: w.executables_only)[:1]
     with stream:
         if len(wants) == 1:
             source: IO[bytes] = stream

@@ -6,6 +6,7 @@ from dockyard.scanning.detect.apk import ApkDetector
 from dockyard.scanning.detect.base import Detector
 from dockyard.scanning.detect.dpkg import DpkgDetector
 from dockyard.scanning.detect.golang import GoBinaryDetector
+from dockyard.scanning.detect.java import JavaArchiveDetector
 from dockyard.scanning.detect.npm import NpmDetector
 from dockyard.scanning.detect.python import PythonDetector
 from dockyard.scanning.detect.rpm import RpmDetector
@@ -16,6 +17,7 @@ __all__ = [
     "Detector",
     "DpkgDetector",
     "GoBinaryDetector",
+    "JavaArchiveDetector",
     "NpmDetector",
     "PythonDetector",
     "RpmDetector",
@@ -28,4 +30,5 @@ DETECTORS: tuple[Detector, ...] = (
     PythonDetector(),
     NpmDetector(),
     GoBinaryDetector(),
+    JavaArchiveDetector(),
 )

@@ -1,0 +1,124 @@
+"""Java archives (jar, war, ear): Maven coordinates from `pom.properties`, else from `MANIFEST.MF`.
+
+Archives nested inside others (`WEB-INF/lib/*.jar`, Spring Boot's `BOOT-INF/lib/*.jar`) are opened too, to a
+bounded depth. The layer reader keeps only the coordinates found (as JSON), not the archive.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import IO
+from urllib.parse import quote
+
+from dockyard.scanning.layers import Want
+from dockyard.scanning.packages import OsIdentity, Package
+
+__all__ = ["JavaArchiveDetector", "coordinates"]
+
+_ARCHIVES = (".jar", ".war", ".ear", ".jpi", ".hpi")
+_MAX_DEPTH = 3
+# Archives are read whole (zip needs its central directory at the end); larger ones are skipped, and
+# so are nested members or metadata files over these sizes, which bounds work on zip bombs.
+_MAX_ARCHIVE = 256 * 1024 * 1024
+_MAX_NESTED = 64 * 1024 * 1024
+_MAX_METADATA = 1024 * 1024
+_MAX_MEMBERS = 100_000
+
+
+def _properties(text: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _manifest(text: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    last = ""
+    for line in text.splitlines():
+        if line.startswith(" ") and last:
+            values[last] += line[1:]
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            last = key.strip()
+            values[last] = value.strip()
+    return values
+
+
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:
+    if info.file_size > limit:
+        return None
+    with archive.open(info) as member:
+        # The declared size of a hostile zip may lie; never read past the limit.
+        data = member.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
+def coordinates(data: bytes, inner: str = "", depth: int = 0) -> list[list[str]]:
+    """[group, artifact, version, location inside the archive] for the archive and archives nested in it."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()[:_MAX_MEMBERS]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return []
+    found: list[list[str]] = []
+    with archive:
+        try:
+            for info in infos:
+                name = info.filename
+                if name.startswith("META-INF/maven/") and name.endswith("/pom.properties"):
+                    raw = _read(archive, info, _MAX_METADATA)
+                    props = _properties(raw.decode("utf-8", "replace")) if raw else {}
+                    if props.get("groupId") and props.get("artifactId") and props.get("version"):
+                        found.append([props["groupId"], props["artifactId"], props["version"], inner])
+            if not found:
+                manifest_info = next((i for i in infos if i.filename == "META-INF/MANIFEST.MF"), None)
+                raw = _read(archive, manifest_info, _MAX_METADATA) if manifest_info else None
+                manifest = _manifest(raw.decode("utf-8", "replace")) if raw else {}
+                group = manifest.get("Implementation-Vendor-Id")
+                artifact = manifest.get("Implementation-Title")
+                version = manifest.get("Implementation-Version")
+                if group and artifact and version:
+                    found.append([group, artifact, version, inner])
+            if depth < _MAX_DEPTH:
+                for info in infos:
+                    if info.filename.lower().endswith(_ARCHIVES):
+                        nested = _read(archive, info, _MAX_NESTED)
+                        if nested is not None:
+                            where = f"{inner}!/{info.filename}" if inner else info.filename
+                            found.extend(coordinates(nested, where, depth + 1))
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError):
+            return found
+    return found
+
+
+def extract_coordinates(stream: IO[bytes], size: int) -> bytes | None:
+    """The archive's coordinates as JSON (what the layer reader keeps); None if too big or it has none."""
+    if size > _MAX_ARCHIVE:
+        return None
+    found = coordinates(stream.read())
+    return json.dumps(found).encode() if found else None
+
+
+class JavaArchiveDetector:
+    """Maven artifacts in Java archives anywhere in the image."""
+
+    want = Want("java", tuple(f"/**/*{suffix}" for suffix in _ARCHIVES), extract=extract_coordinates)
+
+    def parse(self, path: str, data: bytes, layer_digest: str, os: OsIdentity | None) -> list[Package]:
+        """The artifacts recorded for one archive."""
+        packages = []
+        for group, artifact, version, inner in json.loads(data):
+            name = f"{group}:{artifact}"
+            location = f"{path}!/{inner}" if inner else path
+            purl = f"pkg:maven/{quote(group)}/{quote(artifact)}@{quote(version)}"
+            packages.append(Package("Maven", name, version, name, version, location, layer_digest, purl))
+        return packages
