@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from registry_support import error_codes, push_blob, running, sha256
+from registry_support import error_codes, push_blob, running, services_of, sha256
 from starlette.testclient import TestClient
 
 from dockyard.config import Settings
@@ -248,3 +248,19 @@ def test_bytes_of_a_failed_chunk_never_reach_the_blob(app_client: TestClient) ->
     assert get.headers["Content-Length"] == "5"
     head = app_client.head(f"/v2/{NAME}/blobs/{sha256(b'12345')}")
     assert head.headers["Content-Length"] == "5"
+
+
+def test_mount_of_a_blob_whose_bytes_are_gone_opens_a_session(app_client: TestClient) -> None:
+    """The source still lists the blob but its bytes are gone (collected meanwhile, or lost): mounting
+    would link nothing readable, so the client is asked to upload instead."""
+    data = b"bytes about to vanish"
+    digest = push_blob(app_client, "source/gone", data)
+    store = services_of(app_client).store
+    store.delete(digest)
+    response = app_client.post(f"/v2/{NAME}/blobs/uploads/", params={"mount": digest, "from": "source/gone"})
+    assert response.status_code == 202
+    assert app_client.head(f"/v2/{NAME}/blobs/{digest}").status_code == 404
+    location = response.headers["Location"]
+    assert app_client.put(location, params={"digest": digest}, content=data).status_code == 201
+    assert app_client.get(f"/v2/{NAME}/blobs/{digest}").content == data
+    assert app_client.get(f"/v2/source/gone/blobs/{digest}").content == data

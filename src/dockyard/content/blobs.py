@@ -21,6 +21,10 @@ class BlobLocation:
     redirect_url: str | None
 
 
+class _NothingToMount(Exception):
+    """Rolls a mount back: the blob is recorded but its bytes are gone."""
+
+
 class BlobService:
     """Reads and links blobs, always through a repository so access is checked per repository."""
 
@@ -49,13 +53,20 @@ class BlobService:
 
     def mount(self, name: str, digest: str, source: str) -> int | None:
         """Link a blob from `source` into `name` without copying. None when the source lacks it."""
-        with self.db.write() as conn:
-            source_id = q.repository_id(conn, source)
-            size = q.blob_size_in_repository(conn, source_id, digest) if source_id is not None else None
-            if size is None:
-                return None
-            q.record_blob(conn, digest, size)
-            q.link_blob(conn, q.ensure_repository(conn, name), digest)
+        try:
+            with self.db.write() as conn:
+                source_id = q.repository_id(conn, source)
+                size = q.blob_size_in_repository(conn, source_id, digest) if source_id is not None else None
+                if size is None:
+                    return None
+                q.record_blob(conn, digest, size)
+                # The row is locked now: a collection of this blob has finished or waits for us. If it took
+                # the bytes (or they are lost), link nothing: the client uploads them instead.
+                if self.store.size(digest) is None:
+                    raise _NothingToMount
+                q.link_blob(conn, q.ensure_repository(conn, name), digest)
+        except _NothingToMount:
+            return None
         return size
 
     def unlink(self, name: str, digest: str) -> None:
