@@ -200,3 +200,22 @@ def test_zstd_multi_frame() -> None:
     blob = compressor.compress(raw[:1024]) + compressor.compress(raw[1024:])
     copy = read_layers([Layer("sha256:mf", io.BytesIO(blob))], WANTS).read("db", STATUS)
     assert copy is not None and copy.data == b"two frames"
+
+
+def test_hard_link_escaping_the_root() -> None:
+    with pytest.raises(UnsafeLayerError):
+        read_layers([layer([("file", "/a", b"x"), ("hardlink", "/b", "../../etc/shadow")])], WANTS)
+
+
+def test_empty_layer_is_valid() -> None:
+    files = read_layers([layer([]), layer([("file", STATUS, b"s")], "plain"), layer([], "zstd")], WANTS)
+    assert files.paths("db") == [STATUS]
+    assert len(files.layer_digests) == 3
+
+
+def test_many_symlinks_rewritten_then_whited_out() -> None:
+    links = [("symlink", f"/usr/lib/x86_64-linux-gnu/lib{i}.so", f"lib{i}.so.1") for i in range(20_000)]
+    files = read_layers([layer(links), layer(links, "plain")], WANTS)
+    assert files.resolve("/usr/lib/x86_64-linux-gnu/lib7.so") == "/usr/lib/x86_64-linux-gnu/lib7.so.1"
+    gone = read_layers([layer(links), layer([("whiteout", "/usr/lib/x86_64-linux-gnu")])], WANTS)
+    assert gone.resolve("/usr/lib/x86_64-linux-gnu/lib7.so") == "/usr/lib/x86_64-linux-gnu/lib7.so"

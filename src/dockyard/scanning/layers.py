@@ -325,11 +325,15 @@ def _parents(path: str) -> Iterator[str]:
         path = path.rpartition("/")[0]
 
 
-def _delete(nodes: dict[str, _Node], top: str, keep_top: bool) -> None:
-    for path in [p for p in nodes if _under(p, top)]:
-        if keep_top and path == top:
-            continue
-        del nodes[path]
+def _delete(nodes: dict[str, _Node], top: str, keep_top: bool, parents: set[str]) -> None:
+    """Drop `top` and everything under it; `parents` (directories holding nodes) spares a full scan when
+    nothing can be under `top`."""
+    if top in parents or top == "/":
+        for path in [p for p in nodes if _under(p, top)]:
+            if not (keep_top and path == top):
+                del nodes[path]
+    elif not keep_top:
+        nodes.pop(top, None)
 
 
 def _read_layer(
@@ -390,10 +394,11 @@ def _apply(
     opaque: list[str],
 ) -> None:
     # Whiteouts and opaque markers hide lower layers only; this layer's own entries are added after.
+    parents = {parent for path in nodes for parent in _parents(path.rpartition("/")[0])}
     for top in opaque:
-        _delete(nodes, top, keep_top=True)
+        _delete(nodes, top, keep_top=True, parents=parents)
     for gone in whiteouts:
-        _delete(nodes, gone, keep_top=False)
+        _delete(nodes, gone, keep_top=False, parents=parents)
     for entry in entries:
         node = nodes.get(entry.path)
         if entry.is_dir:
@@ -401,7 +406,7 @@ def _apply(
                 del nodes[entry.path]
             continue
         # A file or symlink replaces whatever a lower layer had at this path, including a directory.
-        _delete(nodes, entry.path, keep_top=True)
+        _delete(nodes, entry.path, keep_top=True, parents=parents)
         if entry.link is not None:
             nodes[entry.path] = _Node(link=entry.link)
             continue
