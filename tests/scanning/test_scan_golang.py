@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import pytest
 
@@ -86,3 +87,58 @@ def test_devel_main_module_is_skipped_and_non_go_elf_ignored() -> None:
 def test_stdlib_versions(go: str, semver: str) -> None:
     assert stdlib_version(go) == semver
     assert stdlib_version("devel +abc") is None
+
+
+def _elf_with_pointer_buildinfo(
+    go_version: str, modinfo: str, *, is64: bool = True, big: bool = False
+) -> bytes:
+    """A minimal ELF with one PT_LOAD segment (file offset 0 at 0x400000) holding pre-1.18 build info:
+    the header points at two Go string headers (pointer, length) which point at the strings."""
+    order = ">" if big else "<"
+    ptr = "Q" if is64 else "I"
+    size = 8 if is64 else 4
+    base = 0x400000
+    image = bytearray(0x2000)
+    image[:4] = b"\x7fELF"
+    image[4], image[5] = (2 if is64 else 1), (2 if big else 1)
+    if is64:
+        struct.pack_into(order + "Q", image, 0x20, 0x40)
+        struct.pack_into(order + "HH", image, 0x36, 56, 1)
+        struct.pack_into(order + "IIQQQQ", image, 0x40, 1, 5, 0, base, base, len(image))
+    else:
+        struct.pack_into(order + "I", image, 0x1C, 0x34)
+        struct.pack_into(order + "HH", image, 0x2A, 32, 1)
+        struct.pack_into(order + "IIIII", image, 0x34, 1, 0, base, base, len(image))
+    strings = [go_version.encode(), SENTINEL + modinfo.encode() + SENTINEL]
+    headers_at, data_at = 0x200, 0x400
+    for i, text in enumerate(strings):
+        image[data_at : data_at + len(text)] = text
+        struct.pack_into(order + ptr + ptr, image, headers_at + 2 * size * i, base + data_at, len(text))
+        data_at += len(text) + 16
+    magic_at = 0x1000
+    image[magic_at : magic_at + 14] = b"\xff Go buildinf:"
+    image[magic_at + 14], image[magic_at + 15] = size, (1 if big else 0)
+    struct.pack_into(order + ptr, image, magic_at + 16, base + headers_at)
+    struct.pack_into(order + ptr, image, magic_at + 16 + size, base + headers_at + 2 * size)
+    return bytes(image)
+
+
+@pytest.mark.parametrize(("is64", "big"), [(True, False), (False, False), (True, True)])
+def test_pre_118_pointer_layout(is64: bool, big: bool) -> None:
+    binary = _elf_with_pointer_buildinfo(
+        "go1.16.15", "path\tx\nmod\tx\tv0.1.0\t\ndep\tgolang.org/x/net\tv0.0.1\t\n", is64=is64, big=big
+    )
+    data = extract_buildinfo(io.BytesIO(binary), len(binary))
+    assert data is not None
+    packages = GoBinaryDetector().parse("/old", data, "sha256:l", None)
+    assert [(p.name, p.version) for p in packages] == [
+        ("stdlib", "1.16.15"),
+        ("x", "v0.1.0"),
+        ("golang.org/x/net", "v0.0.1"),
+    ]
+
+
+def test_pre_118_pointers_outside_the_file_are_ignored() -> None:
+    binary = bytearray(_elf_with_pointer_buildinfo("go1.16.15", "path\tx\n"))
+    struct.pack_into("<Q", binary, 0x1000 + 16, 0xDEADBEEF)
+    assert extract_buildinfo(io.BytesIO(bytes(binary)), len(binary)) is None

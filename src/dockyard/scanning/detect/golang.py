@@ -1,12 +1,15 @@
 """Go binaries: the toolchain version and modules recorded in the build info (`\\xff Go buildinf:`).
 
-Only the Go 1.18+ layout is read, where the version and module strings follow the 32-byte header inline
-(flag bit 2); older binaries store pointers into other sections and are skipped.
+Go 1.18+ puts the version and module strings inline after the 32-byte header (flag bit 2). Older
+binaries store pointers to Go string headers instead; those are followed through the ELF program headers
+when the binary is small enough to hold whole (`_MAX_RETAINED`), and rewritten to the inline layout, so
+the kept bytes always have one form.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 from typing import IO
 
 from dockyard.scanning.layers import Want
@@ -18,11 +21,20 @@ _INLINE = 0x2
 # Enough for the version and a large module list; kept per binary instead of the binary.
 _KEEP = 1 << 20
 _CHUNK = 1 << 20
+# Binaries up to this size are held whole while scanning, to follow the pre-1.18 pointers.
+_MAX_RETAINED = 128 * 1024 * 1024
 _GO_VERSION = re.compile(r"go(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:(rc|beta)(\d+))?")
 
 
+def _aligned_magic(data: bytearray, start: int, base: int) -> int:
+    at = data.find(MAGIC, start)
+    while at >= 0 and (base + at) % 16:
+        at = data.find(MAGIC, at + 1)
+    return at
+
+
 def extract_buildinfo(stream: IO[bytes], size: int) -> bytes | None:
-    """The bytes from the build-info magic on (at most 1 MiB) of an ELF executable, else None.
+    """The build info of an ELF executable in the inline layout (at most 1 MiB), else None.
 
     Like Go's own reader, only a 16-byte aligned magic counts: the string also occurs unaligned as a
     constant in binaries that link the build-info reader (the `go` command itself).
@@ -30,21 +42,88 @@ def extract_buildinfo(stream: IO[bytes], size: int) -> bytes | None:
     head = stream.read(4)
     if head != b"\x7fELF":
         return None
-    window, window_start = head, 0
+    retain = size <= _MAX_RETAINED
+    data, base, searched = bytearray(head), 0, 0
     while chunk := stream.read(_CHUNK):
-        window += chunk
-        at = window.find(MAGIC)
-        while at >= 0 and (window_start + at) % 16:
-            at = window.find(MAGIC, at + 1)
-        if at >= 0:
-            found = window[at:]
-            while len(found) < _KEEP and (more := stream.read(_KEEP - len(found))):
-                found += more
-            return found[:_KEEP]
-        keep = len(MAGIC) - 1
-        window_start += len(window) - keep
-        window = window[-keep:]
+        data += chunk
+        at = _aligned_magic(data, max(searched - len(MAGIC) + 1, 0), base)
+        if at < 0:
+            if not retain:
+                keep = len(MAGIC) - 1
+                base += len(data) - keep
+                del data[:-keep]
+            searched = len(data)
+            continue
+        while len(data) < at + _HEADER and (more := stream.read(_CHUNK)):
+            data += more
+        if len(data) >= at + _HEADER and data[at + 15] & _INLINE:
+            while len(data) < at + _KEEP and (more := stream.read(_CHUNK)):
+                data += more
+            return bytes(data[at : at + _KEEP])
+        if not retain:
+            return None
+        while more := stream.read(_CHUNK):
+            data += more
+        return _pointer_layout(bytes(data), at)
     return None
+
+
+def _load_segments(elf: bytes) -> tuple[str, list[tuple[int, int, int]]]:
+    """The byte order and (virtual address, file offset, size) of each PT_LOAD segment."""
+    is64, order = elf[4] == 2, "<" if elf[5] == 1 else ">"
+    if is64:
+        phoff = struct.unpack_from(order + "Q", elf, 0x20)[0]
+        entsize, count = struct.unpack_from(order + "HH", elf, 0x36)
+    else:
+        phoff = struct.unpack_from(order + "I", elf, 0x1C)[0]
+        entsize, count = struct.unpack_from(order + "HH", elf, 0x2A)
+    segments = []
+    for i in range(min(count, 256)):
+        at = phoff + i * entsize
+        if is64:
+            kind, _, offset, vaddr, _, filesz = struct.unpack_from(order + "IIQQQQ", elf, at)
+        else:
+            kind, offset, vaddr, _, filesz = struct.unpack_from(order + "IIIII", elf, at)
+        if kind == 1:
+            segments.append((vaddr, offset, filesz))
+    return order, segments
+
+
+def _pointer_layout(elf: bytes, at: int) -> bytes | None:
+    """The pre-1.18 build info (pointers to Go strings) rewritten in the inline layout, or None."""
+    try:
+        order, segments = _load_segments(elf)
+        ptr_size = elf[at + 14]
+        if ptr_size not in (4, 8):
+            return None
+        pointer = order + ("Q" if ptr_size == 8 else "I")
+
+        def read(vaddr: int, length: int) -> bytes:
+            for start, offset, filesz in segments:
+                if start <= vaddr and vaddr + length <= start + filesz:
+                    return elf[offset + vaddr - start : offset + vaddr - start + length]
+            raise ValueError(f"address {vaddr:#x} is not in a loaded segment")
+
+        strings = []
+        for slot in (at + 16, at + 16 + ptr_size):
+            header = read(struct.unpack_from(pointer, elf, slot)[0], 2 * ptr_size)
+            data_ptr, length = struct.unpack_from(order + ("QQ" if ptr_size == 8 else "II"), header)
+            if length > _KEEP:
+                return None
+            strings.append(read(data_ptr, length) if length else b"")
+    except (struct.error, ValueError, IndexError):
+        return None
+    body = b"".join(_uvarint(len(text)) + text for text in strings)
+    return MAGIC + bytes([ptr_size, _INLINE]) + b"\0" * (_HEADER - len(MAGIC) - 2) + body
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
 
 
 def _varint_string(data: bytes, offset: int) -> tuple[str, int] | None:
