@@ -274,3 +274,33 @@ def test_push_racing_a_collection_of_the_same_blob(services: Services) -> None:
         location = services.blobs.locate("gc/race", digest)
         assert location.size == len(data)
         assert b"".join(services.store.read(digest)) == data
+
+
+def test_push_racing_the_removal_of_an_orphan_file(services: Services) -> None:
+    """A crash left the bytes of X without a record; X is pushed again while a collection removes that
+    orphan file. The acknowledged push must keep readable bytes."""
+    collector = _collector(services, grace=600)
+    for i in range(20):
+        data = f"orphaned, then pushed {i}".encode()
+        digest = _write_orphan(services, data)
+        old = time.time() - 7200
+        os.utime(services.store.driver.local_file(blob_path(digest)), (old, old))  # type: ignore[arg-type]
+        status = services.uploads.start("gc/orphan")
+        appender = services.uploads.append("gc/orphan", status.id, 0)
+        appender.write(data)
+        appender.finish()
+        start = threading.Barrier(2)
+
+        def collect(barrier: threading.Barrier) -> None:
+            barrier.wait()
+            collector.run()
+
+        worker = threading.Thread(target=collect, args=(start,))
+        worker.start()
+        start.wait()
+        try:
+            services.uploads.complete("gc/orphan", status.id, parse_digest(digest))
+        finally:
+            worker.join()
+        assert services.blobs.locate("gc/orphan", digest).size == len(data)
+        assert b"".join(services.store.read(digest)) == data

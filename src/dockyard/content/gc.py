@@ -96,10 +96,24 @@ class GarbageCollector:
         for digest, info in by_digest.items():
             if digest in known or digest in collected:
                 continue
-            if not report.dry_run:
-                self.store.driver.delete(info.path)
+            if not report.dry_run and not self._delete_orphan(digest, info.path):
+                continue
             report.orphan_files.append((info.path, info.size))
         self._collect_orphan_uploads(report, upload_cutoff)
+
+    def _delete_orphan(self, digest: str | None, path: str) -> bool:
+        """Delete a file no blob record names, unless a push recorded it since the walk (False then)."""
+        if digest is None:
+            self.store.driver.delete(path)
+            return True
+        with self.db.write() as conn:
+            # A push of this digest records it and moves its bytes under the same lock: it has finished
+            # (the digest is known now) or waits until the file is gone, then moves its own bytes in.
+            q.lock_digest(conn, digest)
+            if q.known_blob_digests(conn, [digest]):
+                return False
+            self.store.driver.delete(path)
+        return True
 
     def _collect_orphan_uploads(self, report: GcReport, cutoff: float) -> None:
         for info in self.store.walk_uploads():

@@ -107,8 +107,19 @@ def blob_size_in_repository(conn: Connection, repo_id: int, digest: str) -> int 
     return conn.execute(stmt).scalar_one_or_none()
 
 
+def lock_digest(conn: Connection, digest: str) -> None:
+    """Until the transaction ends, be the only one recording this blob or deleting its bytes.
+
+    A row lock cannot guard a row that does not exist yet (an orphan file's): PostgreSQL takes an advisory
+    lock on the digest; SQLite's write transactions are serial already.
+    """
+    if conn.dialect.name != "sqlite":
+        conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(digest, 0))))
+
+
 def record_blob(conn: Connection, digest: str, size: int) -> None:
     """Record a verified blob (or refresh it), starting its GC grace period anew."""
+    lock_digest(conn, digest)
     now = time.time()
     # One atomic upsert, which leaves the row locked until commit. Insert-if-absent then update could
     # find the row present, then lose it to a collection that deleted it meanwhile.
