@@ -370,6 +370,53 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _run_groups(bench: Bench, groups: set[str], data_dir: Path) -> None:
+    bench.prepare()
+    if groups & {"push", "pull", "mixed", "resources"}:
+        bench.log("generating test data")
+        bench.blobs = make_blob_files(data_dir, bench.plan.sizes)
+    if "requests" in groups:
+        bench.log("request rates (wrk)")
+        bench.requests()
+    if groups & {"push", "pull"}:
+        bench.log("push and pull throughput")
+        bench.transfers(groups)
+    if "mixed" in groups:
+        bench.log("mixed workload")
+        bench.mixed()
+    if "resources" in groups:
+        bench.log("CPU and memory")
+        bench.resources()
+    if "scale" in groups:
+        bench.log("scale")
+        bench.scale()
+
+
+def _report(bench: Bench, args: argparse.Namespace, started: float) -> None:
+    elapsed = time.time() - started
+    mode = "quick" if args.quick else "full"
+    print(
+        f"\nDockyard vs {_reference_version()}, {os.cpu_count()} cores, {mode} run ({elapsed:.0f} s). "
+        "Ratio = Dockyard / reference.\n"
+    )
+    print(render_table(bench.rows), flush=True)
+    missed = [row.title for row in bench.rows if row.met is False]
+    print(f"\nTargets: {sum(1 for r in bench.rows if r.met)} met, {len(missed)} missed.", flush=True)
+    if args.json:
+        payload = {
+            "meta": {
+                "mode": mode,
+                "cores": os.cpu_count(),
+                "reference": _reference_version(),
+                "started": datetime.datetime.fromtimestamp(started, datetime.UTC).isoformat(),
+                "elapsed_s": round(elapsed, 1),
+                "loadgen_warn_pct": LOADGEN_WARN_PCT,
+            },
+            "workloads": [row.as_dict() for row in bench.rows],
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report:
@@ -394,58 +441,23 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.time()
     servers: list[Server] = []
-    with tempfile.TemporaryDirectory(prefix="bench-data-") as data_dir:
-        try:
-            servers.append(start_dockyard(args.password))
-            servers.append(start_reference())
-            log(f"dockyard on {servers[0].base}, reference on {servers[1].base}")
-            bench = Bench(plan, auth, servers, log)
-            bench.prepare()
-            if groups & {"push", "pull", "mixed", "resources"}:
-                log("generating test data")
-                bench.blobs = make_blob_files(Path(data_dir), plan.sizes)
-            if "requests" in groups:
-                log("request rates (wrk)")
-                bench.requests()
-            if groups & {"push", "pull"}:
-                log("push and pull throughput")
-                bench.transfers(groups)
-            if "mixed" in groups:
-                log("mixed workload")
-                bench.mixed()
-            if "resources" in groups:
-                log("CPU and memory")
-                bench.resources()
-            if "scale" in groups:
-                log("scale")
-                bench.scale()
-        except BaseException:
-            for server in servers:
-                log(f"--- last lines of the {server.name} log ---\n{server.log_tail()}")
-            raise
-        finally:
-            for server in servers:
-                server.stop()
-    elapsed = time.time() - started
-    mode = "quick" if args.quick else "full"
-    print(
-        f"\nDockyard vs {_reference_version()}, {os.cpu_count()} cores, {mode} run ({elapsed:.0f} s). "
-        "Ratio = Dockyard / reference.\n"
-    )
-    print(render_table(bench.rows))
-    missed = [row.title for row in bench.rows if row.met is False]
-    print(f"\nTargets: {sum(1 for r in bench.rows if r.met)} met, {len(missed)} missed.")
-    if args.json:
-        payload = {
-            "meta": {
-                "mode": "quick" if args.quick else "full",
-                "cores": os.cpu_count(),
-                "reference": _reference_version(),
-                "started": datetime.datetime.fromtimestamp(started, datetime.UTC).isoformat(),
-                "elapsed_s": round(elapsed, 1),
-                "loadgen_warn_pct": LOADGEN_WARN_PCT,
-            },
-            "workloads": [row.as_dict() for row in bench.rows],
-        }
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-data-") as data_dir:
+            try:
+                servers.append(start_dockyard(args.password))
+                servers.append(start_reference())
+                log(f"dockyard on {servers[0].base}, reference on {servers[1].base}")
+                bench = Bench(plan, auth, servers, log)
+                _run_groups(bench, groups, Path(data_dir))
+            except BaseException:
+                for server in servers:
+                    log(f"--- last lines of the {server.name} log ---\n{server.log_tail()}")
+                raise
+            finally:
+                for server in servers:
+                    server.stop()
+        _report(bench, args, started)
+    finally:
+        for server in servers:
+            server.remove()
     return 0

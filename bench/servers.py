@@ -69,7 +69,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=15)
-        # rm(1) clears the scale workloads' hundreds of thousands of files several times faster than rmtree.
+
+    def remove(self) -> None:
+        """Delete the server's storage: minutes after the scale workloads, so done after the report."""
+        # rm(1) clears the hundreds of thousands of files several times faster than shutil.rmtree.
         subprocess.run(["rm", "-rf", "--", str(self.workdir)], check=False)
 
 
@@ -103,6 +106,7 @@ def start_dockyard(password: str | None, extra_env: dict[str, str] | None = None
         server.wait_ready()
     except BaseException:
         server.stop()
+        server.remove()
         raise
     return server
 
@@ -143,5 +147,6 @@ def start_reference() -> Server:
         server.wait_ready()
     except BaseException:
         server.stop()
+        server.remove()
         raise
     return server
