@@ -103,6 +103,8 @@ def test_list_reader_stops_at_the_record_limit(tmp_path: Path) -> None:
         ' "ranges": [{"type": "ECOSYSTEM", "events": [{"bogus": "1"}]}]}]}',
         '{"id": "X", "modified": "yesterday"}',
         "[1, 2]",
+        '[{"id": "A"} {"id": "B"}]',
+        '[, {"id": "A"}]',
     ],
 )
 def test_malformed_json_files_raise_scan_errors(tmp_path: Path, content: str) -> None:

@@ -138,3 +138,9 @@ def test_versions_of_different_rules_do_not_compare() -> None:
         _ = parse_version("PyPI", "1.0") < parse_version("npm", "1.0.0")
     with pytest.raises(InvalidVersionError):
         parse_version("PyPI", "not a version")
+
+
+def test_equal_versions_hash_alike() -> None:
+    assert len({parse_version("PyPI", "1.0"), parse_version("PyPI", "1.0.0")}) == 1
+    assert len({parse_version("Debian:12", "1.01"), parse_version("Debian:12", "1.1")}) == 1
+    assert parse_version("PyPI", "1.0") != parse_version("npm", "1.0.0")

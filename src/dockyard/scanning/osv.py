@@ -262,12 +262,14 @@ def _iter_json_values(stream: IO[str], where: str, max_record_bytes: int) -> Ite
     buffer = ""
     eof = False
     in_list: bool | None = None
+    need_comma = False
 
     def fill() -> bool:
         nonlocal buffer, eof
         if eof:
             return False
-        chunk = stream.read(1 << 16)
+        # Grow reads with the buffer, so a large record is re-decoded a logarithmic number of times.
+        chunk = stream.read(max(1 << 16, len(buffer)))
         if not chunk:
             eof = True
             return False
@@ -291,9 +293,12 @@ def _iter_json_values(stream: IO[str], where: str, max_record_bytes: int) -> Ite
                 buffer = buffer[1:]
                 in_list = False
                 continue
-            if buffer[0] == ",":
+            if buffer[0] == "," and need_comma:
                 buffer = buffer[1:]
+                need_comma = False
                 continue
+            if need_comma or buffer[0] == ",":
+                raise AdvisoryFormatError(f"{where}: list items must be separated by one comma")
         else:
             raise AdvisoryFormatError(f"{where}: unexpected data after the JSON value")
         while True:
@@ -309,6 +314,7 @@ def _iter_json_values(stream: IO[str], where: str, max_record_bytes: int) -> Ite
                 continue
             break
         buffer = buffer[end:]
+        need_comma = bool(in_list)
         yield value
     if in_list:
         raise AdvisoryFormatError(f"{where}: unterminated JSON list")

@@ -55,13 +55,14 @@ class Version:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return self.rules == other.rules and bool(self.key == self._check(other).key)
+        return self.rules == other.rules and bool(self.key == other.key)
 
     def __lt__(self, other: object) -> bool:
         return bool(self.key < self._check(other).key)
 
     def __hash__(self) -> int:
-        return hash((self.rules, self.text))
+        # Equal versions may be spelt differently (`1.0` and `1.0.0` in PEP 440), so the text cannot count.
+        return hash(self.rules)
 
     def __str__(self) -> str:
         return self.text
