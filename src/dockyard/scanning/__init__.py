@@ -1,5 +1,9 @@
-"""Vulnerability scanning: the pure domain core (versions, OSV advisories, matching, image layers, detectors).
+"""Vulnerability scanning: the pure domain core. Nothing here touches HTTP, the database or jobs.
 
-Nothing here touches HTTP, the database or jobs; those build on `inventory.scan_layers` and
-`match.match_packages`.
+- `inventory.scan_layers(layers, limits)` reads an image's layers once (`layers.Layer`: digest + stream)
+  and returns `Inventory(os, packages)`; hostile input raises `errors.ScanError` subclasses.
+- `osv.read_advisories(path)` streams OSV records from a zip, a directory or a JSON file.
+- `match.match_packages(packages, os, index)` returns `Finding`s; `index` is any `match.AdvisoryLookup`
+  (the in-memory `match.AdvisoryIndex`, or a database-backed lookup).
+- `versions.compare_versions(ecosystem, a, b)` orders versions with each ecosystem's rules.
 """
