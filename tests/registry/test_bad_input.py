@@ -67,7 +67,8 @@ def test_invalid_names(client: TestClient, bad_name: str) -> None:
     ]:
         response = client.request(method, path)
         if method == "HEAD":
-            assert response.status_code in {400, 404}, path
+            assert response.status_code == 400, path
+            assert response.content == b""
             continue
         _check(response, 400, "NAME_INVALID")
 
@@ -98,7 +99,7 @@ def test_invalid_digests(client: TestClient, case: str) -> None:
     upload = client.post(f"/v2/{NAME}/blobs/uploads/", params={"digest": digest}, content=b"data")
     if code is None:
         # Without a colon, a blob reference is not a digest at all.
-        assert blob_get.status_code in {400, 404}
+        _check(blob_get, 400, "DIGEST_INVALID")
         _check(upload, 400, "DIGEST_INVALID")
         return
     status = 415 if code == "UNSUPPORTED" else 400
@@ -252,8 +253,8 @@ def test_bad_content_range(client: TestClient) -> None:
     session = client.post(f"/v2/{NAME}/blobs/uploads/").headers["Location"]
     for value in ("garbage", "5-2", "bytes=a-b"):
         response = client.patch(session, content=b"abc", headers={"Content-Range": value})
-        assert response.status_code in {400, 416}, (value, response.text)
-        assert error_codes(response)[0] in {"SIZE_INVALID", "BLOB_UPLOAD_INVALID"}
+        _check(response, 400, "SIZE_INVALID")
+    assert client.get(session).headers["Range"] == "0-0"
 
 
 def test_unknown_endpoints_and_methods(client: TestClient) -> None:
