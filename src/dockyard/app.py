@@ -6,22 +6,33 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from dockyard.api.app import build_api
+from dockyard.auth import token_endpoint
+from dockyard.auth.accounts import AccountService
+from dockyard.auth.authenticate import Authenticator
+from dockyard.auth.credentials import CredentialService
+from dockyard.auth.keys import KeyRing
+from dockyard.auth.registry_access import PolicyAccess
+from dockyard.auth.throttle import LoginThrottle
+from dockyard.auth.token_endpoint import TokenServices
+from dockyard.auth.tokens import TokenIssuer
 from dockyard.config import Settings
 from dockyard.content.blobs import BlobService
 from dockyard.content.gc import GarbageCollector
 from dockyard.content.manifests import ManifestService
 from dockyard.content.uploads import UploadService
 from dockyard.db.engine import Database
+from dockyard.events.audit import AuditLog
 from dockyard.registry import endpoint
-from dockyard.registry.access import Access, OpenAccess
+from dockyard.registry.access import Access
 from dockyard.registry.context import RegistryContext
 from dockyard.storage.blobstore import BlobStore
 from dockyard.storage.filesystem import FilesystemDriver
@@ -41,6 +52,46 @@ class Services:
     uploads: UploadService
     manifests: ManifestService
     gc: GarbageCollector
+    auth: AuthServices | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class AuthServices:
+    """Access control: accounts, credentials, signing keys, tokens, throttle and audit log."""
+
+    accounts: AccountService
+    credentials: CredentialService
+    keys: KeyRing
+    issuer: TokenIssuer
+    throttle: LoginThrottle
+    audit: AuditLog
+    authenticator: Authenticator
+
+
+def build_auth(settings: Settings, db: Database) -> AuthServices:
+    """The access-control services (the signing key is generated here on first start)."""
+    accounts = AccountService(db, settings)
+    credentials = CredentialService(
+        db, accounts, settings.refresh_token_ttl_seconds, settings.session_ttl_seconds
+    )
+    keys = KeyRing(settings.data_dir / "keys")
+    issuer = TokenIssuer(keys, settings.token_issuer, settings.service, settings.token_ttl_seconds)
+    throttle = LoginThrottle(
+        db,
+        settings.login_throttle_threshold,
+        settings.login_throttle_base_seconds,
+        settings.login_throttle_max_seconds,
+    )
+    audit = AuditLog(db, settings.audit_retention_days)
+    return AuthServices(
+        accounts=accounts,
+        credentials=credentials,
+        keys=keys,
+        issuer=issuer,
+        throttle=throttle,
+        audit=audit,
+        authenticator=Authenticator(accounts, credentials, issuer, throttle, audit),
+    )
 
 
 def build_services(settings: Settings) -> Services:
@@ -57,7 +108,20 @@ def build_services(settings: Settings) -> Services:
         uploads=UploadService(db, store),
         manifests=ManifestService(db, settings.max_manifest_bytes),
         gc=GarbageCollector(db, store, settings.gc_grace_seconds, settings.upload_expiry_seconds),
+        auth=build_auth(settings, db),
     )
+
+
+def bootstrap_admin(settings: Settings, auth: AuthServices) -> None:
+    """First start: create the `admin` account; a generated password is shown once, in the log."""
+    password = auth.accounts.bootstrap_admin(settings)
+    if password is not None:
+        # The one secret ever logged, by design: without it nobody could log in.
+        log.warning(
+            "created the system administrator 'admin' with the password %s -- change it with "
+            "`dockyard admin passwd admin` or set DOCKYARD_ADMIN_PASSWORD before the first start",
+            password,
+        )
 
 
 def _check_storage(services: Services) -> None:
@@ -91,6 +155,15 @@ async def ca_certificate(request: Request) -> Response:
     return Response(pem, media_type="application/x-pem-file")
 
 
+async def _prune_audit_log_periodically(audit: AuditLog) -> None:
+    while True:
+        try:
+            await run_in_threadpool(audit.prune)
+        except Exception:
+            log.exception("pruning the audit log failed; retrying in an hour")
+        await asyncio.sleep(3600)
+
+
 async def _collect_garbage_periodically(services: Services) -> None:
     interval = services.settings.gc_interval_seconds
     while True:
@@ -104,18 +177,29 @@ async def _collect_garbage_periodically(services: Services) -> None:
 def create_app(
     settings: Settings, services: Services | None = None, access: Access | None = None
 ) -> Starlette:
-    """The whole application for one process."""
+    """The whole application for one process.
+
+    `access` overrides access control on /v2/ (protocol tests pass OpenAccess()); by default the
+    access policy decides.
+    """
     services = services or build_services(settings)
+    auth = services.auth or build_auth(settings, services.db)
+    bootstrap_admin(settings, auth)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        worker = asyncio.create_task(_collect_garbage_periodically(services))
+        workers = [
+            asyncio.create_task(_collect_garbage_periodically(services)),
+            asyncio.create_task(_prune_audit_log_periodically(auth.audit)),
+        ]
         try:
             yield
         finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            for worker in workers:
+                worker.cancel()
+            for worker in workers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
             services.db.close()
 
     app = Starlette(
@@ -128,14 +212,27 @@ def create_app(
             ),
             Route("/_ping", ping, methods=["GET", "HEAD"]),
             Route("/ca", ca_certificate, methods=["GET"]),
+            Route("/auth/token", token_endpoint.token, methods=["GET", "POST"]),
+            Route("/auth/jwks.json", token_endpoint.jwks, methods=["GET"]),
+            Mount("/api/v1", app=build_api(auth, settings)),
         ],
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.auth = auth
+    app.state.token_services = TokenServices(
+        settings=settings,
+        accounts=auth.accounts,
+        credentials=auth.credentials,
+        authenticator=auth.authenticator,
+        issuer=auth.issuer,
+        keys=auth.keys,
+        audit=auth.audit,
+    )
     app.state.registry = RegistryContext(
         blobs=services.blobs,
         uploads=services.uploads,
         manifests=services.manifests,
-        access=access or OpenAccess(),
+        access=access or PolicyAccess(settings, auth.accounts, auth.authenticator, auth.audit),
     )
     return app

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -47,6 +47,21 @@ class Settings(BaseSettings):
     gc_interval_seconds: int = 3600
     gc_grace_seconds: int = 3600
 
+    # Access control (docs/configuration.md, "Access control").
+    anonymous_pull: bool = False
+    create_on_push: bool = True
+    service: str = "dockyard"
+    token_issuer: str = "dockyard"  # noqa: S105 (a name, not a secret)
+    token_ttl_seconds: int = 300
+    refresh_token_ttl_seconds: int = 90 * 24 * 3600
+    session_ttl_seconds: int = 12 * 3600
+    admin_password: SecretStr | None = None
+    admin_password_file: Path | None = None
+    audit_retention_days: int = 90
+    login_throttle_threshold: int = 5
+    login_throttle_base_seconds: int = 2
+    login_throttle_max_seconds: int = 900
+
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
@@ -72,11 +87,45 @@ class Settings(BaseSettings):
             raise ValueError("external_url must start with http:// or https://")
         return value.rstrip("/")
 
-    @field_validator("max_manifest_bytes", "upload_expiry_seconds", "gc_interval_seconds", "gc_grace_seconds")
+    @field_validator(
+        "max_manifest_bytes",
+        "upload_expiry_seconds",
+        "gc_interval_seconds",
+        "gc_grace_seconds",
+        "token_ttl_seconds",
+        "refresh_token_ttl_seconds",
+        "session_ttl_seconds",
+        "audit_retention_days",
+        "login_throttle_threshold",
+        "login_throttle_base_seconds",
+        "login_throttle_max_seconds",
+    )
     @classmethod
     def _check_positive(cls, value: int) -> int:
         if value <= 0:
             raise ValueError("must be a positive number")
+        return value
+
+    @field_validator("token_ttl_seconds")
+    @classmethod
+    def _check_token_ttl(cls, value: int) -> int:
+        # Registry tokens cannot be revoked: keep them short-lived.
+        if value > 3600:
+            raise ValueError("must be at most 3600 seconds")
+        return value
+
+    @field_validator("service", "token_issuer")
+    @classmethod
+    def _check_token_name(cls, value: str) -> str:
+        if not value or len(value) > 255 or any(c in value for c in '"\\\r\n'):
+            raise ValueError("must be 1 to 255 characters without quotes, backslashes or line breaks")
+        return value
+
+    @field_validator("admin_password")
+    @classmethod
+    def _check_admin_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 8:
+            raise ValueError("must be at least 8 characters")
         return value
 
     @classmethod

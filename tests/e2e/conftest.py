@@ -19,6 +19,7 @@ from e2e_support import (
     Layout,
     LayoutWriter,
     busybox_bytes,
+    clean_env,
     free_port,
     pseudo_random,
     remove_tree,
@@ -27,6 +28,8 @@ from e2e_support import (
 )
 
 ServerFactory = Callable[..., DockyardServer]
+# The `admin` account every test server bootstraps with (DOCKYARD_ADMIN_PASSWORD); clients use server.creds.
+ADMIN_PASSWORD = "e2e-admin-password"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -48,7 +51,8 @@ def dockyard_server(tmp_path: Path) -> Iterator[ServerFactory]:
             data_dir=data_dir or tmp_path / f"data{index}",
             port=free_port(),
             log_path=tmp_path / f"serve{index}.log",
-            creds=creds,
+            creds=creds or ("admin", ADMIN_PASSWORD),
+            env=clean_env(DOCKYARD_ADMIN_PASSWORD=ADMIN_PASSWORD),
         )
         started.append(server)
         server.start()

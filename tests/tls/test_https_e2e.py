@@ -36,6 +36,11 @@ class Registry:
     env: dict[str, str]
 
 
+# The bootstrapped `admin` account: pushes and pulls need credentials once access control is on.
+ADMIN_PASSWORD = "tls-admin-password"
+CREDS = f"admin:{ADMIN_PASSWORD}"
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -48,7 +53,7 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], address: str, log: Path) 
         if proc.poll() is not None:
             pytest.fail(f"dockyard serve exited with {proc.returncode}:\n{log.read_text()}")
         ping = subprocess.run(
-            ["curl", "-ks", "-o", "/dev/null", "-w", "%{http_code}", f"https://{address}/v2/"],
+            ["curl", "-ks", "-o", "/dev/null", "-w", "%{http_code}", f"https://{address}/_ping"],
             capture_output=True, text=True, timeout=10,
         )  # fmt: skip
         if ping.stdout == "200":
@@ -61,6 +66,7 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], address: str, log: Path) 
 def registry(tmp_path: Path) -> Iterator[Registry]:
     """`dockyard certs init` then `dockyard serve` with no TLS flags, on a free local port."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    env["DOCKYARD_ADMIN_PASSWORD"] = ADMIN_PASSWORD
     data = tmp_path / "data"
     init = subprocess.run(
         [str(DOCKYARD), "certs", "init", "--data-dir", str(data), "--host", "registry.example.test",
@@ -168,7 +174,8 @@ def test_push_and_pull_over_https_with_the_published_ca(registry: Registry, tmp_
 
     # With that CA, curl verifies the server without -k.
     verified = subprocess.run(
-        ["curl", "-sS", "--fail", "--cacert", str(cert_dir / "ca.crt"), f"https://{registry.address}/v2/"],
+        ["curl", "-sS", "--fail", "-u", CREDS, "--cacert", str(cert_dir / "ca.crt"),
+         f"https://{registry.address}/v2/"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert verified.returncode == 0, verified.stderr
@@ -180,22 +187,24 @@ def test_push_and_pull_over_https_with_the_published_ca(registry: Registry, tmp_
     target = f"docker://{registry.address}/tls-test/hello:v1"
 
     # Without the CA, the client must refuse the registry's certificate.
-    refused = _skopeo(policy, env, "copy", f"oci:{tmp_path / 'image'}:v1", target)
+    refused = _skopeo(policy, env, "copy", "--dest-creds", CREDS, f"oci:{tmp_path / 'image'}:v1", target)
     assert refused.returncode != 0
     assert "x509: certificate signed by unknown authority" in refused.stderr
 
     pushed = _skopeo(
-        policy, env, "copy", "--dest-cert-dir", str(cert_dir), f"oci:{tmp_path / 'image'}:v1", target
-    )
+        policy, env, "copy", "--dest-creds", CREDS, "--dest-cert-dir", str(cert_dir),
+        f"oci:{tmp_path / 'image'}:v1", target,
+    )  # fmt: skip
     assert pushed.returncode == 0, pushed.stderr
 
-    refused_pull = _skopeo(policy, env, "inspect", "--raw", target)
+    refused_pull = _skopeo(policy, env, "inspect", "--creds", CREDS, "--raw", target)
     assert refused_pull.returncode != 0
     assert "x509: certificate signed by unknown authority" in refused_pull.stderr
 
     pulled = _skopeo(
-        policy, env, "copy", "--src-cert-dir", str(cert_dir), target, f"oci:{tmp_path / 'pulled'}:v1"
-    )
+        policy, env, "copy", "--src-creds", CREDS, "--src-cert-dir", str(cert_dir), target,
+        f"oci:{tmp_path / 'pulled'}:v1",
+    )  # fmt: skip
     assert pulled.returncode == 0, pulled.stderr
     index = json.loads((tmp_path / "pulled" / "index.json").read_text())
     assert [m["digest"] for m in index["manifests"]] == [digest]

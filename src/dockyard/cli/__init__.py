@@ -19,6 +19,7 @@ def main() -> None:
 
 
 def _register() -> None:
+    from dockyard.cli.admin import admin
     from dockyard.cli.certs import certs
     from dockyard.cli.gc import gc
     from dockyard.cli.serve import serve
@@ -26,6 +27,7 @@ def _register() -> None:
     main.add_command(serve)
     main.add_command(gc)
     main.add_command(certs)
+    main.add_command(admin)
 
 
 _register()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    CheckConstraint,
     Column,
     Float,
     ForeignKey,
@@ -13,7 +15,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
+    false,
+    true,
 )
 
 metadata = MetaData(
@@ -33,6 +38,10 @@ repositories = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(255), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
+    # Access control ("public" or "private"). Rows made by the content services alone get the defaults.
+    # Plain columns, no table constraint: adding one would make SQLite rebuild the table (and cascade).
+    Column("visibility", String(16), nullable=False, server_default="private"),
+    Column("description", Text, nullable=False, server_default=""),
 )
 
 blobs = Table(
@@ -98,4 +107,137 @@ uploads = Table(
     Column("size", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+
+# Access control. Users and organizations share one name space (a repository's namespace is an account name).
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(8), nullable=False),
+    Column("full_name", String(255), nullable=False, server_default=""),
+    # Users only: an argon2id hash (PHC string), the administrator flag, and whether the user may log in.
+    Column("password_hash", String(255), nullable=True),
+    Column("is_admin", Boolean, nullable=False, server_default=false()),
+    Column("is_active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", Float, nullable=False),
+    CheckConstraint("kind IN ('user', 'org')", name="ck_accounts_kind"),
+)
+
+organization_owners = Table(
+    "organization_owners",
+    metadata,
+    Column("org_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_organization_owners_user_id", "user_id"),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("org_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("org_id", "name", name="uq_teams_org_id_name"),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_team_members_user_id", "user_id"),
+)
+
+# Levels: "read-only", "read-write", "admin".
+repository_grants = Table(
+    "repository_grants",
+    metadata,
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("level", String(16), nullable=False),
+    Index("ix_repository_grants_repository_id", "repository_id"),
+)
+
+# A grant on every repository of the team's organization, present and future.
+namespace_grants = Table(
+    "namespace_grants",
+    metadata,
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("level", String(16), nullable=False),
+)
+
+# Personal access tokens. Only a SHA-256 of the secret is kept: the secret is 256 random bits.
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("public_id", String(32), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("read_only", Boolean, nullable=False, server_default=false()),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    Index("ix_access_tokens_user_id", "user_id"),
+)
+
+# Refresh tokens (docker login's identity token), bound to the access token they were obtained with, if any.
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("public_id", String(32), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("access_token_id", Integer, ForeignKey("access_tokens.id", ondelete="CASCADE"), nullable=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("client_id", String(100), nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("last_used_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    Index("ix_refresh_tokens_user_id", "user_id"),
+)
+
+# Browser sessions for /api/v1 (and the UI): the cookie holds the secret, the row its hash.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("public_id", String(32), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(64), nullable=True),
+    Column("address", String(64), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target", String(300), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", Text, nullable=False, server_default="{}"),
+    Index("ix_audit_events_at", "at"),
+)
+
+# Failed logins per key ("account:<name>" or "address:<ip>"), for the growing delay.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", Float, nullable=False),
+    Column("blocked_until", Float, nullable=False),
 )

@@ -24,11 +24,19 @@ class AuthenticationRequired(Exception):
         self.challenge = challenge
 
 
+class TooManyRequests(Exception):
+    """The caller must wait `retry_after` seconds, e.g. after repeated failed logins (429)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Access(Protocol):
     """Decides, for one request, whether the caller may act on a repository."""
 
     async def require(self, request: Request, name: str | None, actions: Sequence[str]) -> None:
-        """Return when allowed; raise AuthenticationRequired or AccessDenied otherwise."""
+        """Return when allowed; raise AuthenticationRequired, AccessDenied or TooManyRequests otherwise."""
 
     async def visible(self, request: Request, names: list[str]) -> list[str]:
         """The subset of repository names the caller may see (for the catalog)."""

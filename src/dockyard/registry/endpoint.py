@@ -12,7 +12,7 @@ from dockyard.content.errors import ContentError
 from dockyard.content.names import validate_name
 from dockyard.db.engine import DatabaseUnavailable
 from dockyard.registry import blobs, listing, manifests, referrers, uploads
-from dockyard.registry.access import AccessDenied, AuthenticationRequired
+from dockyard.registry.access import AccessDenied, AuthenticationRequired, TooManyRequests
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.errors import content_error_response, error_response
 from dockyard.registry.routing import resolve
@@ -57,7 +57,15 @@ async def base(request: Request) -> Response:
         await ctx.access.require(request, None, [])
     except AuthenticationRequired as exc:
         return _with_version(_unauthorized(exc))
+    except AccessDenied as exc:
+        return _with_version(error_response(403, "DENIED", str(exc) or "access to the resource is denied"))
+    except TooManyRequests as exc:
+        return _with_version(_too_many(exc))
     return _with_version(JSONResponse({}))
+
+
+def _too_many(exc: TooManyRequests) -> Response:
+    return error_response(429, "TOOMANYREQUESTS", str(exc), headers={"Retry-After": str(exc.retry_after)})
 
 
 def _unauthorized(exc: AuthenticationRequired) -> Response:
@@ -88,6 +96,8 @@ async def _dispatch(request: Request) -> Response:
         return _unauthorized(exc)
     except AccessDenied as exc:
         return error_response(403, "DENIED", str(exc) or "access to the resource is denied")
+    except TooManyRequests as exc:
+        return _too_many(exc)
     except ClientDisconnect:
         return Response(status_code=400)
     except DatabaseUnavailable as exc:

@@ -1,0 +1,1 @@
+"""The management REST API at /api/v1 (FastAPI): JSON, an OpenAPI schema and interactive docs."""

@@ -1,0 +1,189 @@
+"""Request and response bodies of /api/v1."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LevelName = Literal["read-only", "read-write", "admin"]
+Visibility = Literal["public", "private"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Login(_In):
+    """Credentials for a browser session."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionOut(BaseModel):
+    """A new session: send `csrf_token` back in X-CSRF-Token with every unsafe request."""
+
+    user: str
+    csrf_token: str
+    expires_in: int
+
+
+class UserOut(BaseModel):
+    """A local user."""
+
+    name: str
+    full_name: str
+    is_admin: bool
+    is_active: bool
+    created_at: float
+
+
+class MeOut(UserOut):
+    """The current user, with their organizations and how they authenticated."""
+
+    organizations: list[str]
+    via_access_token: bool
+    read_only: bool
+
+
+class UserCreate(_In):
+    """A new user (administrators)."""
+
+    name: str = Field(min_length=2, max_length=64)
+    password: str = Field(min_length=8, max_length=1024)
+    full_name: str = Field(default="", max_length=255)
+    is_admin: bool = False
+
+
+class UserPatch(_In):
+    """Changes to a user (administrators)."""
+
+    full_name: str | None = Field(default=None, max_length=255)
+    is_admin: bool | None = None
+    is_active: bool | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+
+
+class MePatch(_In):
+    """The current user's settings."""
+
+    full_name: str = Field(max_length=255)
+
+
+class PasswordChange(_In):
+    """A new password, proven with the current one."""
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
+
+
+class TokenCreate(_In):
+    """A new personal access token."""
+
+    name: str = Field(min_length=1, max_length=100)
+    read_only: bool = False
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class TokenOut(BaseModel):
+    """A personal access token (never its secret)."""
+
+    id: str
+    name: str
+    read_only: bool
+    created_at: float
+    expires_at: float | None
+    last_used_at: float | None
+    revoked_at: float | None
+
+
+class TokenCreated(TokenOut):
+    """A token just created: `token` is shown this once."""
+
+    token: str
+
+
+class OrganizationCreate(_In):
+    """A new organization (administrators)."""
+
+    name: str = Field(min_length=2, max_length=64)
+    full_name: str = Field(default="", max_length=255)
+    owners: list[str] = Field(default_factory=list, max_length=100)
+
+
+class OrganizationOut(BaseModel):
+    """An organization and its owners."""
+
+    name: str
+    full_name: str
+    owners: list[str]
+    created_at: float
+
+
+class TeamCreate(_In):
+    """A new team."""
+
+    name: str = Field(min_length=1, max_length=64)
+    description: str = Field(default="", max_length=1000)
+
+
+class TeamOut(BaseModel):
+    """A team."""
+
+    name: str
+    description: str
+    members: list[str] | None = None
+    namespace_access: LevelName | None = None
+
+
+class LevelIn(_In):
+    """An access level."""
+
+    level: LevelName
+
+
+class GrantOut(BaseModel):
+    """One team's access to one repository."""
+
+    repository: str
+    team: str
+    level: LevelName
+
+
+class RepositoryCreate(_In):
+    """A new repository: `namespace/name`."""
+
+    name: str = Field(min_length=1, max_length=255)
+    visibility: Visibility = "private"
+    description: str = Field(default="", max_length=10000)
+
+
+class RepositoryPatch(_In):
+    """Changes to a repository (its administrators)."""
+
+    visibility: Visibility | None = None
+    description: str | None = Field(default=None, max_length=10000)
+
+
+class RepositoryOut(BaseModel):
+    """A repository."""
+
+    name: str
+    namespace: str | None
+    visibility: Visibility
+    description: str
+    created_at: float
+
+
+class AuditEventOut(BaseModel):
+    """One audit event."""
+
+    id: int
+    at: float
+    actor: str | None
+    address: str | None
+    action: str
+    target: str | None
+    outcome: str
+    detail: dict[str, Any]

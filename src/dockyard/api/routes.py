@@ -1,0 +1,454 @@
+"""The /api/v1 routes. Each checks nothing itself: the domain services ask the policy."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from dockyard.api import models as m
+from dockyard.api.deps import SESSION_COOKIE, Caller, Ctx, User
+from dockyard.auth.authenticate import client_address
+from dockyard.auth.credentials import AccessToken
+from dockyard.auth.errors import Forbidden, NotFound, Unauthenticated
+from dockyard.auth.identity import Identity
+from dockyard.db.accounts import ORG, USER, AccountRow
+
+router = APIRouter()
+NO_CONTENT = status.HTTP_204_NO_CONTENT
+
+
+def _record(
+    ctx: Ctx, request: Request, action: str, actor: Identity | str | None, target: str, **detail: Any
+) -> None:
+    ctx.auth.audit.record(action, actor=actor, address=client_address(request), target=target, **detail)
+
+
+def _user_out(row: AccountRow) -> m.UserOut:
+    return m.UserOut(
+        name=row.name,
+        full_name=row.full_name,
+        is_admin=row.is_admin,
+        is_active=row.is_active,
+        created_at=row.created_at,
+    )
+
+
+def _token_out(token: AccessToken) -> m.TokenOut:
+    return m.TokenOut(
+        id=token.public_id,
+        name=token.name,
+        read_only=token.read_only,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        last_used_at=token.last_used_at,
+        revoked_at=token.revoked_at,
+    )
+
+
+# Session
+
+
+@router.post("/session", tags=["session"], response_model=m.SessionOut)
+def log_in(body: m.Login, request: Request, response: Response, ctx: Ctx) -> m.SessionOut:
+    """Log in for a browser session: sets an HttpOnly cookie and returns the CSRF token."""
+    identity = ctx.auth.authenticator.login(
+        body.username, body.password, client_address(request), via="session"
+    )
+    cookie, csrf = ctx.auth.credentials.create_session(identity)
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=ctx.settings.session_ttl_seconds,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https" or (ctx.settings.external_url or "").startswith("https://"),
+        path="/",
+    )
+    return m.SessionOut(user=body.username, csrf_token=csrf, expires_in=ctx.settings.session_ttl_seconds)
+
+
+@router.delete("/session", tags=["session"], status_code=NO_CONTENT)
+def log_out(request: Request, response: Response, ctx: Ctx, _user: User) -> None:
+    """End the browser session."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        ctx.auth.credentials.end_session(cookie)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+# The current user
+
+
+@router.get("/me", tags=["me"], response_model=m.MeOut)
+def me(ctx: Ctx, identity: User) -> m.MeOut:
+    """The current user and their settings."""
+    assert identity.name is not None
+    row = ctx.auth.accounts.user(identity.name)
+    orgs = ctx.auth.accounts.organizations_of(identity)
+    return m.MeOut(
+        **_user_out(row).model_dump(),
+        organizations=orgs,
+        via_access_token=identity.token_id is not None,
+        read_only=identity.read_only,
+    )
+
+
+@router.patch("/me", tags=["me"], response_model=m.MeOut)
+def update_me(body: m.MePatch, ctx: Ctx, identity: User) -> m.MeOut:
+    """Change the current user's settings."""
+    assert identity.name is not None
+    ctx.auth.accounts.set_full_name(identity, identity.name, body.full_name)
+    return me(ctx, identity)
+
+
+@router.put("/me/password", tags=["me"], status_code=NO_CONTENT)
+def change_password(body: m.PasswordChange, request: Request, ctx: Ctx, identity: User) -> None:
+    """Change the current user's password; every docker login (refresh token) of theirs ends."""
+    assert identity.name is not None
+    if identity.token_id is not None:
+        raise Forbidden("passwords are changed with the password, not with an access token")
+    if ctx.auth.accounts.authenticate(identity.name, body.current_password) is None:
+        _record(ctx, request, "user.password.change", identity, identity.name, outcome="failure")
+        raise Unauthenticated("the current password is wrong")
+    ctx.auth.accounts.set_password(identity, identity.name, body.new_password)
+    _record(ctx, request, "user.password.change", identity, identity.name)
+
+
+@router.get("/me/tokens", tags=["access tokens"], response_model=list[m.TokenOut])
+def list_tokens(ctx: Ctx, identity: User) -> list[m.TokenOut]:
+    """The current user's personal access tokens."""
+    return [_token_out(t) for t in ctx.auth.credentials.access_tokens(identity)]
+
+
+@router.post("/me/tokens", tags=["access tokens"], response_model=m.TokenCreated, status_code=201)
+def create_token(body: m.TokenCreate, request: Request, ctx: Ctx, identity: User) -> m.TokenCreated:
+    """Create a personal access token. The `token` value is shown only in this response."""
+    expires = time.time() + body.expires_in_days * 86400 if body.expires_in_days else None
+    token, secret = ctx.auth.credentials.create_access_token(
+        identity, body.name, read_only=body.read_only, expires_at=expires
+    )
+    _record(
+        ctx, request, "token.create", identity, token.public_id, name=token.name, read_only=token.read_only
+    )
+    return m.TokenCreated(**_token_out(token).model_dump(), token=secret)
+
+
+@router.delete("/me/tokens/{token_id}", tags=["access tokens"], response_model=m.TokenOut)
+def revoke_token(token_id: str, request: Request, ctx: Ctx, identity: User) -> m.TokenOut:
+    """Revoke a personal access token, with immediate effect."""
+    token = ctx.auth.credentials.revoke_access_token(identity, token_id)
+    _record(ctx, request, "token.revoke", identity, token.public_id, name=token.name)
+    return _token_out(token)
+
+
+@router.delete("/me/refresh-tokens", tags=["access tokens"], status_code=NO_CONTENT)
+def revoke_refresh_tokens(request: Request, ctx: Ctx, identity: User) -> None:
+    """Log out every docker client of the current user (revoke all refresh tokens)."""
+    count = ctx.auth.credentials.revoke_refresh_tokens(identity)
+    _record(ctx, request, "token.refresh.revoke", identity, identity.name or "", count=count)
+
+
+# Users (system administrators)
+
+
+@router.get("/users", tags=["users"], response_model=list[m.UserOut])
+def list_users(ctx: Ctx, identity: User) -> list[m.UserOut]:
+    """Every local user."""
+    return [_user_out(row) for row in ctx.auth.accounts.list_accounts(identity, USER)]
+
+
+@router.post("/users", tags=["users"], response_model=m.UserOut, status_code=201)
+def create_user(body: m.UserCreate, request: Request, ctx: Ctx, identity: User) -> m.UserOut:
+    """Create a local user."""
+    row = ctx.auth.accounts.create_user(
+        identity, body.name, body.password, is_admin=body.is_admin, full_name=body.full_name
+    )
+    _record(ctx, request, "user.create", identity, row.name, is_admin=row.is_admin)
+    return _user_out(row)
+
+
+@router.get("/users/{name}", tags=["users"], response_model=m.UserOut)
+def get_user(name: str, ctx: Ctx, identity: User) -> m.UserOut:
+    """One user (administrators, or the user themselves)."""
+    if identity.name != name and not identity.is_admin:
+        raise NotFound(f"no user named {name}")
+    return _user_out(ctx.auth.accounts.user(name))
+
+
+@router.patch("/users/{name}", tags=["users"], response_model=m.UserOut)
+def update_user(name: str, body: m.UserPatch, request: Request, ctx: Ctx, identity: User) -> m.UserOut:
+    """Make or unmake an administrator, enable or disable, rename, reset the password."""
+    accounts = ctx.auth.accounts
+    if not identity.is_admin or identity.read_only:
+        raise Forbidden("only system administrators may change users")
+    if body.is_admin is not None:
+        accounts.set_admin(identity, name, body.is_admin)
+        _record(ctx, request, "user.admin." + ("grant" if body.is_admin else "revoke"), identity, name)
+    if body.is_active is not None:
+        accounts.set_active(identity, name, body.is_active)
+        _record(ctx, request, "user." + ("enable" if body.is_active else "disable"), identity, name)
+    if body.full_name is not None:
+        accounts.set_full_name(identity, name, body.full_name)
+    if body.password is not None:
+        accounts.set_password(identity, name, body.password)
+        _record(ctx, request, "user.password.reset", identity, name)
+    return _user_out(accounts.user(name))
+
+
+@router.delete("/users/{name}", tags=["users"], status_code=NO_CONTENT)
+def delete_user(name: str, request: Request, ctx: Ctx, identity: User) -> None:
+    """Delete a user with their tokens and memberships."""
+    ctx.auth.accounts.user(name)
+    ctx.auth.accounts.delete_account(identity, name)
+    _record(ctx, request, "user.delete", identity, name)
+
+
+# Organizations, owners, teams, members
+
+
+def _org_out(ctx: Ctx, name: str) -> m.OrganizationOut:
+    org, owners = ctx.auth.accounts.organization(name)
+    return m.OrganizationOut(name=org.name, full_name=org.full_name, owners=owners, created_at=org.created_at)
+
+
+@router.get("/organizations", tags=["organizations"], response_model=list[m.OrganizationOut])
+def list_organizations(ctx: Ctx, identity: User) -> list[m.OrganizationOut]:
+    """Every organization."""
+    return [_org_out(ctx, row.name) for row in ctx.auth.accounts.list_accounts(identity, ORG)]
+
+
+@router.post("/organizations", tags=["organizations"], response_model=m.OrganizationOut, status_code=201)
+def create_organization(
+    body: m.OrganizationCreate, request: Request, ctx: Ctx, identity: User
+) -> m.OrganizationOut:
+    """Create an organization (system administrators) with its first owners."""
+    ctx.auth.accounts.create_organization(identity, body.name, body.owners, body.full_name)
+    _record(ctx, request, "org.create", identity, body.name, owners=body.owners)
+    return _org_out(ctx, body.name)
+
+
+@router.get("/organizations/{org}", tags=["organizations"], response_model=m.OrganizationOut)
+def get_organization(org: str, ctx: Ctx, _identity: User) -> m.OrganizationOut:
+    """One organization."""
+    return _org_out(ctx, org)
+
+
+@router.delete("/organizations/{org}", tags=["organizations"], status_code=NO_CONTENT)
+def delete_organization(org: str, request: Request, ctx: Ctx, identity: User) -> None:
+    """Delete an organization with its teams (system administrators); its repositories stay."""
+    ctx.auth.accounts.organization(org)
+    ctx.auth.accounts.delete_account(identity, org)
+    _record(ctx, request, "org.delete", identity, org)
+
+
+@router.put("/organizations/{org}/owners/{name}", tags=["organizations"], status_code=NO_CONTENT)
+def add_owner(org: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
+    """Make a user an owner of the organization."""
+    ctx.auth.accounts.set_owner(identity, org, name, True)
+    _record(ctx, request, "org.owner.add", identity, org, user=name)
+
+
+@router.delete("/organizations/{org}/owners/{name}", tags=["organizations"], status_code=NO_CONTENT)
+def remove_owner(org: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
+    """Remove an owner of the organization."""
+    ctx.auth.accounts.set_owner(identity, org, name, False)
+    _record(ctx, request, "org.owner.remove", identity, org, user=name)
+
+
+@router.get("/organizations/{org}/teams", tags=["teams"], response_model=list[m.TeamOut])
+def list_teams(org: str, ctx: Ctx, identity: User) -> list[m.TeamOut]:
+    """The organization's teams."""
+    return [m.TeamOut(name=t.name, description=t.description) for t in ctx.auth.accounts.teams(identity, org)]
+
+
+@router.post("/organizations/{org}/teams", tags=["teams"], response_model=m.TeamOut, status_code=201)
+def create_team(org: str, body: m.TeamCreate, request: Request, ctx: Ctx, identity: User) -> m.TeamOut:
+    """Create a team (organization owners)."""
+    team = ctx.auth.accounts.create_team(identity, org, body.name, body.description)
+    _record(ctx, request, "team.create", identity, f"{org}/{team.name}")
+    return m.TeamOut(name=team.name, description=team.description, members=[])
+
+
+@router.get("/organizations/{org}/teams/{team}", tags=["teams"], response_model=m.TeamOut)
+def get_team(org: str, team: str, ctx: Ctx, identity: User) -> m.TeamOut:
+    """A team with its members and namespace access."""
+    row, members, level = ctx.auth.accounts.team(identity, org, team)
+    return m.TeamOut(
+        name=row.name,
+        description=row.description,
+        members=members,
+        namespace_access=level,
+    )
+
+
+@router.delete("/organizations/{org}/teams/{team}", tags=["teams"], status_code=NO_CONTENT)
+def delete_team(org: str, team: str, request: Request, ctx: Ctx, identity: User) -> None:
+    """Delete a team with its grants."""
+    ctx.auth.accounts.delete_team(identity, org, team)
+    _record(ctx, request, "team.delete", identity, f"{org}/{team}")
+
+
+@router.put("/organizations/{org}/teams/{team}/members/{name}", tags=["teams"], status_code=NO_CONTENT)
+def add_member(org: str, team: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
+    """Add a user to the team."""
+    ctx.auth.accounts.set_member(identity, org, team, name, True)
+    _record(ctx, request, "team.member.add", identity, f"{org}/{team}", user=name)
+
+
+@router.delete("/organizations/{org}/teams/{team}/members/{name}", tags=["teams"], status_code=NO_CONTENT)
+def remove_member(org: str, team: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
+    """Remove a user from the team."""
+    ctx.auth.accounts.set_member(identity, org, team, name, False)
+    _record(ctx, request, "team.member.remove", identity, f"{org}/{team}", user=name)
+
+
+@router.put("/organizations/{org}/teams/{team}/namespace-access", tags=["grants"], status_code=NO_CONTENT)
+def set_namespace_access(
+    org: str, team: str, body: m.LevelIn, request: Request, ctx: Ctx, identity: User
+) -> None:
+    """Grant the team a level on every repository of the organization (read-write and up may create)."""
+    ctx.auth.accounts.set_namespace_grant(identity, org, team, body.level)
+    _record(ctx, request, "grant.namespace.set", identity, f"{org}/{team}", level=body.level)
+
+
+@router.delete("/organizations/{org}/teams/{team}/namespace-access", tags=["grants"], status_code=NO_CONTENT)
+def remove_namespace_access(org: str, team: str, request: Request, ctx: Ctx, identity: User) -> None:
+    """Withdraw the team's namespace-wide grant."""
+    ctx.auth.accounts.set_namespace_grant(identity, org, team, None)
+    _record(ctx, request, "grant.namespace.remove", identity, f"{org}/{team}")
+
+
+@router.get(
+    "/organizations/{org}/teams/{team}/repositories", tags=["grants"], response_model=list[m.GrantOut]
+)
+def team_repositories(org: str, team: str, ctx: Ctx, identity: User) -> list[m.GrantOut]:
+    """The team's repository grants."""
+    return [
+        m.GrantOut(repository=repo, team=team, level=level)
+        for repo, level in ctx.auth.accounts.team_repositories(identity, org, team)
+    ]
+
+
+@router.put(
+    "/organizations/{org}/teams/{team}/repositories/{name:path}", tags=["grants"], status_code=NO_CONTENT
+)
+def grant_repository(
+    org: str, team: str, name: str, body: m.LevelIn, request: Request, ctx: Ctx, identity: User
+) -> None:
+    """Grant the team a level on one of the organization's repositories (repository administrators)."""
+    _same_org(org, name)
+    ctx.auth.accounts.set_repository_grant(identity, name, team, body.level)
+    _record(ctx, request, "grant.repository.set", identity, name, team=f"{org}/{team}", level=body.level)
+
+
+@router.delete(
+    "/organizations/{org}/teams/{team}/repositories/{name:path}", tags=["grants"], status_code=NO_CONTENT
+)
+def revoke_repository(org: str, team: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
+    """Withdraw the team's grant on a repository."""
+    _same_org(org, name)
+    ctx.auth.accounts.set_repository_grant(identity, name, team, None)
+    _record(ctx, request, "grant.repository.remove", identity, name, team=f"{org}/{team}")
+
+
+def _same_org(org: str, name: str) -> None:
+    if not name.startswith(f"{org}/"):
+        raise NotFound(f"{name} is not a repository of {org}")
+
+
+# Repositories
+
+
+def _repo_out(repo: Any) -> m.RepositoryOut:
+    return m.RepositoryOut(
+        name=repo.name,
+        namespace=repo.namespace,
+        visibility=repo.visibility,
+        description=repo.description,
+        created_at=repo.created_at,
+    )
+
+
+@router.get("/repositories", tags=["repositories"], response_model=list[m.RepositoryOut])
+def list_repositories(
+    ctx: Ctx, identity: Caller, namespace: Annotated[str | None, Query(max_length=64)] = None
+) -> list[m.RepositoryOut]:
+    """Repositories the caller may see, optionally of one namespace."""
+    return [_repo_out(r) for r in ctx.auth.accounts.visible_repositories(identity, namespace)]
+
+
+@router.post("/repositories", tags=["repositories"], response_model=m.RepositoryOut, status_code=201)
+def create_repository(
+    body: m.RepositoryCreate, request: Request, ctx: Ctx, identity: User
+) -> m.RepositoryOut:
+    """Create a repository in a namespace the caller may create in."""
+    repo = ctx.auth.accounts.create_repository(identity, body.name, body.visibility, body.description)
+    _record(ctx, request, "repository.create", identity, repo.name, visibility=repo.visibility)
+    return _repo_out(repo)
+
+
+@router.get("/repository-grants/{name:path}", tags=["grants"], response_model=list[m.GrantOut])
+def repository_grants(name: str, ctx: Ctx, identity: User) -> list[m.GrantOut]:
+    """Every team grant on a repository (its administrators)."""
+    return [
+        m.GrantOut(repository=name, team=team, level=level)
+        for team, level in ctx.auth.accounts.repository_grants(identity, name)
+    ]
+
+
+@router.get("/repositories/{name:path}", tags=["repositories"], response_model=m.RepositoryOut)
+def get_repository(name: str, ctx: Ctx, identity: Caller) -> m.RepositoryOut:
+    """One repository."""
+    return _repo_out(ctx.auth.accounts.repository(identity, name))
+
+
+@router.patch("/repositories/{name:path}", tags=["repositories"], response_model=m.RepositoryOut)
+def update_repository(
+    name: str, body: m.RepositoryPatch, request: Request, ctx: Ctx, identity: User
+) -> m.RepositoryOut:
+    """Change the description or visibility (repository administrators)."""
+    repo = ctx.auth.accounts.update_repository(
+        identity, name, visibility=body.visibility, description=body.description
+    )
+    if body.visibility is not None:
+        _record(ctx, request, "repository.visibility", identity, name, visibility=body.visibility)
+    return _repo_out(repo)
+
+
+@router.delete("/repositories/{name:path}", tags=["repositories"], status_code=NO_CONTENT)
+def delete_repository(name: str, request: Request, ctx: Ctx, identity: User) -> None:
+    """Delete a repository with its tags (repository administrators); blobs go at the next GC."""
+    ctx.auth.accounts.delete_repository(identity, name)
+    _record(ctx, request, "repository.delete", identity, name)
+
+
+# Audit log
+
+
+@router.get("/audit", tags=["audit"], response_model=list[m.AuditEventOut])
+def audit_events(
+    ctx: Ctx,
+    identity: User,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[int | None, Query(ge=1, description="Only events with a smaller id (paging)")] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    actor: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[m.AuditEventOut]:
+    """Security events, newest first (system administrators)."""
+    rows = ctx.auth.audit.events(identity, limit=limit, before_id=before, action=action, who=actor)
+    return [
+        m.AuditEventOut(
+            id=r.id,
+            at=r.at,
+            actor=r.actor,
+            address=r.address,
+            action=r.action,
+            target=r.target,
+            outcome=r.outcome,
+            detail=json.loads(r.detail),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,1 @@
+"""Identities, password and token checks, the Docker token endpoint and the access policy."""

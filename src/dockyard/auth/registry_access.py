@@ -1,0 +1,189 @@
+"""The /v2/ surface's access hook, deciding with the policy: bearer tokens, Basic credentials or nobody."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from dockyard.auth import policy as p
+from dockyard.auth.accounts import AccountService
+from dockyard.auth.authenticate import Authenticator, bearer_token, client_address, parse_basic
+from dockyard.auth.errors import Throttled, Unauthenticated
+from dockyard.auth.identity import ANONYMOUS, Identity
+from dockyard.auth.tokens import Claims, TokenInvalid
+from dockyard.config import Settings
+from dockyard.events.audit import DENIED, SUCCESS, AuditLog
+from dockyard.registry.access import PUSH, AccessDenied, AuthenticationRequired, TooManyRequests
+
+REGISTRY_ACTIONS = {"pull": p.Action.PULL, "push": p.Action.PUSH, "delete": p.Action.DELETE}
+
+
+def realm(request: Request, settings: Settings) -> str:
+    """The token endpoint's URL: from external_url, else from the request's own scheme and host."""
+    base = settings.external_url or str(request.base_url).rstrip("/")
+    return f"{base}/auth/token"
+
+
+def challenge(request: Request, settings: Settings, scope: str | None, error: str | None = None) -> str:
+    """The WWW-Authenticate value sending the client to the token endpoint."""
+    parts = [f'realm="{realm(request, settings)}"', f'service="{settings.service}"']
+    if scope:
+        parts.append(f'scope="{scope}"')
+    if error:
+        parts.append(f'error="{error}"')
+    return "Bearer " + ",".join(parts)
+
+
+def registry_actions(actions: Sequence[str]) -> list[p.Action]:
+    """Policy actions for registry action names; unknown names are ignored (never granted)."""
+    return [REGISTRY_ACTIONS[a] for a in actions if a in REGISTRY_ACTIONS]
+
+
+class PolicyAccess:
+    """Implements dockyard.registry.access.Access with the access policy."""
+
+    def __init__(
+        self, settings: Settings, accounts: AccountService, authenticator: Authenticator, audit: AuditLog
+    ) -> None:
+        self.settings = settings
+        self.accounts = accounts
+        self.auth = authenticator
+        self.audit = audit
+
+    async def require(self, request: Request, name: str | None, actions: Sequence[str]) -> None:
+        """Return when allowed; raise AuthenticationRequired (401), AccessDenied (403) or TooManyRequests."""
+        try:
+            await self._require(request, name, actions)
+        except AccessDenied:
+            await self._record(request, name, DENIED)
+            raise
+        await self._record(request, name, SUCCESS)
+
+    async def _record(self, request: Request, name: str | None, outcome: str) -> None:
+        # Pushes and deletes of manifests (tags) are audited; blob traffic would drown the log.
+        path = request.url.path
+        if name is None or request.method not in {"PUT", "DELETE"} or "/manifests/" not in path:
+            return
+        action = "registry.push" if request.method == "PUT" else "registry.delete"
+        reference = path.rpartition("/manifests/")[2]
+        actor: Identity | None = getattr(request.state, "identity", None)
+        await run_in_threadpool(
+            self.audit.record,
+            action,
+            actor=actor,
+            address=client_address(request),
+            target=f"{name}:{reference}" if ":" not in reference else f"{name}@{reference}",
+            outcome=outcome,
+        )
+
+    async def _require(self, request: Request, name: str | None, actions: Sequence[str]) -> None:
+        scope = _scope(request, name, actions)
+        claims, identity = await self._caller(request, scope)
+        request.state.identity = identity
+        if name is None:
+            # The base endpoint and the catalog: any valid credential (or anonymous token) will do;
+            # the catalog then filters. Without credentials, clients must learn where to get a token.
+            if claims is None and identity.anonymous:
+                raise AuthenticationRequired(
+                    "authentication required", challenge(request, self.settings, scope)
+                )
+            if claims is not None:
+                request.state.identity = await self._identity_of(claims)
+            return
+        if claims is not None:
+            # The token's word is enough for what it grants: no database lookup on the hot path.
+            request.state.identity = Identity(user_id=claims.user_id, name=claims.subject or None)
+            if claims.allows("repository", name, list(actions)):
+                if PUSH in actions:
+                    await self._ensure_on_push(await self._identity_of(claims), name, request, scope)
+                return
+            identity = await self._identity_of(claims)
+        wanted = registry_actions(actions)
+        facts = await run_in_threadpool(self.accounts.repo_facts, identity, name)
+        allowed = len(wanted) == len(actions) and all(
+            p.may(identity, facts, action, self.accounts.policy_settings) for action in wanted
+        )
+        if allowed and claims is not None:
+            # Allowed, but not by this token: the client asks the token endpoint again for this scope.
+            raise AuthenticationRequired(
+                "the token does not cover this action",
+                challenge(request, self.settings, scope, "insufficient_scope"),
+            )
+        if not allowed:
+            if identity.anonymous:
+                raise AuthenticationRequired(
+                    "authentication required", challenge(request, self.settings, scope)
+                )
+            raise AccessDenied(f"{identity.name} may not {'/'.join(actions)} {name}")
+        if PUSH in actions:
+            await self._ensure_on_push(identity, name, request, scope)
+
+    async def visible(self, request: Request, names: list[str]) -> list[str]:
+        """Names the caller may browse (`require(request, None, [])` has identified the caller)."""
+        identity: Identity = getattr(request.state, "identity", ANONYMOUS)
+        facts = await run_in_threadpool(self.accounts.facts_many, identity, names)
+        settings = self.accounts.policy_settings
+        return [n for n in names if p.may(identity, facts[n], p.Action.BROWSE, settings)]
+
+    async def _caller(self, request: Request, scope: str | None) -> tuple[Claims | None, Identity]:
+        header = request.headers.get("authorization")
+        if not header:
+            return None, ANONYMOUS
+        token = bearer_token(header)
+        if token is not None:
+            try:
+                claims = await run_in_threadpool(self.auth.verify_bearer, token)
+            except TokenInvalid as exc:
+                raise AuthenticationRequired(
+                    f"invalid token: {exc}", challenge(request, self.settings, scope, "invalid_token")
+                ) from exc
+            return claims, ANONYMOUS
+        try:
+            basic = parse_basic(header)
+            if basic is None:
+                raise Unauthenticated("unsupported authorization scheme")
+            identity = await run_in_threadpool(
+                self.auth.login, basic[0], basic[1], client_address(request), via="registry", record=False
+            )
+        except Throttled as exc:
+            raise TooManyRequests(exc.message, exc.retry_after) from exc
+        except Unauthenticated as exc:
+            raise AuthenticationRequired(exc.message, challenge(request, self.settings, scope)) from exc
+        return None, identity
+
+    async def _identity_of(self, claims: Claims) -> Identity:
+        try:
+            return await run_in_threadpool(self.auth.from_claims, claims)
+        except TokenInvalid:
+            return ANONYMOUS
+
+    async def _ensure_on_push(
+        self, identity: Identity, name: str, request: Request, scope: str | None
+    ) -> None:
+        outcome = await run_in_threadpool(self.accounts.ensure_on_push, identity, name)
+        if outcome == "created":
+            await run_in_threadpool(
+                self.audit.record,
+                "repository.create",
+                actor=identity,
+                address=client_address(request),
+                target=name,
+                visibility="private",
+                via="push",
+            )
+        if outcome == "denied":
+            if identity.anonymous:
+                raise AuthenticationRequired(
+                    "authentication required", challenge(request, self.settings, scope)
+                )
+            raise AccessDenied(f"{identity.name} may not create {name}")
+
+
+def _scope(request: Request, name: str | None, actions: Sequence[str]) -> str | None:
+    if name is not None:
+        return f"repository:{name}:{','.join(actions)}"
+    if request.url.path.rstrip("/").endswith("/_catalog"):
+        return "registry:catalog:*"
+    return None

@@ -1,0 +1,187 @@
+"""GET and POST /auth/token, as the Docker token specification describes them, and the JWKS.
+
+GET: Basic credentials (or none, for an anonymous token), repeated `scope` parameters, `service`,
+`offline_token=true` for a refresh token. POST (OAuth2 form): `grant_type=password` with `username` and
+`password`, or `grant_type=refresh_token` with `refresh_token`; `scope` holds space-separated scopes;
+`access_type=offline` asks for a refresh token. The token's `access` claim is the intersection of what
+was asked and what the policy allows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from dockyard.auth import policy as p
+from dockyard.auth.accounts import AccountService, check_repository_name
+from dockyard.auth.authenticate import Authenticator, client_address, parse_basic
+from dockyard.auth.credentials import CredentialService
+from dockyard.auth.errors import AuthError, InvalidInput, Throttled, Unauthenticated
+from dockyard.auth.identity import ANONYMOUS, Identity
+from dockyard.auth.keys import KeyRing
+from dockyard.auth.registry_access import REGISTRY_ACTIONS
+from dockyard.auth.tokens import Scope, ScopeInvalid, TokenIssuer, parse_scopes
+from dockyard.config import Settings
+from dockyard.events.audit import FAILURE, AuditLog
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+MAX_SCOPES = 50
+
+
+@dataclass(frozen=True)
+class TokenServices:
+    """What the token endpoint needs."""
+
+    settings: Settings
+    accounts: AccountService
+    credentials: CredentialService
+    authenticator: Authenticator
+    issuer: TokenIssuer
+    keys: KeyRing
+    audit: AuditLog
+
+
+def _services(request: Request) -> TokenServices:
+    services: TokenServices = request.app.state.token_services
+    return services
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    # Both shapes: Distribution's `errors` list, and OAuth2's `error` for the POST flavour.
+    body = {
+        "errors": [{"code": code, "message": message}],
+        "error": code.lower(),
+        "error_description": message,
+    }
+    return JSONResponse(body, status_code=status, headers={**_NO_STORE, **(headers or {})})
+
+
+def _auth_error(exc: AuthError) -> Response:
+    if isinstance(exc, Throttled):
+        return _error(429, "TOOMANYREQUESTS", exc.message, {"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, Unauthenticated):
+        return _error(401, "UNAUTHORIZED", exc.message, {"WWW-Authenticate": 'Basic realm="dockyard"'})
+    return _error(400, "INVALID_REQUEST", exc.message)
+
+
+def grant(accounts: AccountService, identity: Identity, scopes: list[Scope]) -> list[Scope]:
+    """What of the asked scopes the policy allows the identity: the `access` claim."""
+    granted: list[Scope] = []
+    settings = accounts.policy_settings
+    repository_scopes = [s for s in scopes if s.type == "repository"]
+    valid_names = []
+    for scope in repository_scopes:
+        try:
+            valid_names.append(check_repository_name(scope.name))
+        except InvalidInput:
+            continue
+    facts = accounts.facts_many(identity, list(dict.fromkeys(valid_names))) if valid_names else {}
+    for scope in scopes:
+        if scope.type == "repository" and scope.name in facts:
+            asked = list(scope.actions)
+            if "*" in asked:
+                asked = list(REGISTRY_ACTIONS)
+            allowed = [
+                action
+                for action in asked
+                if action in REGISTRY_ACTIONS
+                and p.may(identity, facts[scope.name], REGISTRY_ACTIONS[action], settings)
+            ]
+            if allowed:
+                granted.append(Scope("repository", scope.name, tuple(dict.fromkeys(allowed))))
+        elif scope.type == "registry" and scope.name == "catalog" and "*" in scope.actions:
+            # Everyone may list the catalog: it only ever shows what the caller may browse.
+            granted.append(Scope("registry", "catalog", ("*",)))
+    return granted
+
+
+async def token(request: Request) -> Response:
+    """GET or POST /auth/token."""
+    services = _services(request)
+    address = client_address(request)
+    try:
+        if request.method == "POST":
+            form = await request.form()
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            raw_scopes = [fields.get("scope", "")]
+        else:
+            fields = dict(request.query_params)
+            raw_scopes = request.query_params.getlist("scope")
+        service = fields.get("service")
+        if service is not None and service != services.settings.service:
+            return _error(400, "INVALID_REQUEST", f"this registry's service is {services.settings.service!r}")
+        try:
+            scopes = parse_scopes(raw_scopes)
+        except ScopeInvalid as exc:
+            return _error(400, "INVALID_REQUEST", str(exc))
+        if len(scopes) > MAX_SCOPES:
+            return _error(400, "INVALID_REQUEST", f"at most {MAX_SCOPES} scopes per request")
+        client_id = fields.get("client_id", "")[:100]
+        if request.method == "POST":
+            identity, offline = await _post_identity(services, fields, address, client_id)
+        else:
+            identity, offline = await _get_identity(services, request, fields, address)
+    except AuthError as exc:
+        return _auth_error(exc)
+
+    access = await run_in_threadpool(grant, services.accounts, identity, scopes)
+    jwt, expires_in, issued_at = await run_in_threadpool(services.issuer.issue, identity, access)
+    body: dict[str, Any] = {
+        "token": jwt,
+        "access_token": jwt,
+        "expires_in": expires_in,
+        "issued_at": datetime.fromtimestamp(issued_at, UTC).isoformat().replace("+00:00", "Z"),
+    }
+    if request.method == "POST":
+        body["scope"] = " ".join(s.render() for s in access)
+    if offline and not identity.anonymous:
+        body["refresh_token"] = await run_in_threadpool(
+            services.credentials.issue_refresh_token, identity, client_id
+        )
+        services.audit.record("token.refresh.create", actor=identity, address=address, client_id=client_id)
+    return JSONResponse(body, headers=_NO_STORE)
+
+
+async def _get_identity(
+    services: TokenServices, request: Request, fields: dict[str, str], address: str | None
+) -> tuple[Identity, bool]:
+    header = request.headers.get("authorization")
+    if not header:
+        return ANONYMOUS, False
+    basic = parse_basic(header)
+    if basic is None:
+        raise Unauthenticated("the token endpoint takes Basic credentials")
+    identity = await run_in_threadpool(services.authenticator.login, basic[0], basic[1], address, via="token")
+    return identity, fields.get("offline_token", "").lower() == "true"
+
+
+async def _post_identity(
+    services: TokenServices, fields: dict[str, str], address: str | None, client_id: str
+) -> tuple[Identity, bool]:
+    grant_type = fields.get("grant_type")
+    if grant_type == "password":
+        username, password = fields.get("username"), fields.get("password")
+        if not username or password is None:
+            raise InvalidInput("username and password are required")
+        identity = await run_in_threadpool(
+            services.authenticator.login, username, password, address, via="token"
+        )
+        return identity, fields.get("access_type") == "offline"
+    if grant_type == "refresh_token":
+        secret = fields.get("refresh_token", "")
+        found = await run_in_threadpool(services.credentials.use_refresh_token, secret)
+        if found is None:
+            services.audit.record("token.refresh.use", address=address, outcome=FAILURE, client_id=client_id)
+            raise Unauthenticated("invalid, expired or revoked refresh token")
+        return found, False
+    raise InvalidInput("grant_type must be password or refresh_token")
+
+
+async def jwks(request: Request) -> Response:
+    """GET /auth/jwks.json: the public keys registry tokens are verified with."""
+    return JSONResponse(_services(request).keys.jwks(), headers={"Cache-Control": "max-age=300"})

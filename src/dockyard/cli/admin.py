@@ -1,0 +1,152 @@
+"""`dockyard admin`: manage users, administrators and signing keys from the server's own machine."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from dockyard.app import AuthServices, build_services
+from dockyard.auth.errors import AuthError
+from dockyard.auth.identity import Identity
+from dockyard.cli.options import data_options, settings_from
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@click.group()
+def admin() -> None:
+    """Manage local users, system administrators and token signing keys.
+
+    These commands work on the data directory (or database) directly, so they need no login:
+    run them as the user that runs `dockyard serve`.
+    """
+
+
+@contextmanager
+def _auth(
+    config_file: Path | None, data_dir: Path | None, database_url: str | None
+) -> Iterator[AuthServices]:
+    settings = settings_from(config_file, data_dir=data_dir, database_url=database_url)
+    services = build_services(settings)
+    assert services.auth is not None
+    try:
+        yield services.auth
+    except AuthError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        services.db.close()
+
+
+def _password_option(func: F) -> F:
+    return click.option(
+        "--password-stdin",
+        is_flag=True,
+        help="Read the password from standard input (one line) instead of prompting for it.",
+    )(func)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    value: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return value
+
+
+@admin.command("create-user")
+@data_options
+@_password_option
+@click.option("--admin", "is_admin", is_flag=True, help="Make the user a system administrator.")
+@click.option("--full-name", default="", help="The user's display name.")
+@click.argument("name")
+def create_user(
+    config_file: Path | None,
+    data_dir: Path | None,
+    database_url: str | None,
+    password_stdin: bool,
+    is_admin: bool,
+    full_name: str,
+    name: str,
+) -> None:
+    """Create the local user NAME (asks for the password)."""
+    password = _read_password(password_stdin)
+    with _auth(config_file, data_dir, database_url) as auth:
+        auth.accounts.create_user(None, name, password, is_admin=is_admin, full_name=full_name)
+        auth.audit.record("user.create", actor="cli", target=name, is_admin=is_admin)
+    click.echo(f"created user {name}" + (" (system administrator)" if is_admin else ""))
+
+
+@admin.command("make-admin")
+@data_options
+@click.argument("name")
+def make_admin(config_file: Path | None, data_dir: Path | None, database_url: str | None, name: str) -> None:
+    """Make the user NAME a system administrator."""
+    with _auth(config_file, data_dir, database_url) as auth:
+        auth.accounts.set_admin(None, name, True)
+        auth.audit.record("user.admin.grant", actor="cli", target=name)
+    click.echo(f"{name} is now a system administrator")
+
+
+@admin.command("unmake-admin")
+@data_options
+@click.argument("name")
+def unmake_admin(
+    config_file: Path | None, data_dir: Path | None, database_url: str | None, name: str
+) -> None:
+    """Make the user NAME an ordinary user again (the last administrator stays one)."""
+    with _auth(config_file, data_dir, database_url) as auth:
+        auth.accounts.set_admin(None, name, False)
+        auth.audit.record("user.admin.revoke", actor="cli", target=name)
+    click.echo(f"{name} is no longer a system administrator")
+
+
+@admin.command("passwd")
+@data_options
+@_password_option
+@click.argument("name")
+def passwd(
+    config_file: Path | None, data_dir: Path | None, database_url: str | None, password_stdin: bool, name: str
+) -> None:
+    """Reset the password of the user NAME; their docker logins (refresh tokens) end."""
+    password = _read_password(password_stdin)
+    with _auth(config_file, data_dir, database_url) as auth:
+        auth.accounts.set_password(None, name, password)
+        auth.audit.record("user.password.reset", actor="cli", target=name)
+    click.echo(f"password of {name} changed")
+
+
+@admin.command("list-users")
+@data_options
+def list_users(config_file: Path | None, data_dir: Path | None, database_url: str | None) -> None:
+    """List local users: name, administrator flag, active flag."""
+    with _auth(config_file, data_dir, database_url) as auth:
+        rows = auth.accounts.list_accounts(_cli_identity(), "user")
+    for row in rows:
+        flags = [flag for flag, on in (("admin", row.is_admin), ("disabled", not row.is_active)) if on]
+        click.echo(f"{row.name}\t{','.join(flags) or '-'}")
+
+
+@admin.command("rotate-key")
+@data_options
+@click.option("--prune", is_flag=True, help="Also delete every older key (tokens they signed stop working).")
+def rotate_key(
+    config_file: Path | None, data_dir: Path | None, database_url: str | None, prune: bool
+) -> None:
+    """Start signing registry tokens with a new key; older keys still verify until pruned.
+
+    A running server picks the new key up when it restarts; until then it keeps signing with the old one.
+    """
+    with _auth(config_file, data_dir, database_url) as auth:
+        key = auth.keys.rotate()
+        removed = auth.keys.prune() if prune else []
+        auth.audit.record("key.rotate", actor="cli", target=key.kid, pruned=removed)
+    click.echo(f"new signing key {key.kid}" + (f"; removed {len(removed)} older keys" if removed else ""))
+
+
+def _cli_identity() -> Identity:
+    # Whoever can run this command can read the database: they act as a system administrator.
+    return Identity(user_id=0, name="cli", is_admin=True)

@@ -1,0 +1,599 @@
+"""Queries for accounts, organizations, teams, grants, access and refresh tokens, sessions and login failures.
+
+Each takes an open transaction. The rules live in dockyard.auth; this module only reads and writes rows.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, RowMapping
+
+from dockyard.db.schema import (
+    access_tokens,
+    accounts,
+    login_failures,
+    namespace_grants,
+    organization_owners,
+    refresh_tokens,
+    repositories,
+    repository_grants,
+    sessions,
+    team_members,
+    teams,
+)
+
+USER = "user"
+ORG = "org"
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """A user or an organization."""
+
+    id: int
+    name: str
+    kind: str
+    full_name: str
+    password_hash: str | None
+    is_admin: bool
+    is_active: bool
+    created_at: float
+
+
+@dataclass(frozen=True)
+class RepositoryRow:
+    """A repository as access control sees it."""
+
+    id: int
+    name: str
+    visibility: str
+    description: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class TeamRow:
+    """A team of an organization."""
+
+    id: int
+    org_id: int
+    name: str
+    description: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """A personal access token, refresh token or session (only the hash of its secret)."""
+
+    id: int
+    public_id: str
+    user_id: int
+    secret_hash: str
+    name: str
+    read_only: bool
+    created_at: float
+    expires_at: float | None
+    last_used_at: float | None
+    revoked_at: float | None
+    access_token_id: int | None = None
+    csrf_token: str = ""
+
+
+def _account(row: RowMapping | None) -> AccountRow | None:
+    return AccountRow(**row) if row is not None else None
+
+
+# Accounts
+
+
+def insert_account(
+    conn: Connection,
+    name: str,
+    kind: str,
+    *,
+    password_hash: str | None = None,
+    is_admin: bool = False,
+    full_name: str = "",
+) -> int:
+    """Create a user or organization; returns its id."""
+    result = conn.execute(
+        insert(accounts).values(
+            name=name,
+            kind=kind,
+            password_hash=password_hash,
+            is_admin=is_admin,
+            full_name=full_name,
+            is_active=True,
+            created_at=time.time(),
+        )
+    )
+    assert result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
+
+
+def account_by_name(conn: Connection, name: str) -> AccountRow | None:
+    """The account with this name."""
+    return _account(conn.execute(select(accounts).where(accounts.c.name == name)).mappings().first())
+
+
+def account_by_id(conn: Connection, account_id: int) -> AccountRow | None:
+    """The account with this id."""
+    return _account(conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().first())
+
+
+def list_accounts(conn: Connection, kind: str | None = None) -> list[AccountRow]:
+    """Accounts by name, optionally of one kind."""
+    stmt = select(accounts).order_by(accounts.c.name)
+    if kind is not None:
+        stmt = stmt.where(accounts.c.kind == kind)
+    return [AccountRow(**row) for row in conn.execute(stmt).mappings()]
+
+
+def update_account(conn: Connection, account_id: int, **values: Any) -> None:
+    """Change columns of an account."""
+    conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+
+
+def delete_account(conn: Connection, account_id: int) -> None:
+    """Remove an account and, by cascade, its memberships, grants and tokens."""
+    conn.execute(delete(accounts).where(accounts.c.id == account_id))
+
+
+def count_admins(conn: Connection) -> int:
+    """How many active system administrators exist."""
+    stmt = select(func.count()).where(
+        accounts.c.kind == USER, accounts.c.is_admin.is_(True), accounts.c.is_active.is_(True)
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+# Organizations and teams
+
+
+def add_owner(conn: Connection, org_id: int, user_id: int) -> None:
+    """Make a user an owner of an organization (idempotent)."""
+    if not is_owner(conn, org_id, user_id):
+        conn.execute(insert(organization_owners).values(org_id=org_id, user_id=user_id))
+
+
+def remove_owner(conn: Connection, org_id: int, user_id: int) -> bool:
+    """Remove an owner; False when they were not one."""
+    stmt = delete(organization_owners).where(
+        organization_owners.c.org_id == org_id, organization_owners.c.user_id == user_id
+    )
+    return conn.execute(stmt).rowcount > 0
+
+
+def is_owner(conn: Connection, org_id: int, user_id: int) -> bool:
+    """Whether the user owns the organization."""
+    stmt = select(organization_owners.c.user_id).where(
+        organization_owners.c.org_id == org_id, organization_owners.c.user_id == user_id
+    )
+    return conn.execute(stmt).first() is not None
+
+
+def owners(conn: Connection, org_id: int) -> list[str]:
+    """Names of the organization's owners."""
+    stmt = (
+        select(accounts.c.name)
+        .join(organization_owners, organization_owners.c.user_id == accounts.c.id)
+        .where(organization_owners.c.org_id == org_id)
+        .order_by(accounts.c.name)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+def organizations_of(conn: Connection, user_id: int) -> list[str]:
+    """Organizations the user owns or belongs to through a team."""
+    owned = select(organization_owners.c.org_id).where(organization_owners.c.user_id == user_id)
+    member = (
+        select(teams.c.org_id)
+        .join(team_members, team_members.c.team_id == teams.c.id)
+        .where(team_members.c.user_id == user_id)
+    )
+    stmt = (
+        select(accounts.c.name)
+        .where(or_(accounts.c.id.in_(owned), accounts.c.id.in_(member)))
+        .order_by(accounts.c.name)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+def insert_team(conn: Connection, org_id: int, name: str, description: str) -> int:
+    """Create a team; returns its id."""
+    result = conn.execute(
+        insert(teams).values(org_id=org_id, name=name, description=description, created_at=time.time())
+    )
+    assert result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
+
+
+def team_by_name(conn: Connection, org_id: int, name: str) -> TeamRow | None:
+    """A team of the organization, by name."""
+    row = conn.execute(select(teams).where(teams.c.org_id == org_id, teams.c.name == name)).mappings().first()
+    return TeamRow(**row) if row is not None else None
+
+
+def list_teams(conn: Connection, org_id: int) -> list[TeamRow]:
+    """The organization's teams by name."""
+    stmt = select(teams).where(teams.c.org_id == org_id).order_by(teams.c.name)
+    return [TeamRow(**row) for row in conn.execute(stmt).mappings()]
+
+
+def delete_team(conn: Connection, team_id: int) -> None:
+    """Remove a team with its members and grants."""
+    conn.execute(delete(teams).where(teams.c.id == team_id))
+
+
+def add_member(conn: Connection, team_id: int, user_id: int) -> None:
+    """Add a user to a team (idempotent)."""
+    stmt = select(team_members.c.user_id).where(
+        team_members.c.team_id == team_id, team_members.c.user_id == user_id
+    )
+    if conn.execute(stmt).first() is None:
+        conn.execute(insert(team_members).values(team_id=team_id, user_id=user_id))
+
+
+def remove_member(conn: Connection, team_id: int, user_id: int) -> bool:
+    """Remove a user from a team; False when they were not a member."""
+    stmt = delete(team_members).where(team_members.c.team_id == team_id, team_members.c.user_id == user_id)
+    return conn.execute(stmt).rowcount > 0
+
+
+def members(conn: Connection, team_id: int) -> list[str]:
+    """Names of the team's members."""
+    stmt = (
+        select(accounts.c.name)
+        .join(team_members, team_members.c.user_id == accounts.c.id)
+        .where(team_members.c.team_id == team_id)
+        .order_by(accounts.c.name)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+# Grants
+
+
+def set_repository_grant(conn: Connection, team_id: int, repo_id: int, level: str) -> None:
+    """Grant (or change) a team's level on a repository."""
+    delete_repository_grant(conn, team_id, repo_id)
+    conn.execute(insert(repository_grants).values(team_id=team_id, repository_id=repo_id, level=level))
+
+
+def delete_repository_grant(conn: Connection, team_id: int, repo_id: int) -> bool:
+    """Withdraw a team's grant on a repository."""
+    stmt = delete(repository_grants).where(
+        repository_grants.c.team_id == team_id, repository_grants.c.repository_id == repo_id
+    )
+    return conn.execute(stmt).rowcount > 0
+
+
+def repository_grants_of(conn: Connection, repo_id: int) -> list[tuple[str, str]]:
+    """(team name, level) for every team granted on the repository."""
+    stmt = (
+        select(teams.c.name, repository_grants.c.level)
+        .join(repository_grants, repository_grants.c.team_id == teams.c.id)
+        .where(repository_grants.c.repository_id == repo_id)
+        .order_by(teams.c.name)
+    )
+    return [(row[0], row[1]) for row in conn.execute(stmt)]
+
+
+def team_repository_grants(conn: Connection, team_id: int) -> list[tuple[str, str]]:
+    """(repository name, level) for every repository the team is granted on."""
+    stmt = (
+        select(repositories.c.name, repository_grants.c.level)
+        .join(repository_grants, repository_grants.c.repository_id == repositories.c.id)
+        .where(repository_grants.c.team_id == team_id)
+        .order_by(repositories.c.name)
+    )
+    return [(row[0], row[1]) for row in conn.execute(stmt)]
+
+
+def set_namespace_grant(conn: Connection, team_id: int, level: str | None) -> None:
+    """Grant a team a level on every repository of its organization, or withdraw it (None)."""
+    conn.execute(delete(namespace_grants).where(namespace_grants.c.team_id == team_id))
+    if level is not None:
+        conn.execute(insert(namespace_grants).values(team_id=team_id, level=level))
+
+
+def namespace_grant(conn: Connection, team_id: int) -> str | None:
+    """The team's level on its whole organization, if any."""
+    stmt = select(namespace_grants.c.level).where(namespace_grants.c.team_id == team_id)
+    return conn.execute(stmt).scalar_one_or_none()
+
+
+def user_team_levels(conn: Connection, user_id: int, org_id: int | None, repo_id: int | None) -> list[str]:
+    """Levels granted to the user's teams: on the repository, and on the organization's namespace."""
+    mine = select(team_members.c.team_id).where(team_members.c.user_id == user_id)
+    levels: list[str] = []
+    if repo_id is not None:
+        stmt = select(repository_grants.c.level).where(
+            repository_grants.c.repository_id == repo_id, repository_grants.c.team_id.in_(mine)
+        )
+        levels += conn.execute(stmt).scalars()
+    if org_id is not None:
+        stmt = (
+            select(namespace_grants.c.level)
+            .join(teams, teams.c.id == namespace_grants.c.team_id)
+            .where(teams.c.org_id == org_id, namespace_grants.c.team_id.in_(mine))
+        )
+        levels += conn.execute(stmt).scalars()
+    return levels
+
+
+# Repositories
+
+
+def repository_by_name(conn: Connection, name: str) -> RepositoryRow | None:
+    """A repository's access-control row."""
+    stmt = select(
+        repositories.c.id,
+        repositories.c.name,
+        repositories.c.visibility,
+        repositories.c.description,
+        repositories.c.created_at,
+    ).where(repositories.c.name == name)
+    row = conn.execute(stmt).mappings().first()
+    return RepositoryRow(**row) if row is not None else None
+
+
+def repositories_by_names(conn: Connection, names: list[str]) -> dict[str, RepositoryRow]:
+    """Rows for the given names that exist."""
+    stmt = select(
+        repositories.c.id,
+        repositories.c.name,
+        repositories.c.visibility,
+        repositories.c.description,
+        repositories.c.created_at,
+    ).where(repositories.c.name.in_(names))
+    return {row["name"]: RepositoryRow(**row) for row in conn.execute(stmt).mappings()}
+
+
+def all_repository_names(conn: Connection, namespace: str | None = None) -> list[str]:
+    """Repository names in order, optionally only those of one namespace."""
+    stmt = select(repositories.c.name).order_by(repositories.c.name)
+    if namespace is not None:
+        stmt = stmt.where(repositories.c.name.like(namespace.replace("_", r"\_") + "/%", escape="\\"))
+    return list(conn.execute(stmt).scalars())
+
+
+def insert_repository(conn: Connection, name: str, visibility: str, description: str = "") -> int:
+    """Create a repository row; returns its id."""
+    result = conn.execute(
+        insert(repositories).values(
+            name=name, visibility=visibility, description=description, created_at=time.time()
+        )
+    )
+    assert result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
+
+
+def update_repository(conn: Connection, repo_id: int, **values: Any) -> None:
+    """Change a repository's visibility or description."""
+    conn.execute(update(repositories).where(repositories.c.id == repo_id).values(**values))
+
+
+def delete_repository(conn: Connection, repo_id: int) -> None:
+    """Remove a repository; its tags, manifests, links, uploads and grants go by cascade."""
+    conn.execute(delete(repositories).where(repositories.c.id == repo_id))
+
+
+# Access tokens, refresh tokens and sessions
+
+
+def insert_access_token(
+    conn: Connection,
+    user_id: int,
+    public_id: str,
+    secret_hash: str,
+    name: str,
+    read_only: bool,
+    expires_at: float | None,
+) -> int:
+    """Store a new personal access token; returns its id."""
+    result = conn.execute(
+        insert(access_tokens).values(
+            user_id=user_id,
+            public_id=public_id,
+            secret_hash=secret_hash,
+            name=name,
+            read_only=read_only,
+            created_at=time.time(),
+            expires_at=expires_at,
+        )
+    )
+    assert result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
+
+
+def _access_token(row: RowMapping | None) -> TokenRow | None:
+    return TokenRow(**row) if row is not None else None
+
+
+def access_token_by_public_id(conn: Connection, public_id: str) -> TokenRow | None:
+    """A personal access token by its public part."""
+    stmt = select(access_tokens).where(access_tokens.c.public_id == public_id)
+    return _access_token(conn.execute(stmt).mappings().first())
+
+
+def access_token_by_id(conn: Connection, token_id: int) -> TokenRow | None:
+    """A personal access token by id."""
+    return _access_token(
+        conn.execute(select(access_tokens).where(access_tokens.c.id == token_id)).mappings().first()
+    )
+
+
+def access_tokens_of(conn: Connection, user_id: int) -> list[TokenRow]:
+    """A user's personal access tokens, newest first."""
+    stmt = select(access_tokens).where(access_tokens.c.user_id == user_id).order_by(access_tokens.c.id.desc())
+    return [TokenRow(**row) for row in conn.execute(stmt).mappings()]
+
+
+def revoke_access_token(conn: Connection, token_id: int) -> None:
+    """Mark a personal access token revoked, and every refresh token obtained with it."""
+    now = time.time()
+    conn.execute(
+        update(access_tokens)
+        .where(access_tokens.c.id == token_id, access_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    conn.execute(
+        update(refresh_tokens)
+        .where(refresh_tokens.c.access_token_id == token_id, refresh_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+def touch_access_token(conn: Connection, token_id: int, when: float) -> None:
+    """Record that a personal access token was used."""
+    conn.execute(update(access_tokens).where(access_tokens.c.id == token_id).values(last_used_at=when))
+
+
+def insert_refresh_token(
+    conn: Connection,
+    user_id: int,
+    public_id: str,
+    secret_hash: str,
+    client_id: str,
+    access_token_id: int | None,
+    expires_at: float,
+) -> int:
+    """Store a new refresh token; returns its id."""
+    result = conn.execute(
+        insert(refresh_tokens).values(
+            user_id=user_id,
+            public_id=public_id,
+            secret_hash=secret_hash,
+            client_id=client_id,
+            access_token_id=access_token_id,
+            created_at=time.time(),
+            expires_at=expires_at,
+        )
+    )
+    assert result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
+
+
+def refresh_token_by_public_id(conn: Connection, public_id: str) -> TokenRow | None:
+    """A refresh token by its public part."""
+    row = (
+        conn.execute(select(refresh_tokens).where(refresh_tokens.c.public_id == public_id)).mappings().first()
+    )
+    if row is None:
+        return None
+    return TokenRow(
+        id=row["id"],
+        public_id=row["public_id"],
+        user_id=row["user_id"],
+        secret_hash=row["secret_hash"],
+        name=row["client_id"],
+        read_only=False,
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        last_used_at=row["last_used_at"],
+        revoked_at=row["revoked_at"],
+        access_token_id=row["access_token_id"],
+    )
+
+
+def touch_refresh_token(conn: Connection, token_id: int, when: float) -> None:
+    """Record that a refresh token was used."""
+    conn.execute(update(refresh_tokens).where(refresh_tokens.c.id == token_id).values(last_used_at=when))
+
+
+def revoke_refresh_tokens(conn: Connection, user_id: int, token_id: int | None = None) -> int:
+    """Revoke one of a user's refresh tokens, or all of them."""
+    stmt = update(refresh_tokens).where(
+        refresh_tokens.c.user_id == user_id, refresh_tokens.c.revoked_at.is_(None)
+    )
+    if token_id is not None:
+        stmt = stmt.where(refresh_tokens.c.id == token_id)
+    return conn.execute(stmt.values(revoked_at=time.time())).rowcount
+
+
+def insert_session(
+    conn: Connection, user_id: int, public_id: str, secret_hash: str, csrf_token: str, expires_at: float
+) -> None:
+    """Store a new browser session."""
+    conn.execute(
+        insert(sessions).values(
+            user_id=user_id,
+            public_id=public_id,
+            secret_hash=secret_hash,
+            csrf_token=csrf_token,
+            created_at=time.time(),
+            expires_at=expires_at,
+        )
+    )
+
+
+def session_by_public_id(conn: Connection, public_id: str) -> TokenRow | None:
+    """A session by its public part."""
+    row = conn.execute(select(sessions).where(sessions.c.public_id == public_id)).mappings().first()
+    if row is None:
+        return None
+    return TokenRow(
+        id=row["id"],
+        public_id=row["public_id"],
+        user_id=row["user_id"],
+        secret_hash=row["secret_hash"],
+        name="session",
+        read_only=False,
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        last_used_at=None,
+        revoked_at=None,
+        csrf_token=row["csrf_token"],
+    )
+
+
+def delete_session(conn: Connection, session_id: int) -> None:
+    """End a session."""
+    conn.execute(delete(sessions).where(sessions.c.id == session_id))
+
+
+def delete_expired_sessions(conn: Connection, now: float) -> None:
+    """Forget sessions past their expiry."""
+    conn.execute(delete(sessions).where(sessions.c.expires_at < now))
+
+
+# Login failures
+
+
+def login_failure(conn: Connection, key: str) -> tuple[int, float, float] | None:
+    """(failures, last failure, blocked until) for a throttling key."""
+    stmt = select(
+        login_failures.c.failures, login_failures.c.last_failure_at, login_failures.c.blocked_until
+    ).where(login_failures.c.key == key)
+    row = conn.execute(stmt).first()
+    return (int(row[0]), float(row[1]), float(row[2])) if row is not None else None
+
+
+def blocked_keys(conn: Connection, keys: list[str], now: float) -> float:
+    """The latest `blocked_until` among the keys that are blocked now (0 when none is)."""
+    stmt = select(func.max(login_failures.c.blocked_until)).where(
+        and_(login_failures.c.key.in_(keys), login_failures.c.blocked_until > now)
+    )
+    value = conn.execute(stmt).scalar_one_or_none()
+    return float(value) if value is not None else 0.0
+
+
+def save_login_failure(conn: Connection, key: str, failures: int, now: float, blocked_until: float) -> None:
+    """Write the failure count for a key."""
+    conn.execute(delete(login_failures).where(login_failures.c.key == key))
+    conn.execute(
+        insert(login_failures).values(
+            key=key, failures=failures, last_failure_at=now, blocked_until=blocked_until
+        )
+    )
+
+
+def clear_login_failures(conn: Connection, key: str) -> None:
+    """Forget the failures of a key (after a successful login)."""
+    conn.execute(delete(login_failures).where(login_failures.c.key == key))

@@ -1,0 +1,1 @@
+"""Events: the audit log (and, later, webhooks)."""

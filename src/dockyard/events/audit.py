@@ -1,0 +1,81 @@
+"""The audit log: who did what, when, from where, and whether it worked. Never holds a secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from dockyard.auth import policy as p
+from dockyard.auth.errors import Forbidden
+from dockyard.auth.identity import Identity
+from dockyard.db import audit as q
+from dockyard.db.engine import Database, DatabaseUnavailable
+
+log = logging.getLogger("dockyard.audit")
+
+SUCCESS = "success"
+FAILURE = "failure"
+DENIED = "denied"
+
+
+class AuditLog:
+    """Records security-relevant events and prunes them after the retention period."""
+
+    def __init__(self, db: Database, retention_days: int) -> None:
+        self.db = db
+        self.retention_seconds = retention_days * 86400
+
+    def record(
+        self,
+        action: str,
+        *,
+        actor: Identity | str | None = None,
+        address: str | None = None,
+        target: str | None = None,
+        outcome: str = SUCCESS,
+        **detail: Any,
+    ) -> None:
+        """Append one event. A failure to record is logged, never raised into the request."""
+        name = actor if isinstance(actor, str) or actor is None else actor.name
+        if isinstance(actor, Identity) and actor.token_id is not None:
+            detail.setdefault("access_token_id", actor.token_id)
+        try:
+            with self.db.write() as conn:
+                q.insert_event(
+                    conn,
+                    time.time(),
+                    (name or None) and name[:64],
+                    address[:64] if address else None,
+                    action[:64],
+                    target[:300] if target else None,
+                    outcome,
+                    json.dumps(detail, default=str, sort_keys=True),
+                )
+        except DatabaseUnavailable:
+            log.exception("could not record audit event %s by %s", action, name)
+        log.info(
+            "audit: %s %s by %s from %s: %s", action, target or "-", name or "anonymous", address, outcome
+        )
+
+    def events(
+        self,
+        actor: Identity,
+        *,
+        limit: int = 100,
+        before_id: int | None = None,
+        action: str | None = None,
+        who: str | None = None,
+    ) -> list[q.AuditRow]:
+        """Newest first (system administrators only)."""
+        if not p.may_administer(actor) and not (actor.is_admin and actor.read_only):
+            raise Forbidden("only system administrators may read the audit log")
+        with self.db.read() as conn:
+            return q.list_events(conn, limit, before_id, action, who)
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete events older than the retention period; returns how many went."""
+        cutoff = (now if now is not None else time.time()) - self.retention_seconds
+        with self.db.write() as conn:
+            return q.delete_before(conn, cutoff)
