@@ -16,7 +16,7 @@ from dockyard.app import Services
 from dockyard.cli import main
 from dockyard.config import Settings
 from dockyard.content.digests import parse_digest
-from dockyard.content.errors import BlobUnknown, BlobUploadUnknown
+from dockyard.content.errors import BlobUnknown, BlobUploadUnknown, ManifestBlobUnknown
 from dockyard.content.gc import GarbageCollector
 from dockyard.content.manifest_format import OCI_MANIFEST
 from dockyard.db import content as q
@@ -304,3 +304,35 @@ def test_push_racing_the_removal_of_an_orphan_file(services: Services) -> None:
             worker.join()
         assert services.blobs.locate("gc/orphan", digest).size == len(data)
         assert b"".join(services.store.read(digest)) == data
+
+
+def test_manifest_push_racing_a_collection_of_its_blobs(services: Services) -> None:
+    """Layers pushed long ago (past the grace period, still unreferenced) are collected while the manifest
+    naming them is pushed: either the push is refused (MANIFEST_BLOB_UNKNOWN) or every blob stays."""
+    collector = _collector(services, grace=600)
+    accepted = 0
+    for i in range(20):
+        config, layer = json.dumps({"round": i}).encode(), f"layer of round {i}".encode()
+        _push(services, "gc/manifest", config)
+        _push(services, "gc/manifest", layer)
+        with services.db.write() as conn:
+            conn.execute(update(blobs).values(linked_at=0))
+        start = threading.Barrier(2)
+
+        def collect(barrier: threading.Barrier) -> None:
+            barrier.wait()
+            collector.run()
+
+        worker = threading.Thread(target=collect, args=(start,))
+        worker.start()
+        start.wait()
+        try:
+            _manifest(services, "gc/manifest", config, layer, tag=f"r{i}")
+        except ManifestBlobUnknown:
+            continue
+        finally:
+            worker.join()
+        accepted += 1
+        for data in (config, layer):
+            assert services.blobs.locate("gc/manifest", _digest(data)).size == len(data)
+    assert accepted > 0

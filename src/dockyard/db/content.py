@@ -149,10 +149,18 @@ def unlink_blob(conn: Connection, repo_id: int, digest: str) -> bool:
 
 
 def lock_blobs_in_repository(conn: Connection, repo_id: int, digests: Iterable[str]) -> set[str]:
-    """Of the given digests, those linked into the repository, share-locked until the transaction ends."""
+    """Of the given digests, those linked into the repository, share-locked until the transaction ends.
+
+    The blobs' own rows are locked first: that is the row a collection locks before deleting, so it either
+    waits for this transaction (and then sees the new references) or has already removed the blob. First
+    and in digest order, so that neither a collection nor another push can deadlock with this one.
+    """
     wanted = set(digests)
     if not wanted:
         return set()
+    if conn.dialect.name != "sqlite":
+        rows = select(blobs.c.digest).where(blobs.c.digest.in_(wanted)).order_by(blobs.c.digest)
+        conn.execute(_locking(conn, rows, shared=True)).all()
     stmt = select(repository_blobs.c.digest).where(
         repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest.in_(wanted)
     )
