@@ -177,6 +177,8 @@ class _TomlFileSource(PydanticBaseSettingsSource):
             raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"configuration file {path} is not UTF-8 text (byte {exc.start})") from exc
         return {key.replace("-", "_"): value for key, value in data.items()}
 
 

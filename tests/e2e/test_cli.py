@@ -114,11 +114,6 @@ def test_config_file_that_is_not_toml_is_a_clean_error(tmp_path: Path) -> None:
     assert_clean_error(dockyard("serve", "--config", config), str(config), "TOML")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py: _TomlFileSource lets UnicodeDecodeError from tomllib escape as a traceback "
-    "(needs `except UnicodeDecodeError` next to TOMLDecodeError); reported, outside the e2e paths",
-)
 def test_config_file_that_is_not_text_is_a_clean_error(tmp_path: Path) -> None:
     config = tmp_path / "dockyard.toml"
     config.write_bytes(b"\xff\xfe\x00listen = 1\n")
