@@ -209,17 +209,17 @@ def test_done_when_team_member_pushes_outsider_sees_nothing(
 ) -> None:
     """An administrator creates an organization, a team and a private repository and grants the team
     read-write; a team member docker-logins and pushes; an outsider can neither pull nor see it."""
-    services = build_services(Settings(data_dir=registry.data_dir))
-    assert services.auth is not None
-    accounts = services.auth.accounts
-    admin = accounts.authenticate("admin", ADMIN_PASSWORD)
-    assert admin is not None
-    accounts.create_organization(admin, "acme", ["admin"])
-    accounts.create_team(admin, "acme", "devs")
-    accounts.set_member(admin, "acme", "devs", "dev", True)
-    accounts.create_repository(admin, "acme/app", "private")
-    accounts.set_repository_grant(admin, "acme/app", "devs", "read-write")
-    services.db.close()
+    # The administrator works through the management API of the live server.
+    with httpx.Client(base_url=f"{registry.url}/api/v1", auth=("admin", ADMIN_PASSWORD)) as api:
+        for method, path, body in [
+            ("POST", "/organizations", {"name": "acme", "owners": ["admin"]}),
+            ("POST", "/organizations/acme/teams", {"name": "devs"}),
+            ("PUT", "/organizations/acme/teams/devs/members/dev", None),
+            ("POST", "/repositories", {"name": "acme/app", "visibility": "private"}),
+            ("PUT", "/organizations/acme/teams/devs/repositories/acme/app", {"level": "read-write"}),
+        ]:
+            response = api.request(method, path, json=body)
+            assert response.status_code in {201, 204}, response.text
 
     archive = cenv.base / "tmp" / "img.tar"
     run(["skopeo", "copy", image.ref, f"docker-archive:{archive}:auth-e2e/img:v1"], env=cenv.env())
