@@ -16,9 +16,14 @@ from dockyard.app import Services
 from dockyard.cli import main
 from dockyard.config import Settings
 from dockyard.content.digests import parse_digest
-from dockyard.content.errors import BlobUnknown, BlobUploadUnknown, ManifestBlobUnknown
+from dockyard.content.errors import (
+    BlobUnknown,
+    BlobUploadUnknown,
+    ManifestBlobUnknown,
+    ManifestReferenced,
+)
 from dockyard.content.gc import GarbageCollector
-from dockyard.content.manifest_format import OCI_MANIFEST
+from dockyard.content.manifest_format import OCI_INDEX, OCI_MANIFEST
 from dockyard.db import content as q
 from dockyard.db.schema import blobs
 from dockyard.storage.blobstore import blob_path, upload_path
@@ -336,3 +341,43 @@ def test_manifest_push_racing_a_collection_of_its_blobs(services: Services) -> N
         for data in (config, layer):
             assert services.blobs.locate("gc/manifest", _digest(data)).size == len(data)
     assert accepted > 0
+
+
+def test_index_push_racing_the_deletion_of_a_child(services: Services) -> None:
+    """An index is pushed while one of its children is deleted: either the delete wins (the index is
+    refused) or the index wins (the delete is refused with 409); never an index with a missing child."""
+    name = "gc/index"
+    for i in range(20):
+        config, layer = json.dumps({"child": i}).encode(), f"child layer {i}".encode()
+        _push(services, name, config)
+        _push(services, name, layer)
+        child = _manifest(services, name, config, layer, tag=f"c{i}")
+        content = services.manifests.get(name, parse_digest(child)).content
+        index = json.dumps(
+            {"schemaVersion": 2, "mediaType": OCI_INDEX,
+             "manifests": [{"mediaType": OCI_MANIFEST, "digest": child, "size": len(content)}]}
+        ).encode()  # fmt: skip
+        start = threading.Barrier(2)
+        deleted: list[bool] = []
+
+        def delete_child(barrier: threading.Barrier, digest: str, result: list[bool]) -> None:
+            barrier.wait()
+            try:
+                services.manifests.delete(name, parse_digest(digest))
+                result.append(True)
+            except ManifestReferenced:
+                result.append(False)
+
+        worker = threading.Thread(target=delete_child, args=(start, child, deleted))
+        worker.start()
+        start.wait()
+        try:
+            services.manifests.put(name, f"i{i}", index, OCI_INDEX)
+            pushed = True
+        except ManifestBlobUnknown:
+            pushed = False
+        finally:
+            worker.join()
+        assert deleted != [] and pushed != deleted[0], (pushed, deleted)
+        if pushed:
+            assert services.manifests.get(name, parse_digest(child)).content == content

@@ -143,7 +143,7 @@ class ManifestService:
                     raise ManifestUnknown(f"tag {reference} is not in repository {name}")
                 return
             row = q.manifest_by_digest(conn, repo_id, str(reference))
-            if row is None:
+            if row is None or not q.lock_manifest(conn, row.id):
                 raise ManifestUnknown(f"manifest {reference} is not in repository {name}")
             parents = q.parents_of_manifest(conn, repo_id, row.digest)
             if parents:

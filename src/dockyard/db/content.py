@@ -330,6 +330,15 @@ def list_tags(conn: Connection, repo_id: int, last: str | None, limit: int) -> l
     return list(conn.execute(stmt).scalars())
 
 
+def lock_manifest(conn: Connection, manifest_id: int) -> bool:
+    """Lock a manifest's row until the transaction ends, before deleting it; False if it is gone.
+
+    An index being pushed share-locks its children: the delete waits for it, then sees it as a parent.
+    """
+    stmt = select(manifests.c.id).where(manifests.c.id == manifest_id)
+    return conn.execute(_locking(conn, stmt, shared=False)).first() is not None
+
+
 def parents_of_manifest(conn: Connection, repo_id: int, digest: str) -> list[str]:
     """Digests of the repository's indexes that list this manifest as a child."""
     stmt = (
