@@ -58,8 +58,13 @@ class LoginThrottle:
 
     def success(self, account: str) -> None:
         """Forget the account's failures after a successful login."""
+        key = f"account:{account[:100]}"
+        # Read first: most logins have nothing to clear, and a write per request would serialise them.
+        with self.db.read() as conn:
+            if q.login_failure(conn, key) is None:
+                return
         with self.db.write() as conn:
-            q.clear_login_failures(conn, f"account:{account[:100]}")
+            q.clear_login_failures(conn, key)
 
 
 def _keys(account: str | None, address: str | None) -> list[str]:
