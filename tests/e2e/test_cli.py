@@ -81,11 +81,6 @@ def busy_port() -> Iterator[int]:
         yield int(holder.getsockname()[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/serve.py: under Granian a bind failure escapes as a RuntimeError traceback (and "
-    "'listening on' is logged before binding); reported, outside the e2e paths",
-)
 @pytest.mark.parametrize("where", ["foreign-address", "port-in-use"])
 def test_unbindable_listen_address_is_a_clean_error(where: str, busy_port: int, tmp_path: Path) -> None:
     # 192.0.2.1 (TEST-NET-1) is not an address of this machine, so binding fails.

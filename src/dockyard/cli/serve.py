@@ -6,6 +6,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import sys
 from functools import partial
 from pathlib import Path
@@ -30,6 +31,18 @@ def _default_workers() -> int:
     # All state is in the database and the blob store, so workers share nothing; past 8 they mostly
     # contend for the SQLite write lock.
     return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Fail cleanly, before any set-up, when the address cannot be listened on (foreign or busy)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # Same option the server uses, so a port left in TIME_WAIT by a restart is not "busy".
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 def _worker_app(settings: Settings) -> Starlette:
@@ -126,6 +139,7 @@ def serve(
     if tls is not None:
         for warning in tls.warnings:
             log.warning("%s", warning)
+    _check_bindable(settings.listen_host, settings.listen_port)
     try:
         # Build once here (migrations, first-start set-up) so errors show before listening and the
         # workers find everything ready; each worker then builds its own after the fork.
@@ -135,7 +149,7 @@ def serve(
     scheme = "https" if tls else "http"
     count = workers or _default_workers()
     log.info(
-        "Dockyard listening on %s://%s (data in %s, %d workers)",
+        "Dockyard starting on %s://%s (data in %s, %d workers)",
         scheme,
         settings.listen,
         settings.data_dir,
@@ -157,4 +171,8 @@ def serve(
         log_access=settings.log_level == "debug",
         **tls_options,
     )
-    server.serve(target_loader=partial(_worker_app, settings), wrap_loader=False)
+    try:
+        server.serve(target_loader=partial(_worker_app, settings), wrap_loader=False)
+    except RuntimeError as exc:
+        # Granian reports a bind lost to a race after our probe this way.
+        raise click.ClickException(f"cannot serve on {settings.listen}: {exc}") from exc
