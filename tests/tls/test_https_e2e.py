@@ -267,3 +267,34 @@ def test_serve_warns_before_expiry(tmp_path: Path) -> None:
         proc.wait(timeout=20)
     assert "WARNING dockyard: TLS certificate" in log.read_text()
     assert "expires in 9 days" in log.read_text()
+
+
+def test_token_authentication_over_https(registry: Registry) -> None:
+    """The Docker token flow end to end over TLS: challenge, token from the realm, bearer access."""
+    import ssl
+
+    import httpx
+
+    trust = ssl.create_default_context(cafile=str(registry.tls_dir / "ca.crt"))
+    base = f"https://{registry.address}"
+    with httpx.Client(verify=trust, timeout=30) as client:
+        challenge = client.get(f"{base}/v2/")
+        assert challenge.status_code == 401
+        header = challenge.headers["www-authenticate"]
+        assert header.startswith("Bearer ")
+        params = dict(part.split("=", 1) for part in header[len("Bearer ") :].split(","))
+        realm = params["realm"].strip('"')
+        assert realm == f"{base}/auth/token", header
+
+        user, password = CREDS.split(":", 1)
+        issued = client.get(
+            realm,
+            params={"service": params["service"].strip('"'), "scope": "repository:tls-test/token:pull,push"},
+            auth=(user, password),
+        )
+        assert issued.status_code == 200, issued.text
+        token = issued.json()["token"]
+        assert client.get(f"{base}/v2/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+        refused = client.get(realm, params={"service": params["service"].strip('"')}, auth=(user, "wrong"))
+        assert refused.status_code == 401
