@@ -15,6 +15,7 @@ from dockyard.scanning.detect.golang import (
 )
 
 SENTINEL = b"0123456789abcdef"
+CAP = 64 * 1024 * 1024
 
 
 def _uvarint(n: int) -> bytes:
@@ -50,7 +51,7 @@ MODINFO = (
 
 
 def test_modules_and_replacements() -> None:
-    data = extract_buildinfo(io.BytesIO(_binary("go1.21.3", MODINFO)), 0)
+    data = extract_buildinfo(io.BytesIO(_binary("go1.21.3", MODINFO)), 0, CAP)
     assert data is not None
     info = parse_buildinfo(data)
     assert info is not None and info[0] == "go1.21.3"
@@ -66,12 +67,12 @@ def test_modules_and_replacements() -> None:
 
 def test_devel_main_module_is_skipped_and_non_go_elf_ignored() -> None:
     data = extract_buildinfo(
-        io.BytesIO(_binary("go1.22.0", "path\tx\nmod\tx\t(devel)\t\n", padding=3_000_000)), 0
+        io.BytesIO(_binary("go1.22.0", "path\tx\nmod\tx\t(devel)\t\n", padding=3_000_000)), 0, CAP
     )
     assert data is not None
     assert [p.name for p in GoBinaryDetector().parse("/x", data, "sha256:l", None)] == ["stdlib"]
-    assert extract_buildinfo(io.BytesIO(b"\x7fELF" + b"\0" * 10_000), 0) is None
-    assert extract_buildinfo(io.BytesIO(b"#!/bin/sh\n"), 0) is None
+    assert extract_buildinfo(io.BytesIO(b"\x7fELF" + b"\0" * 10_000), 0, CAP) is None
+    assert extract_buildinfo(io.BytesIO(b"#!/bin/sh\n"), 0, CAP) is None
     assert GoBinaryDetector().parse("/x", b"\xff Go buildinf:\x08\x00" + b"\0" * 40, "sha256:l", None) == []
 
 
@@ -128,7 +129,7 @@ def test_pre_118_pointer_layout(is64: bool, big: bool) -> None:
     binary = _elf_with_pointer_buildinfo(
         "go1.16.15", "path\tx\nmod\tx\tv0.1.0\t\ndep\tgolang.org/x/net\tv0.0.1\t\n", is64=is64, big=big
     )
-    data = extract_buildinfo(io.BytesIO(binary), len(binary))
+    data = extract_buildinfo(io.BytesIO(binary), len(binary), CAP)
     assert data is not None
     packages = GoBinaryDetector().parse("/old", data, "sha256:l", None)
     assert [(p.name, p.version) for p in packages] == [
@@ -136,9 +137,11 @@ def test_pre_118_pointer_layout(is64: bool, big: bool) -> None:
         ("x", "v0.1.0"),
         ("golang.org/x/net", "v0.0.1"),
     ]
+    # Pointers can only be followed in a binary held whole; one over the cap yields nothing.
+    assert extract_buildinfo(io.BytesIO(binary), len(binary), len(binary) - 1) is None
 
 
 def test_pre_118_pointers_outside_the_file_are_ignored() -> None:
     binary = bytearray(_elf_with_pointer_buildinfo("go1.16.15", "path\tx\n"))
     struct.pack_into("<Q", binary, 0x1000 + 16, 0xDEADBEEF)
-    assert extract_buildinfo(io.BytesIO(bytes(binary)), len(binary)) is None
+    assert extract_buildinfo(io.BytesIO(bytes(binary)), len(binary), CAP) is None

@@ -11,6 +11,7 @@ from scan_support import layer
 from dockyard.scanning.detect.dpkg import DpkgDetector
 from dockyard.scanning.detect.os_release import parse_os_release
 from dockyard.scanning.inventory import scan_layers
+from dockyard.scanning.layers import Limits
 from dockyard.scanning.match import AdvisoryIndex, match_packages
 from dockyard.scanning.osv import parse_advisory
 from dockyard.scanning.packages import APK, DEB
@@ -170,12 +171,27 @@ def test_python_and_npm_detectors() -> None:
                         json.dumps({"name": "@babel/core", "version": "7.0.0"}),
                     ),
                     ("file", f"{modules}/lodash/node_modules/x/package.json", "{not json"),
+                    ("file", f"{modules}/unversioned/package.json", json.dumps({"name": "unversioned"})),
+                    # A description far past the header cap: only the headers are read.
+                    (
+                        "file",
+                        f"{site}/big-1.0.dist-info/METADATA",
+                        "Name: Big\nVersion: 1.0\n\n" + "long description\n" * 200_000,
+                    ),
+                    # A manifest over the cap is skipped, not read and not an error.
+                    (
+                        "file",
+                        f"{modules}/huge/package.json",
+                        json.dumps({"name": "huge", "version": "1.0.0", "x": "y" * 5_000_000}),
+                    ),
                 ]
             )
-        ]
+        ],
+        Limits(max_file_bytes=3_000_000),
     )
     assert inventory.os is None
     assert [(p.ecosystem, p.name, p.version, p.purl) for p in inventory.packages] == [
+        ("PyPI", "big", "1.0", "pkg:pypi/big@1.0"),
         ("PyPI", "jinja2", "2.10", "pkg:pypi/jinja2@2.10"),
         ("PyPI", "zope-interface", "4.0", "pkg:pypi/zope-interface@4.0"),
         ("npm", "@babel/core", "7.0.0", "pkg:npm/%40babel/core@7.0.0"),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import tarfile
+from typing import IO
 
 import pytest
 import zstandard
@@ -98,13 +100,31 @@ def test_hard_links_share_kept_content() -> None:
 
 
 def test_executables_only_and_extractors() -> None:
-    want = Want("bin", ("/**",), extract=lambda stream, size: stream.read(2), executables_only=True)
+    caps: list[int] = []
+
+    def head(stream: IO[bytes], size: int, cap: int) -> bytes:
+        caps.append(cap)
+        return stream.read(2)
+
+    want = Want("bin", ("/**",), extract=head, executables_only=True, max_bytes=1000)
     files = read_layers(
-        [layer([("file", "/bin/tool", b"ELFxx", "755"), ("file", "/etc/data", b"ELFyy")])], [want]
+        [layer([("file", "/bin/tool", b"ELFxx", "755"), ("file", "/etc/data", b"ELFyy")])],
+        [want],
+        Limits(max_file_bytes=5000),
     )
     assert files.paths("bin") == ["/bin/tool"]
     copy = files.read("bin", "/bin/tool")
     assert copy is not None and copy.data == b"EL"
+    # The extractor is told the smaller of the want's own cap and the scan's file cap.
+    assert caps == [1000]
+    assert want.cap(Limits(max_file_bytes=10)) == 10
+
+
+def test_text_database_cap_is_smaller_than_the_file_cap() -> None:
+    db = Want("db", ("/var/lib/db",), max_bytes=100)
+    assert read_layers([layer([("file", "/var/lib/db", b"x" * 100)])], [db]).paths("db") == ["/var/lib/db"]
+    with pytest.raises(LimitExceededError, match="/var/lib/db: 101 bytes, over the 100-byte limit"):
+        read_layers([layer([("file", "/var/lib/db", b"x" * 101)])], [db])
 
 
 def test_glob_patterns() -> None:
@@ -219,3 +239,16 @@ def test_many_symlinks_rewritten_then_whited_out() -> None:
     assert files.resolve("/usr/lib/x86_64-linux-gnu/lib7.so") == "/usr/lib/x86_64-linux-gnu/lib7.so.1"
     gone = read_layers([layer(links), layer([("whiteout", "/usr/lib/x86_64-linux-gnu")])], WANTS)
     assert gone.resolve("/usr/lib/x86_64-linux-gnu/lib7.so") == "/usr/lib/x86_64-linux-gnu/lib7.so"
+
+
+def test_magic_bytes_decide_the_compression_not_the_media_type() -> None:
+    blob = tar_bytes([("file", STATUS, b"zstd inside")], "zstd")
+    mislabelled = Layer("sha256:z", io.BytesIO(blob), "application/vnd.oci.image.layer.v1.tar+gzip")
+    copy = read_layers([mislabelled], WANTS).read("db", STATUS)
+    assert copy is not None and copy.data == b"zstd inside"
+    garbage = Layer("sha256:g", io.BytesIO(b"not a tar" * 100), "application/vnd.oci.image.layer.v1.tar+gzip")
+    declared = re.escape(
+        "(uncompressed by its first bytes, declared application/vnd.oci.image.layer.v1.tar+gzip)"
+    )
+    with pytest.raises(LayerFormatError, match="sha256:g " + declared):
+        read_layers([garbage], WANTS)

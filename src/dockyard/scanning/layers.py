@@ -47,10 +47,13 @@ _CHUNK = 1 << 16
 
 @dataclass(frozen=True)
 class Layer:
-    """One layer blob: its digest and a binary stream of its (possibly compressed) tar bytes."""
+    """One layer blob: its digest, a binary stream of its (possibly compressed) tar bytes, and the media
+    type the manifest gives it. The compression is told by magic bytes; the media type only informs error
+    messages, since registries hold layers whose declared type and content disagree."""
 
     digest: str
     stream: IO[bytes]
+    media_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,14 +70,22 @@ class Limits:
 @dataclass(frozen=True)
 class Want:
     """Files a detector needs: `patterns` are absolute paths or globs (`*` within a name, `**` across
-    directories). `extract` turns a matching file's stream into the bytes kept (None: keep nothing); the
-    default keeps the whole content, up to `Limits.max_file_bytes`. `executables_only` limits it to
-    regular files with an execute bit."""
+    directories). `max_bytes` caps one file's read below `Limits.max_file_bytes` (text databases need
+    less). `extract(stream, size, cap)` turns a matching file's stream into the bytes kept (None: keep
+    nothing), reading at most `cap` bytes; without it the whole content is kept, and a file over the cap is
+    a `LimitExceededError`. `executables_only` limits it to regular files with an execute bit."""
 
     name: str
     patterns: tuple[str, ...]
-    extract: Callable[[IO[bytes], int], bytes | None] | None = None
+    extract: Callable[[IO[bytes], int, int], bytes | None] | None = None
     executables_only: bool = False
+    max_bytes: int | None = None
+
+    def cap(self, limits: Limits) -> int:
+        """The most bytes of one file this want may read under `limits`."""
+        if self.max_bytes is None:
+            return limits.max_file_bytes
+        return min(self.max_bytes, limits.max_file_bytes)
 
 
 @dataclass(frozen=True)
@@ -183,17 +194,21 @@ class _Budget:
             )
 
 
-def _decompressed(stream: IO[bytes]) -> Callable[[int], bytes]:
-    """A read function over the layer's tar bytes, whatever its compression (by magic bytes)."""
+def _decompressed(stream: IO[bytes]) -> tuple[Callable[[int], bytes], str]:
+    """A read function over the layer's tar bytes and the compression found by magic bytes."""
     head = stream.read(4)
     source = _Prefixed(head, stream)
     if head.startswith(_GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=source, mode="rb").read
+        return gzip.GzipFile(fileobj=source, mode="rb").read, "gzip"
     if head.startswith(_ZSTD_MAGIC):
-        return (
-            zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], source), read_across_frames=True).read
-        )
-    return source.read
+        reader = zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], source), read_across_frames=True)
+        return reader.read, "zstd"
+    return source.read, "uncompressed"
+
+
+def _describe(layer: Layer, compression: str) -> str:
+    declared = f", declared {layer.media_type}" if layer.media_type else ""
+    return f"layer {layer.digest} ({compression} by its first bytes{declared})"
 
 
 def _safe_tarinfo(limits: Limits) -> type[tarfile.TarInfo]:
@@ -235,9 +250,9 @@ def _keep(
             if len(wants) > 1:
                 source.seek(0)
             if want.extract is None:
-                data: bytes | None = _read_capped(source, member.size, limits.max_file_bytes, path)
+                data: bytes | None = _read_capped(source, member.size, want.cap(limits), path)
             else:
-                data = want.extract(source, member.size)
+                data = want.extract(source, member.size, want.cap(limits))
             if data is not None:
                 kept[want.name] = data
     return kept
@@ -351,8 +366,28 @@ def _read_layer(
     entries: list[_LayerEntry] = []
     whiteouts: list[str] = []
     opaque: list[str] = []
+    read, compression = _decompressed(layer.stream)
+    counted = _Counted(read, budget, layer.digest)
+    try:
+        _walk(counted, wants, limits, relevant, entries, whiteouts, opaque)
+    except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
+        raise LayerFormatError(f"{_describe(layer, compression)}: not a readable tar stream ({exc})") from exc
+    except UnicodeError as exc:
+        raise LayerFormatError(f"{_describe(layer, compression)}: undecodable member name ({exc})") from exc
+    return entries, whiteouts, opaque
+
+
+def _walk(
+    counted: _Counted,
+    wants: Sequence[tuple[Want, re.Pattern[str]]],
+    limits: Limits,
+    relevant: set[str],
+    entries: list[_LayerEntry],
+    whiteouts: list[str],
+    opaque: list[str],
+) -> None:
+    """Append the layer's entries that matter, whiteouts and opaque directories to the lists given."""
     kept_here: dict[str, dict[str, bytes]] = {}
-    counted = _Counted(_decompressed(layer.stream), budget, layer.digest)
     with tarfile.open(fileobj=counted, mode="r|", tarinfo=_safe_tarinfo(limits)) as archive:
         for member in archive:
             path = normalize_member_name(member.name)
@@ -382,7 +417,6 @@ def _read_layer(
                 kept_here[path] = kept
             if kept or path in relevant:
                 entries.append(_LayerEntry(path, None, kept, False))
-    return entries, whiteouts, opaque
 
 
 def _apply(
@@ -432,12 +466,7 @@ def read_layers(layers: Iterable[Layer], wants: Sequence[Want], limits: Limits |
     digests: list[str] = []
     for index, layer in enumerate(layers):
         relevant = {parent for path in nodes for parent in _parents(path)}
-        try:
-            entries, whiteouts, opaque = _read_layer(layer, compiled, budget, relevant)
-        except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
-            raise LayerFormatError(f"layer {layer.digest}: not a readable tar stream ({exc})") from exc
-        except UnicodeError as exc:
-            raise LayerFormatError(f"layer {layer.digest}: undecodable member name ({exc})") from exc
+        entries, whiteouts, opaque = _read_layer(layer, compiled, budget, relevant)
         _apply(nodes, index, layer.digest, entries, whiteouts, opaque)
         digests.append(layer.digest)
     return ImageFiles(nodes, digests, limits)

@@ -11,7 +11,8 @@ from dockyard.scanning.packages import APK, OsIdentity, Package
 class ApkDetector:
     """apk-tools' installed database: stanzas of one-letter fields (P: name, V: version, o: origin)."""
 
-    want = Want("apk", ("/lib/apk/db/installed",))
+    # The database lists every installed file too, yet stays a few MiB for large images.
+    want = Want("apk", ("/lib/apk/db/installed",), max_bytes=32 * 1024 * 1024)
 
     def parse(self, path: str, data: bytes, layer_digest: str, os: OsIdentity | None) -> list[Package]:
         """Installed packages in one apk database."""

@@ -24,7 +24,8 @@ def _purl(name: str, version: str, arch: str, os: OsIdentity | None) -> str:
 class DpkgDetector:
     """dpkg's database; distroless images keep one stanza file per package, without `Status:`."""
 
-    want = Want("dpkg", ("/var/lib/dpkg/status", "/var/lib/dpkg/status.d/*"))
+    # A full desktop install's status file is a few MiB.
+    want = Want("dpkg", ("/var/lib/dpkg/status", "/var/lib/dpkg/status.d/*"), max_bytes=32 * 1024 * 1024)
 
     def parse(self, path: str, data: bytes, layer_digest: str, os: OsIdentity | None) -> list[Package]:
         """Installed packages in one dpkg status file."""

@@ -2,7 +2,7 @@
 
 Go 1.18+ puts the version and module strings inline after the 32-byte header (flag bit 2). Older
 binaries store pointers to Go string headers instead; those are followed through the ELF program headers
-when the binary is small enough to hold whole (`_MAX_RETAINED`), and rewritten to the inline layout, so
+when the binary is small enough to hold whole (the file cap), and rewritten to the inline layout, so
 the kept bytes always have one form.
 """
 
@@ -21,8 +21,6 @@ _INLINE = 0x2
 # Enough for the version and a large module list; kept per binary instead of the binary.
 _KEEP = 1 << 20
 _CHUNK = 1 << 20
-# Binaries up to this size are held whole while scanning, to follow the pre-1.18 pointers.
-_MAX_RETAINED = 128 * 1024 * 1024
 _GO_VERSION = re.compile(r"go(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:(rc|beta)(\d+))?")
 
 
@@ -33,8 +31,11 @@ def _aligned_magic(data: bytearray, start: int, base: int) -> int:
     return at
 
 
-def extract_buildinfo(stream: IO[bytes], size: int) -> bytes | None:
+def extract_buildinfo(stream: IO[bytes], size: int, cap: int) -> bytes | None:
     """The build info of an ELF executable in the inline layout (at most 1 MiB), else None.
+
+    Go 1.18+ build info is found by streaming through binaries of any size. Older binaries need the whole
+    file to follow pointers, so they are read only up to `cap` bytes.
 
     Like Go's own reader, only a 16-byte aligned magic counts: the string also occurs unaligned as a
     constant in binaries that link the build-info reader (the `go` command itself).
@@ -42,7 +43,7 @@ def extract_buildinfo(stream: IO[bytes], size: int) -> bytes | None:
     head = stream.read(4)
     if head != b"\x7fELF":
         return None
-    retain = size <= _MAX_RETAINED
+    retain = size <= cap
     data, base, searched = bytearray(head), 0, 0
     while chunk := stream.read(_CHUNK):
         data += chunk

@@ -19,9 +19,8 @@ __all__ = ["JavaArchiveDetector", "coordinates"]
 
 _ARCHIVES = (".jar", ".war", ".ear", ".jpi", ".hpi")
 _MAX_DEPTH = 3
-# Archives are read whole (zip needs its central directory at the end); larger ones are skipped, and
-# so are nested members or metadata files over these sizes, which bounds work on zip bombs.
-_MAX_ARCHIVE = 256 * 1024 * 1024
+# Archives are read whole (zip needs its central directory at the end): ones over the file cap are
+# skipped, and so are nested members or metadata files over these sizes, which bounds work on zip bombs.
 _MAX_NESTED = 64 * 1024 * 1024
 _MAX_METADATA = 1024 * 1024
 _MAX_MEMBERS = 100_000
@@ -100,11 +99,11 @@ def coordinates(data: bytes, inner: str = "", depth: int = 0) -> list[list[str]]
     return found
 
 
-def extract_coordinates(stream: IO[bytes], size: int) -> bytes | None:
-    """The archive's coordinates as JSON (what the layer reader keeps); None if too big or it has none."""
-    if size > _MAX_ARCHIVE:
+def extract_coordinates(stream: IO[bytes], size: int, cap: int) -> bytes | None:
+    """The archive's coordinates as JSON (what the layer reader keeps); None if over `cap` or it has none."""
+    if size > cap:
         return None
-    found = coordinates(stream.read())
+    found = coordinates(stream.read(cap))
     return json.dumps(found).encode() if found else None
 
 

@@ -7,7 +7,8 @@ import shlex
 from dockyard.scanning.layers import ImageFiles, Want
 from dockyard.scanning.packages import OsIdentity
 
-WANT = Want("os-release", ("/etc/os-release", "/usr/lib/os-release"))
+# os-release is a few hundred bytes; anything near the cap is not one.
+WANT = Want("os-release", ("/etc/os-release", "/usr/lib/os-release"), max_bytes=64 * 1024)
 
 
 def parse_os_release(data: bytes) -> OsIdentity | None:
