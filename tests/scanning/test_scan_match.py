@@ -9,7 +9,7 @@ import pytest
 
 from dockyard.scanning.match import AdvisoryIndex, affected_by, match_packages, osv_ecosystems, severity_of
 from dockyard.scanning.osv import Advisory, iter_zip, parse_advisory
-from dockyard.scanning.packages import APK, DEB, OsIdentity, Package
+from dockyard.scanning.packages import APK, DEB, RPM, OsIdentity, Package
 from dockyard.scanning.versions import InvalidVersionError, parse_version
 
 DEBIAN_12 = OsIdentity("debian", "12")
@@ -85,6 +85,17 @@ def test_os_ecosystem_names() -> None:
     assert osv_ecosystems(_pkg(DEB, "a", "1"), OsIdentity("debian", "12")) == ("Debian:12",)
     assert osv_ecosystems(_pkg(APK, "a", "1"), OsIdentity("debian", "12")) == ()
     assert osv_ecosystems(_pkg("npm", "a", "1"), None) == ("npm",)
+    assert osv_ecosystems(_pkg(RPM, "a", "1-1"), OsIdentity("almalinux", "9.3")) == ("AlmaLinux:9",)
+    assert osv_ecosystems(_pkg(RPM, "a", "1-1"), OsIdentity("rocky", "8.9")) == ("Rocky Linux:8",)
+    assert "Red Hat:enterprise_linux:9::appstream" in osv_ecosystems(
+        _pkg(RPM, "a", "1-1"), OsIdentity("rhel", "9.4")
+    )
+    assert osv_ecosystems(_pkg(RPM, "a", "1-1"), OsIdentity("opensuse-leap", "15.5")) == (
+        "openSUSE:Leap 15.5",
+    )
+    # No OS identity, or one without a version (Debian sid): no OS ecosystem can be named.
+    assert osv_ecosystems(_pkg(DEB, "a", "1"), None) == ()
+    assert osv_ecosystems(_pkg(DEB, "a", "1"), OsIdentity("debian", "")) == ()
 
 
 def test_alpine_matches_by_origin() -> None:

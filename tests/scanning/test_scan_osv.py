@@ -48,6 +48,8 @@ def test_real_zip_yields_every_live_record(osv_dir: Path, name: str) -> None:
             assert parsed.package.name == original["package"]["name"]
             assert parsed.versions == tuple(original.get("versions", []))
             assert [r.type for r in parsed.ranges] == [r["type"] for r in original.get("ranges", [])]
+            assert parsed.ecosystem_specific == original.get("ecosystem_specific")
+        assert (advisory.published is None) == ("published" not in source)
 
 
 def test_pypi_records_keep_git_ranges_and_versions(osv_dir: Path) -> None:
@@ -57,6 +59,10 @@ def test_pypi_records_keep_git_ranges_and_versions(osv_dir: Path) -> None:
     assert any(af.versions for a in with_git for af in a.affected)
     git_range = next(r for a in with_git for af in a.affected for r in af.ranges if r.type == "GIT")
     assert git_range.repo and git_range.events[0].kind == "introduced"
+    # Read by hand from PYSEC-2019-133: published 2019-04-18T21:29:00Z, modified 2019-09-14T18:15:00Z.
+    record = next(a for a in advisories if a.id == "PYSEC-2019-133")
+    assert record.published is not None and record.published.isoformat() == "2019-04-18T21:29:00+00:00"
+    assert record.modified is not None and record.modified.isoformat() == "2019-09-14T18:15:00+00:00"
 
 
 def test_directory_and_list_file_and_single_file(tmp_path: Path) -> None:

@@ -53,6 +53,14 @@ def test_pip_tree_finds_the_pysec_advisories(pip_tree: Path, osv_dir: Path) -> N
         inventory.packages, inventory.os, AdvisoryIndex(read_advisories(osv_dir / "PyPI.zip"))
     )
     assert {f.vuln_id: f.fixed_version for f in findings} == expected
+    # Read by hand from the records: PYSEC-2019-133 (CVE-2019-11324) is fixed in 1.24.2, PYSEC-2019-132
+    # (CVE-2019-11236) in 1.24.3; PYSEC-2023-192 has a 2.x range listed before the 1.x one, whose fix is
+    # 1.26.17.
+    by_id = {f.vuln_id: f for f in findings}
+    assert by_id["PYSEC-2019-133"].fixed_version == "1.24.2"
+    assert "CVE-2019-11324" in by_id["PYSEC-2019-133"].aliases
+    assert by_id["PYSEC-2019-132"].fixed_version == "1.24.3"
+    assert by_id["PYSEC-2023-192"].fixed_version == "1.26.17"
     assert all(f.path.startswith(f"/{SITE}/urllib3-1.24.1.dist-info") for f in findings)
     assert all(f.layer_digest == "sha256:pip" for f in findings)
 
@@ -102,6 +110,12 @@ def test_go_binary_stdlib_matched_against_go_feed(go_binary: Path, osv_dir: Path
     findings = match_packages(inventory.packages, inventory.os, AdvisoryIndex(advisories))
     assert expected, "this toolchain predates known stdlib fixes"
     assert {f.vuln_id for f in findings} == expected
+    # Read by hand from GO-2023-1751 (html/template): fixed in 1.19.9, and again from 1.20.0-0 to 1.20.4.
+    by_id = {f.vuln_id: f for f in findings}
+    if _stdlib_tuple(installed) < _stdlib_tuple("1.19.9"):
+        assert by_id["GO-2023-1751"].fixed_version == "1.19.9"
+    else:
+        assert "GO-2023-1751" not in by_id
     for finding in findings:
         assert finding.fixed_version is not None
         assert _stdlib_tuple(finding.fixed_version) > _stdlib_tuple(installed)

@@ -48,13 +48,10 @@ _LABELS = {
     "unimportant": "LOW",
 }
 
-# os-release IDs of RPM distributions onto OSV ecosystem names (which carry the major version).
-_RPM_DISTROS = {
-    "rocky": "Rocky Linux",
-    "almalinux": "AlmaLinux",
-    "rhel": "Red Hat",
-    "opensuse-leap": "openSUSE",
-}
+# os-release IDs of RPM distributions whose OSV ecosystem is `<name>:<major version>`.
+_RPM_DISTROS = {"rocky": "Rocky Linux", "almalinux": "AlmaLinux"}
+# Red Hat publishes per repository stream, named like CPEs; these are the streams of RHEL 8 and later.
+_RHEL_STREAMS = ("baseos", "appstream", "crb")
 
 
 @dataclass(frozen=True)
@@ -130,8 +127,14 @@ def osv_ecosystems(package: Package, os: OsIdentity | None) -> tuple[str, ...]:
     if package.ecosystem == APK and distro == "alpine":
         major_minor = ".".join(os.version_id.split(".")[:2])
         return (f"Alpine:v{major_minor}",)
-    if package.ecosystem == RPM and distro in _RPM_DISTROS:
-        return (f"{_RPM_DISTROS[distro]}:{os.version_id.split('.')[0]}",)
+    if package.ecosystem == RPM:
+        major = os.version_id.split(".")[0]
+        if distro in _RPM_DISTROS:
+            return (f"{_RPM_DISTROS[distro]}:{major}",)
+        if distro == "rhel":
+            return (*(f"Red Hat:enterprise_linux:{major}::{s}" for s in _RHEL_STREAMS), "Red Hat")
+        if distro == "opensuse-leap":
+            return (f"openSUSE:Leap {os.version_id}",)
     return ()
 
 

@@ -73,12 +73,14 @@ class AffectedPackage:
 
 @dataclass(frozen=True)
 class Affected:
-    """One `affected` entry; `database_specific` is kept as read (read-only by convention)."""
+    """One `affected` entry; `ecosystem_specific` and `database_specific` are kept as read (read-only by
+    convention)."""
 
     package: AffectedPackage
     ranges: tuple[Range, ...]
     versions: tuple[str, ...]
     severity: tuple[Severity, ...] = ()
+    ecosystem_specific: Mapping[str, Any] | None = None
     database_specific: Mapping[str, Any] | None = None
 
 
@@ -95,6 +97,7 @@ class Advisory:
     severity: tuple[Severity, ...]
     affected: tuple[Affected, ...]
     database_specific: Mapping[str, Any] | None = None
+    published: datetime | None = None
 
 
 def _time(value: Any, field: str) -> datetime | None:
@@ -159,6 +162,7 @@ def _affected(obj: Mapping[str, Any]) -> Affected:
         raise AdvisoryFormatError("affected.package is missing")
     purl = package.get("purl")
     db_specific = obj.get("database_specific")
+    eco_specific = obj.get("ecosystem_specific")
     return Affected(
         package=AffectedPackage(
             ecosystem=_str(package, "ecosystem", "affected.package", required=True),
@@ -168,6 +172,7 @@ def _affected(obj: Mapping[str, Any]) -> Affected:
         ranges=tuple(_range(r) for r in _objects(obj.get("ranges"), "affected.ranges")),
         versions=_strings(obj.get("versions"), "affected.versions"),
         severity=_severities(obj.get("severity"), "affected.severity"),
+        ecosystem_specific=eco_specific if isinstance(eco_specific, dict) else None,
         database_specific=db_specific if isinstance(db_specific, dict) else None,
     )
 
@@ -189,6 +194,7 @@ def parse_advisory(record: Any) -> Advisory:
             severity=_severities(record.get("severity"), "severity"),
             affected=tuple(_affected(a) for a in _objects(record.get("affected"), "affected")),
             database_specific=db_specific if isinstance(db_specific, dict) else None,
+            published=_time(record.get("published"), "published"),
         )
     except AdvisoryFormatError as exc:
         raise AdvisoryFormatError(f"{vuln_id}: {exc}") from None
