@@ -6,6 +6,7 @@ import gzip
 import io
 import re
 import tarfile
+import tracemalloc
 from typing import IO
 
 import pytest
@@ -252,3 +253,33 @@ def test_magic_bytes_decide_the_compression_not_the_media_type() -> None:
     )
     with pytest.raises(LayerFormatError, match="sha256:g " + declared):
         read_layers([garbage], WANTS)
+
+
+def test_memory_follows_what_is_kept_not_the_member_count() -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for i in range(20_000):
+            info = tarfile.TarInfo(f"usr/share/doc/pkg{i}/copyright")
+            info.size = 3
+            archive.addfile(info, io.BytesIO(b"abc"))
+    blob = gzip.compress(buffer.getvalue(), 1)
+    tracemalloc.start()
+    try:
+        files = read_layers([Layer("sha256:many", io.BytesIO(blob))], WANTS)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert files.paths("db") == []
+    # 20,000 remembered TarInfo objects alone would take well over 10 MB.
+    assert peak < 3_000_000
+
+
+def test_kept_bytes_and_recorded_entries_are_bounded_per_image() -> None:
+    statuses = [layer([("file", STATUS, b"x" * 600)]) for _ in range(3)]
+    with pytest.raises(LimitExceededError, match="wanted files of the image hold more than 1500 bytes"):
+        read_layers(statuses, WANTS, Limits(max_kept_bytes=1500))
+    links = layer([("symlink", f"/l{i}", "/x") for i in range(30)] + [("whiteout", "/gone")])
+    assert len(read_layers([links], WANTS, Limits(max_entries=31)).layer_digests) == 1
+    links.stream.seek(0)
+    with pytest.raises(LimitExceededError, match="more than 30 symlinks, whiteouts and replaced files"):
+        read_layers([links], WANTS, Limits(max_entries=30))

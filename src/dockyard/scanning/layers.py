@@ -58,13 +58,20 @@ class Layer:
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on what one scan may read; passing one raises `LimitExceededError`."""
+    """Bounds on what one scan may read; passing one raises `LimitExceededError`.
+
+    Bytes are counted decompressed. `max_kept_bytes` and `max_entries` bound the scan's memory over the
+    whole image: what is kept of wanted files (every layer's copy), and the entries recorded besides
+    (symlinks, whiteouts, files replacing earlier ones).
+    """
 
     max_file_bytes: int = 64 * 1024 * 1024
     max_layer_bytes: int = 8 * 1024 * 1024 * 1024
     max_image_bytes: int = 32 * 1024 * 1024 * 1024
     max_header_bytes: int = 1024 * 1024
     max_symlink_hops: int = 40
+    max_kept_bytes: int = 512 * 1024 * 1024
+    max_entries: int = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -181,6 +188,22 @@ class _Prefixed(io.RawIOBase):
 class _Budget:
     limits: Limits
     image_bytes: int = 0
+    kept_bytes: int = 0
+    entries: int = 0
+
+    def keep(self, kept: dict[str, bytes], path: str) -> None:
+        self.kept_bytes += sum(len(data) for data in kept.values())
+        if self.kept_bytes > self.limits.max_kept_bytes:
+            raise LimitExceededError(
+                f"{path}: wanted files of the image hold more than {self.limits.max_kept_bytes} bytes"
+            )
+
+    def record(self, path: str) -> None:
+        self.entries += 1
+        if self.entries > self.limits.max_entries:
+            raise LimitExceededError(
+                f"{path}: more than {self.limits.max_entries} symlinks, whiteouts and replaced files"
+            )
 
     def charge(self, n: int, layer_bytes: int, digest: str) -> None:
         self.image_bytes += n
@@ -362,14 +385,13 @@ def _read_layer(
     An entry matters if it is a symlink, a kept file, or replaces a path in `relevant` (the merged view's
     paths and their parent directories); other files are not remembered, so memory follows what is kept.
     """
-    limits = budget.limits
     entries: list[_LayerEntry] = []
     whiteouts: list[str] = []
     opaque: list[str] = []
     read, compression = _decompressed(layer.stream)
     counted = _Counted(read, budget, layer.digest)
     try:
-        _walk(counted, wants, limits, relevant, entries, whiteouts, opaque)
+        _walk(counted, wants, budget, relevant, entries, whiteouts, opaque)
     except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
         raise LayerFormatError(f"{_describe(layer, compression)}: not a readable tar stream ({exc})") from exc
     except UnicodeError as exc:
@@ -380,29 +402,36 @@ def _read_layer(
 def _walk(
     counted: _Counted,
     wants: Sequence[tuple[Want, re.Pattern[str]]],
-    limits: Limits,
+    budget: _Budget,
     relevant: set[str],
     entries: list[_LayerEntry],
     whiteouts: list[str],
     opaque: list[str],
 ) -> None:
     """Append the layer's entries that matter, whiteouts and opaque directories to the lists given."""
+    limits = budget.limits
     kept_here: dict[str, dict[str, bytes]] = {}
     with tarfile.open(fileobj=counted, mode="r|", tarinfo=_safe_tarinfo(limits)) as archive:
-        for member in archive:
+        while (member := archive.next()) is not None:
+            # tarfile remembers every member, even in stream mode; memory must follow what is kept.
+            archive.members.clear()  # type: ignore[attr-defined]  # (typeshed omits it)
             path = normalize_member_name(member.name)
             parent, _, base = path.rpartition("/")
             if base == _OPAQUE:
+                budget.record(path)
                 opaque.append(parent or "/")
                 continue
             if base.startswith(_WHITEOUT):
+                budget.record(path)
                 whiteouts.append(f"{parent}/{base[len(_WHITEOUT) :]}")
                 continue
             if member.issym():
+                budget.record(path)
                 entries.append(_LayerEntry(path, member.linkname, {}, False))
                 continue
             if member.isdir():
                 if path in relevant:
+                    budget.record(path)
                     entries.append(_LayerEntry(path, None, {}, True))
                 continue
             kept: dict[str, bytes] = {}
@@ -414,8 +443,11 @@ def _walk(
                 if matching:
                     kept = _keep(archive, member, matching, path, limits)
             if kept:
+                budget.keep(kept, path)
                 kept_here[path] = kept
             if kept or path in relevant:
+                if not kept:
+                    budget.record(path)
                 entries.append(_LayerEntry(path, None, kept, False))
 
 
