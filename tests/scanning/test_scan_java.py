@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import zipfile
 
+import pytest
 from scan_support import layer
 
+from dockyard.scanning.detect import java
 from dockyard.scanning.detect.java import coordinates
+from dockyard.scanning.errors import LimitExceededError
 from dockyard.scanning.inventory import scan_layers
 from dockyard.scanning.match import AdvisoryIndex, match_packages
 from dockyard.scanning.osv import parse_advisory
@@ -81,3 +84,28 @@ def test_nesting_depth_is_bounded() -> None:
 def test_not_a_zip() -> None:
     assert coordinates(b"plain text") == []
     assert scan_layers([layer([("file", "/x.jar", b"nope")])]).packages == ()
+
+
+def test_bundle_manifest_without_maven_metadata() -> None:
+    manifest = (
+        b"Manifest-Version: 1.0\nBundle-SymbolicName: com.fasterxml.jackson.core.jac\n"
+        b" kson-databind;singleton:=true\nBundle-Version: 2.9.8\n"
+    )
+    untitled = _zip({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\nImplementation-Version: 1.0\n"})
+    assert coordinates(_zip({"META-INF/MANIFEST.MF": manifest})) == [
+        ["com.fasterxml.jackson.core", "jackson-databind", "2.9.8", ""]
+    ]
+    assert coordinates(untitled) == []
+
+
+def test_decompressed_reads_are_bounded_across_nested_archives(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(java, "_MAX_TOTAL", 1_000_000)
+    # Members named like jars are read whole before they can be opened; these compress to almost nothing.
+    padding = {f"lib/n{i}.jar": b"\0" * 300_000 for i in range(4)}
+    assert coordinates(_zip({**_pom("a", "b", "1"), "lib/n0.jar": padding["lib/n0.jar"]})) == [
+        ["a", "b", "1", ""]
+    ]
+    with pytest.raises(LimitExceededError, match="Java archive: more than 1000000 bytes"):
+        coordinates(_zip({**_pom("a", "b", "1"), **padding}))
+    with pytest.raises(LimitExceededError):
+        scan_layers([layer([("file", "/app.ear", _zip(padding))])])

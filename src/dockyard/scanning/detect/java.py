@@ -12,6 +12,7 @@ import zipfile
 from typing import IO
 from urllib.parse import quote
 
+from dockyard.scanning.errors import LimitExceededError
 from dockyard.scanning.layers import Want
 from dockyard.scanning.packages import OsIdentity, Package
 
@@ -24,6 +25,23 @@ _MAX_DEPTH = 3
 _MAX_NESTED = 64 * 1024 * 1024
 _MAX_METADATA = 1024 * 1024
 _MAX_MEMBERS = 100_000
+# Decompressed bytes read from one archive tree; overlapping-entry zip bombs repeat one compressed
+# stream under many names, so a per-member bound alone does not bound the work.
+_MAX_TOTAL = 512 * 1024 * 1024
+
+
+class _Reads:
+    """Decompressed bytes left for one top-level archive and everything nested in it."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+
+    def take(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise LimitExceededError(
+                f"Java archive: more than {_MAX_TOTAL} bytes decompressed from its members"
+            )
 
 
 def _properties(text: str) -> dict[str, str]:
@@ -52,17 +70,38 @@ def _manifest(text: str) -> dict[str, str]:
     return values
 
 
-def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, reads: _Reads) -> bytes | None:
     if info.file_size > limit:
         return None
     with archive.open(info) as member:
         # The declared size of a hostile zip may lie; never read past the limit.
         data = member.read(limit + 1)
+    reads.take(len(data))
     return data if len(data) <= limit else None
 
 
-def coordinates(data: bytes, inner: str = "", depth: int = 0) -> list[list[str]]:
-    """[group, artifact, version, location inside the archive] for the archive and archives nested in it."""
+def _from_manifest(manifest: dict[str, str]) -> tuple[str, str, str] | None:
+    """(group, artifact, version) from Implementation-* headers, else the OSGi bundle name split at its
+    last dot (`com.fasterxml.jackson.core.jackson-databind`)."""
+    version = manifest.get("Implementation-Version") or manifest.get("Bundle-Version")
+    if not version:
+        return None
+    group, artifact = manifest.get("Implementation-Vendor-Id"), manifest.get("Implementation-Title")
+    if group and artifact:
+        return group, artifact, version
+    bundle = manifest.get("Bundle-SymbolicName", "").split(";", 1)[0].strip()
+    group, _, artifact = bundle.rpartition(".")
+    if group and artifact:
+        return group, artifact, version
+    return None
+
+
+def coordinates(data: bytes, inner: str = "", depth: int = 0, reads: _Reads | None = None) -> list[list[str]]:
+    """[group, artifact, version, location inside the archive] for the archive and archives nested in it.
+
+    Raises `LimitExceededError` if the members read decompress to more than 512 MiB in all.
+    """
+    reads = reads or _Reads(_MAX_TOTAL)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()[:_MAX_MEMBERS]
@@ -74,26 +113,23 @@ def coordinates(data: bytes, inner: str = "", depth: int = 0) -> list[list[str]]
             for info in infos:
                 name = info.filename
                 if name.startswith("META-INF/maven/") and name.endswith("/pom.properties"):
-                    raw = _read(archive, info, _MAX_METADATA)
+                    raw = _read(archive, info, _MAX_METADATA, reads)
                     props = _properties(raw.decode("utf-8", "replace")) if raw else {}
                     if props.get("groupId") and props.get("artifactId") and props.get("version"):
                         found.append([props["groupId"], props["artifactId"], props["version"], inner])
             if not found:
                 manifest_info = next((i for i in infos if i.filename == "META-INF/MANIFEST.MF"), None)
-                raw = _read(archive, manifest_info, _MAX_METADATA) if manifest_info else None
-                manifest = _manifest(raw.decode("utf-8", "replace")) if raw else {}
-                group = manifest.get("Implementation-Vendor-Id")
-                artifact = manifest.get("Implementation-Title")
-                version = manifest.get("Implementation-Version")
-                if group and artifact and version:
-                    found.append([group, artifact, version, inner])
+                raw = _read(archive, manifest_info, _MAX_METADATA, reads) if manifest_info else None
+                identity = _from_manifest(_manifest(raw.decode("utf-8", "replace"))) if raw else None
+                if identity:
+                    found.append([*identity, inner])
             if depth < _MAX_DEPTH:
                 for info in infos:
                     if info.filename.lower().endswith(_ARCHIVES):
-                        nested = _read(archive, info, _MAX_NESTED)
+                        nested = _read(archive, info, _MAX_NESTED, reads)
                         if nested is not None:
                             where = f"{inner}!/{info.filename}" if inner else info.filename
-                            found.extend(coordinates(nested, where, depth + 1))
+                            found.extend(coordinates(nested, where, depth + 1, reads))
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError):
             return found
     return found
