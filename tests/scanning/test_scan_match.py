@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from dockyard.scanning.match import AdvisoryIndex, affected_by, match_packages, osv_ecosystems, severity_of
+from dockyard.scanning.match import (
+    AdvisoryIndex,
+    affected_by,
+    index_keys,
+    match_packages,
+    osv_ecosystems,
+    severity_of,
+)
 from dockyard.scanning.osv import Advisory, iter_zip, parse_advisory
 from dockyard.scanning.packages import APK, DEB, RPM, OsIdentity, Package
 from dockyard.scanning.versions import InvalidVersionError, parse_version
@@ -186,3 +193,14 @@ def test_unparseable_versions_do_not_crash() -> None:
     assert affected_by(advisory.affected[0], "not-a-version!") == (False, None)
     with pytest.raises(InvalidVersionError):
         parse_version("PyPI", "not-a-version!")
+
+
+def test_index_keys_normalize_pypi_names_only() -> None:
+    pypi = _advisory("PYSEC-T-K", "PyPI", "Zope.Interface", [{"introduced": "0"}])
+    npm = _advisory("GHSA-T-K", "npm", "@Scope/Pkg", [{"introduced": "0"}])
+    assert index_keys(pypi) == {("PyPI", "zope-interface")}
+    assert index_keys(npm) == {("npm", "@Scope/Pkg")}
+    index = AdvisoryIndex([pypi, npm])
+    assert [a.id for a in index.lookup("PyPI", "zope-interface")] == ["PYSEC-T-K"]
+    assert index.lookup("PyPI", "Zope.Interface") == ()
+    assert len(index) == 2

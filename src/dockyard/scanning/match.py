@@ -27,6 +27,7 @@ __all__ = [
     "AdvisoryLookup",
     "Finding",
     "affected_by",
+    "index_keys",
     "match_packages",
     "normalize_name",
     "osv_ecosystems",
@@ -85,6 +86,14 @@ def normalize_name(ecosystem: str, name: str) -> str:
     return name
 
 
+def index_keys(advisory: Advisory) -> set[tuple[str, str]]:
+    """The (ecosystem, normalized name) keys `AdvisoryLookup.lookup` must find `advisory` under; a stored
+    index keys its rows by these."""
+    return {
+        (a.package.ecosystem, normalize_name(a.package.ecosystem, a.package.name)) for a in advisory.affected
+    }
+
+
 class AdvisoryIndex:
     """Advisories in memory, keyed by (ecosystem, normalized package name)."""
 
@@ -97,11 +106,7 @@ class AdvisoryIndex:
     def add(self, advisory: Advisory) -> None:
         """Index `advisory` under every package it names."""
         self._count += 1
-        keys = {
-            (a.package.ecosystem, normalize_name(a.package.ecosystem, a.package.name))
-            for a in advisory.affected
-        }
-        for key in keys:
+        for key in index_keys(advisory):
             self._by_key[key].append(advisory)
 
     def lookup(self, ecosystem: str, name: str) -> Sequence[Advisory]:
