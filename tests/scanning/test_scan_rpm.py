@@ -116,6 +116,14 @@ def test_rpmdb_packages_and_matching(tmp_path: Path) -> None:
     assert [(f.vuln_id, f.package.name, f.fixed_version) for f in findings] == [
         ("RLSA-T-1", "openssl-libs", "1:3.0.7-25.el9_3")
     ]
+    # Fedora and newer RHEL keep the database under /usr/lib/sysimage; the same file there reads alike.
+    moved = scan_layers(
+        [layer([("file", "/etc/os-release", OS_ROCKY), ("file", "/usr/lib/sysimage/rpm/rpmdb.sqlite", data)])]
+    )
+    assert [(p.name, p.version, p.path) for p in moved.packages] == [
+        ("bash", "5.1.8-6.el9_1", "/usr/lib/sysimage/rpm/rpmdb.sqlite"),
+        ("openssl-libs", "1:3.0.7-24.el9", "/usr/lib/sysimage/rpm/rpmdb.sqlite"),
+    ]
 
 
 @pytest.mark.parametrize(
