@@ -173,6 +173,9 @@ def _image(manifest: Manifest, platform: str | None) -> ImageTarget | str:
             notes.append(f"layer {digest} ({media_type}) not scanned: not a filesystem tar")
         else:
             layers.append((digest, media_type))
+    if notes and not layers:
+        # Signatures and attestations stored as image manifests (cosign) carry only non-tar layers.
+        return "no filesystem layers: " + "; ".join(notes)
     return ImageTarget(
         manifest.digest,
         platform,
@@ -191,6 +194,7 @@ def _walk(
     targets: list[ImageTarget],
     skipped: list[Skipped],
 ) -> None:
+    """Add the targets under `manifest` to `targets` and what is left out to `skipped`, in index order."""
     if manifest.media_type in IMAGE_MANIFESTS:
         found = _image(manifest, platform)
         if isinstance(found, str):
@@ -261,6 +265,8 @@ class BlobReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         """Fill `buffer` from the current chunk, taking the next one when it is used up; 0 at the end."""
+        if self.closed:
+            raise ValueError("read of a closed blob stream")
         while not self._pending:
             chunk = next(self._chunks, None)
             if chunk is None:
