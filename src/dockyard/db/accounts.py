@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql.schema import Table
 
 from dockyard.db.schema import (
     access_tokens,
@@ -84,6 +85,13 @@ class TokenRow:
     csrf_token: str = ""
 
 
+def _insert_returning_id(conn: Connection, table: Table, **values: Any) -> int:
+    """Insert one row and return its generated primary key."""
+    result = conn.execute(insert(table).values(**values))
+    assert result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
+
+
 def _account(row: RowMapping | None) -> AccountRow | None:
     return AccountRow(**row) if row is not None else None
 
@@ -101,19 +109,17 @@ def insert_account(
     full_name: str = "",
 ) -> int:
     """Create a user or organization; returns its id."""
-    result = conn.execute(
-        insert(accounts).values(
-            name=name,
-            kind=kind,
-            password_hash=password_hash,
-            is_admin=is_admin,
-            full_name=full_name,
-            is_active=True,
-            created_at=time.time(),
-        )
+    return _insert_returning_id(
+        conn,
+        accounts,
+        name=name,
+        kind=kind,
+        password_hash=password_hash,
+        is_admin=is_admin,
+        full_name=full_name,
+        is_active=True,
+        created_at=time.time(),
     )
-    assert result.inserted_primary_key is not None
-    return int(result.inserted_primary_key[0])
 
 
 def account_by_name(conn: Connection, name: str) -> AccountRow | None:
@@ -206,11 +212,9 @@ def organizations_of(conn: Connection, user_id: int) -> list[str]:
 
 def insert_team(conn: Connection, org_id: int, name: str, description: str) -> int:
     """Create a team; returns its id."""
-    result = conn.execute(
-        insert(teams).values(org_id=org_id, name=name, description=description, created_at=time.time())
+    return _insert_returning_id(
+        conn, teams, org_id=org_id, name=name, description=description, created_at=time.time()
     )
-    assert result.inserted_primary_key is not None
-    return int(result.inserted_primary_key[0])
 
 
 def team_by_name(conn: Connection, org_id: int, name: str) -> TeamRow | None:
@@ -365,13 +369,9 @@ def all_repository_names(conn: Connection, namespace: str | None = None) -> list
 
 def insert_repository(conn: Connection, name: str, visibility: str, description: str = "") -> int:
     """Create a repository row; returns its id."""
-    result = conn.execute(
-        insert(repositories).values(
-            name=name, visibility=visibility, description=description, created_at=time.time()
-        )
+    return _insert_returning_id(
+        conn, repositories, name=name, visibility=visibility, description=description, created_at=time.time()
     )
-    assert result.inserted_primary_key is not None
-    return int(result.inserted_primary_key[0])
 
 
 def update_repository(conn: Connection, repo_id: int, **values: Any) -> None:
@@ -397,19 +397,17 @@ def insert_access_token(
     expires_at: float | None,
 ) -> int:
     """Store a new personal access token; returns its id."""
-    result = conn.execute(
-        insert(access_tokens).values(
-            user_id=user_id,
-            public_id=public_id,
-            secret_hash=secret_hash,
-            name=name,
-            read_only=read_only,
-            created_at=time.time(),
-            expires_at=expires_at,
-        )
+    return _insert_returning_id(
+        conn,
+        access_tokens,
+        user_id=user_id,
+        public_id=public_id,
+        secret_hash=secret_hash,
+        name=name,
+        read_only=read_only,
+        created_at=time.time(),
+        expires_at=expires_at,
     )
-    assert result.inserted_primary_key is not None
-    return int(result.inserted_primary_key[0])
 
 
 def _access_token(row: RowMapping | None) -> TokenRow | None:
@@ -465,19 +463,17 @@ def insert_refresh_token(
     expires_at: float,
 ) -> int:
     """Store a new refresh token; returns its id."""
-    result = conn.execute(
-        insert(refresh_tokens).values(
-            user_id=user_id,
-            public_id=public_id,
-            secret_hash=secret_hash,
-            client_id=client_id,
-            access_token_id=access_token_id,
-            created_at=time.time(),
-            expires_at=expires_at,
-        )
+    return _insert_returning_id(
+        conn,
+        refresh_tokens,
+        user_id=user_id,
+        public_id=public_id,
+        secret_hash=secret_hash,
+        client_id=client_id,
+        access_token_id=access_token_id,
+        created_at=time.time(),
+        expires_at=expires_at,
     )
-    assert result.inserted_primary_key is not None
-    return int(result.inserted_primary_key[0])
 
 
 def refresh_token_by_public_id(conn: Connection, public_id: str) -> TokenRow | None:
