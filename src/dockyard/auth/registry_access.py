@@ -133,6 +133,10 @@ class PolicyAccess:
             return None, ANONYMOUS
         token = bearer_token(header)
         if token is not None:
+            known = self.auth.issuer.already_verified(token)
+            if known is not None and known.token_id is None:
+                # Verified before and tied to no access token that could be revoked: no thread hop needed.
+                return known, ANONYMOUS
             try:
                 claims = await run_in_threadpool(self.auth.verify_bearer, token)
             except TokenInvalid as exc:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +74,38 @@ class TokenInvalid(Exception):
     """The token is malformed, forged, expired, or meant for another service."""
 
 
+class _VerifiedTokens:
+    """Claims of tokens whose signature, issuer and audience already checked out, kept until they expire.
+
+    A signature is a fixed fact about the token's exact string, so re-checking it on every request of a
+    pull only burns CPU; the time window is still checked on every use. Bounded, least recently used out.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._items: OrderedDict[str, tuple[str, float, float, Claims]] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def get(self, token: str, now: float) -> tuple[str, Claims] | None:
+        """The signing key id and claims of a token still within its time window."""
+        with self._lock:
+            item = self._items.get(token)
+            if item is None:
+                return None
+            kid, not_before, expires, claims = item
+            if not not_before - LEEWAY_SECONDS <= now < expires + LEEWAY_SECONDS:
+                del self._items[token]
+                return None
+            self._items.move_to_end(token)
+            return kid, claims
+
+    def put(self, token: str, kid: str, not_before: float, expires: float, claims: Claims) -> None:
+        with self._lock:
+            self._items[token] = (kid, not_before, expires, claims)
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+
+
 class TokenIssuer:
     """Signs and verifies registry tokens."""
 
@@ -80,6 +114,15 @@ class TokenIssuer:
         self.issuer = issuer
         self.service = service
         self.ttl_seconds = ttl_seconds
+        self._verified = _VerifiedTokens()
+
+    def already_verified(self, token: str) -> Claims | None:
+        """The claims of a token this process verified before, still in its time window and signed by a
+        key that is still trusted (a pruned key takes its tokens with it)."""
+        found = self._verified.get(token, time.time())
+        if found is None or self.keys.public_key(found[0]) is None:
+            return None
+        return found[1]
 
     def issue(self, identity: Identity, access: list[Scope]) -> tuple[str, int, float]:
         """A signed token for the identity with exactly this access: (token, expires_in, issued_at)."""
@@ -106,6 +149,9 @@ class TokenIssuer:
 
     def verify(self, token: str) -> Claims:
         """Check signature, algorithm, expiry, issuer and audience; raise TokenInvalid otherwise."""
+        cached = self.already_verified(token)
+        if cached is not None:
+            return cached
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -129,7 +175,9 @@ class TokenIssuer:
             )
         except jwt.PyJWTError as exc:
             raise TokenInvalid(str(exc)) from exc
-        return _claims(claims)
+        verified = _claims(claims)
+        self._verified.put(token, str(kid), float(claims["nbf"]), float(claims["exp"]), verified)
+        return verified
 
 
 def _claims(raw: dict[str, Any]) -> Claims:
