@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -166,6 +168,24 @@ def test_expired_uploads_removed(services: Services) -> None:
         services.uploads.status("gc/repo", status.id)
 
 
+@contextlib.contextmanager
+def _racing(task: Callable[[], object]) -> Iterator[None]:
+    """Run `task` in a thread released at the same moment as the body of the with-block."""
+    start = threading.Barrier(2)
+
+    def run() -> None:
+        start.wait()
+        task()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    start.wait()
+    try:
+        yield
+    finally:
+        worker.join()
+
+
 def _write_orphan(services: Services, data: bytes) -> str:
     # What a crash between the rename into place and the database insert leaves behind.
     writer = services.store.driver.writer(blob_path(_digest(data)), resume_at=0)
@@ -263,19 +283,8 @@ def test_push_racing_a_collection_of_the_same_blob(services: Services) -> None:
         appender = services.uploads.append("gc/race", status.id, 0)
         appender.write(data)
         appender.finish()
-        start = threading.Barrier(2)
-
-        def collect(barrier: threading.Barrier) -> None:
-            barrier.wait()
-            collector.run()
-
-        worker = threading.Thread(target=collect, args=(start,))
-        worker.start()
-        start.wait()
-        try:
+        with _racing(collector.run):
             services.uploads.complete("gc/race", status.id, parse_digest(digest))
-        finally:
-            worker.join()
         location = services.blobs.locate("gc/race", digest)
         assert location.size == len(data)
         assert b"".join(services.store.read(digest)) == data
@@ -294,19 +303,8 @@ def test_push_racing_the_removal_of_an_orphan_file(services: Services) -> None:
         appender = services.uploads.append("gc/orphan", status.id, 0)
         appender.write(data)
         appender.finish()
-        start = threading.Barrier(2)
-
-        def collect(barrier: threading.Barrier) -> None:
-            barrier.wait()
-            collector.run()
-
-        worker = threading.Thread(target=collect, args=(start,))
-        worker.start()
-        start.wait()
-        try:
+        with _racing(collector.run):
             services.uploads.complete("gc/orphan", status.id, parse_digest(digest))
-        finally:
-            worker.join()
         assert services.blobs.locate("gc/orphan", digest).size == len(data)
         assert b"".join(services.store.read(digest)) == data
 
@@ -322,21 +320,11 @@ def test_manifest_push_racing_a_collection_of_its_blobs(services: Services) -> N
         _push(services, "gc/manifest", layer)
         with services.db.write() as conn:
             conn.execute(update(blobs).values(linked_at=0))
-        start = threading.Barrier(2)
-
-        def collect(barrier: threading.Barrier) -> None:
-            barrier.wait()
-            collector.run()
-
-        worker = threading.Thread(target=collect, args=(start,))
-        worker.start()
-        start.wait()
         try:
-            _manifest(services, "gc/manifest", config, layer, tag=f"r{i}")
+            with _racing(collector.run):
+                _manifest(services, "gc/manifest", config, layer, tag=f"r{i}")
         except ManifestBlobUnknown:
             continue
-        finally:
-            worker.join()
         accepted += 1
         for data in (config, layer):
             assert services.blobs.locate("gc/manifest", _digest(data)).size == len(data)
@@ -357,27 +345,21 @@ def test_index_push_racing_the_deletion_of_a_child(services: Services) -> None:
             {"schemaVersion": 2, "mediaType": OCI_INDEX,
              "manifests": [{"mediaType": OCI_MANIFEST, "digest": child, "size": len(content)}]}
         ).encode()  # fmt: skip
-        start = threading.Barrier(2)
         deleted: list[bool] = []
 
-        def delete_child(barrier: threading.Barrier, digest: str, result: list[bool]) -> None:
-            barrier.wait()
+        def delete_child(digest: str = child, result: list[bool] = deleted) -> None:
             try:
                 services.manifests.delete(name, parse_digest(digest))
                 result.append(True)
             except ManifestReferenced:
                 result.append(False)
 
-        worker = threading.Thread(target=delete_child, args=(start, child, deleted))
-        worker.start()
-        start.wait()
         try:
-            services.manifests.put(name, f"i{i}", index, OCI_INDEX)
+            with _racing(delete_child):
+                services.manifests.put(name, f"i{i}", index, OCI_INDEX)
             pushed = True
         except ManifestBlobUnknown:
             pushed = False
-        finally:
-            worker.join()
         assert deleted != [] and pushed != deleted[0], (pushed, deleted)
         if pushed:
             assert services.manifests.get(name, parse_digest(child)).content == content
