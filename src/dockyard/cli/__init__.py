@@ -23,11 +23,13 @@ def _register() -> None:
     from dockyard.cli.certs import certs
     from dockyard.cli.gc import gc
     from dockyard.cli.serve import serve
+    from dockyard.cli.vulndb import vulndb
 
     main.add_command(serve)
     main.add_command(gc)
     main.add_command(certs)
     main.add_command(admin)
+    main.add_command(vulndb)
 
 
 _register()

@@ -241,3 +241,39 @@ login_failures = Table(
     Column("last_failure_at", Float, nullable=False),
     Column("blocked_until", Float, nullable=False),
 )
+
+# Vulnerability advisories imported from OSV. `record` is the advisory as OSV JSON, parsed back when
+# matching; `source` names the feed that brought it (a record moves to the feed that imported it last).
+advisories = Table(
+    "advisories",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("source", String(255), nullable=False),
+    Column("modified", Float, nullable=True),
+    Column("published", Float, nullable=True),
+    Column("withdrawn", Boolean, nullable=False, server_default=false()),
+    Column("summary", Text, nullable=False, server_default=""),
+    Column("record", Text, nullable=False),
+    Index("ix_advisories_source", "source"),
+)
+
+# The (ecosystem, normalized package name) keys each advisory is found under (`index_keys`). The primary
+# key starts with (ecosystem, name), so it is the index lookups use.
+advisory_keys = Table(
+    "advisory_keys",
+    metadata,
+    Column("ecosystem", String(255), primary_key=True),
+    Column("name", String(512), primary_key=True),
+    Column("advisory_id", String(255), ForeignKey("advisories.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_advisory_keys_advisory_id", "advisory_id"),
+)
+
+vulndb_imports = Table(
+    "vulndb_imports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(255), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+    Column("records", Integer, nullable=False),
+)
