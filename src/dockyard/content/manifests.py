@@ -7,6 +7,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from dockyard.content.digests import Digest, digest_of
 from dockyard.content.errors import (
     DigestInvalid,
@@ -65,6 +67,23 @@ class _ContentCache:
                 self._bytes -= len(dropped)
 
 
+def _require_all(kind: str, name: str, wanted: list[str], present: set[str]) -> None:
+    """Every referenced blob or child manifest must already be in the repository."""
+    for digest in wanted:
+        if digest not in present:
+            raise ManifestBlobUnknown(
+                f"{kind} {digest} is not in repository {name}; push it first", detail={"digest": digest}
+            )
+
+
+def _existing_repository(conn: Connection, name: str) -> int:
+    """The repository's id, or NameUnknown."""
+    repo_id = q.repository_id(conn, name)
+    if repo_id is None:
+        raise NameUnknown(f"repository {name} is not known")
+    return repo_id
+
+
 class ManifestService:
     """The rules for manifests: every reference must exist, a tag never points at nothing."""
 
@@ -86,20 +105,10 @@ class ManifestService:
             )
         with self.db.write() as conn:
             repo_id = q.ensure_repository(conn, name)
-            present = q.lock_blobs_in_repository(conn, repo_id, (b.digest for b in parsed.blobs))
-            for blob in parsed.blobs:
-                if blob.digest not in present:
-                    raise ManifestBlobUnknown(
-                        f"blob {blob.digest} is not in repository {name}; push it first",
-                        detail={"digest": blob.digest},
-                    )
-            children = q.lock_manifests_in_repository(conn, repo_id, (c.digest for c in parsed.children))
-            for child in parsed.children:
-                if child.digest not in children:
-                    raise ManifestBlobUnknown(
-                        f"manifest {child.digest} is not in repository {name}; push it first",
-                        detail={"digest": child.digest},
-                    )
+            blobs = [b.digest for b in parsed.blobs]
+            _require_all("blob", name, blobs, q.lock_blobs_in_repository(conn, repo_id, blobs))
+            children = [c.digest for c in parsed.children]
+            _require_all("manifest", name, children, q.lock_manifests_in_repository(conn, repo_id, children))
             manifest_id = q.insert_manifest(
                 conn,
                 repo_id,
@@ -108,8 +117,8 @@ class ManifestService:
                 content=content,
                 artifact_type=parsed.artifact_type,
                 subject=parsed.subject.digest if parsed.subject else None,
-                blob_refs=(b.digest for b in parsed.blobs),
-                manifest_refs=(c.digest for c in parsed.children),
+                blob_refs=blobs,
+                manifest_refs=children,
             )
             if isinstance(reference, str):
                 q.set_tag(conn, repo_id, reference, manifest_id)
@@ -135,9 +144,7 @@ class ManifestService:
     def delete(self, name: str, reference: Digest | str) -> None:
         """By digest: the manifest and its tags. By tag: only that tag."""
         with self.db.write() as conn:
-            repo_id = q.repository_id(conn, name)
-            if repo_id is None:
-                raise NameUnknown(f"repository {name} is not known")
+            repo_id = _existing_repository(conn, name)
             if isinstance(reference, str):
                 if not q.delete_tag(conn, repo_id, reference):
                     raise ManifestUnknown(f"tag {reference} is not in repository {name}")
@@ -156,9 +163,7 @@ class ManifestService:
     def tags(self, name: str, last: str | None, limit: int) -> list[str]:
         """A page of a repository's tags."""
         with self.db.read() as conn:
-            repo_id = q.repository_id(conn, name)
-            if repo_id is None:
-                raise NameUnknown(f"repository {name} is not known")
+            repo_id = _existing_repository(conn, name)
             return q.list_tags(conn, repo_id, last, limit)
 
     def catalog(self, last: str | None, limit: int) -> list[str]:
