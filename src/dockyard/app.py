@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -31,9 +31,12 @@ from dockyard.content.manifests import ManifestService
 from dockyard.content.uploads import UploadService
 from dockyard.db.engine import Database
 from dockyard.events.audit import AuditLog
+from dockyard.jobs.queue import JobQueue
+from dockyard.jobs.worker import JobRunner
 from dockyard.registry import endpoint
 from dockyard.registry.access import Access
 from dockyard.registry.context import RegistryContext
+from dockyard.scanning.service import ScanService
 from dockyard.storage.blobstore import BlobStore
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.tls.serving import ca_pem
@@ -52,7 +55,9 @@ class Services:
     uploads: UploadService
     manifests: ManifestService
     gc: GarbageCollector
-    auth: AuthServices | None = field(default=None)
+    jobs: JobQueue
+    scans: ScanService
+    auth: AuthServices
 
 
 @dataclass(frozen=True)
@@ -100,15 +105,22 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.effective_database_url)
     db.migrate()
     store = BlobStore(FilesystemDriver(settings.effective_storage_path))
+    manifests = ManifestService(db, settings.max_manifest_bytes)
+    auth = build_auth(settings, db)
+    jobs = JobQueue(db)
+    scans = ScanService(db, store, manifests, auth.accounts, jobs)
+    manifests.push_hooks.append(scans.on_push)
     return Services(
         settings=settings,
         db=db,
         store=store,
         blobs=BlobService(db, store),
         uploads=UploadService(db, store),
-        manifests=ManifestService(db, settings.max_manifest_bytes),
+        manifests=manifests,
         gc=GarbageCollector(db, store, settings.gc_grace_seconds, settings.upload_expiry_seconds),
-        auth=build_auth(settings, db),
+        jobs=jobs,
+        scans=scans,
+        auth=auth,
     )
 
 
@@ -183,7 +195,7 @@ def create_app(
     access policy decides.
     """
     services = services or build_services(settings)
-    auth = services.auth or build_auth(settings, services.db)
+    auth = services.auth
     bootstrap_admin(settings, auth)
 
     @contextlib.asynccontextmanager
@@ -192,6 +204,15 @@ def create_app(
             asyncio.create_task(_collect_garbage_periodically(services)),
             asyncio.create_task(_prune_audit_log_periodically(auth.audit)),
         ]
+        if settings.scan_workers:
+            runner = JobRunner(
+                services.jobs,
+                services.scans.handlers(),
+                concurrency=settings.scan_workers,
+                poll_seconds=settings.scan_poll_seconds,
+                idle=lambda: services.scans.maintain(settings.job_retention_days),
+            )
+            workers.append(asyncio.create_task(runner.run()))
         try:
             yield
         finally:
@@ -214,7 +235,7 @@ def create_app(
             Route("/ca", ca_certificate, methods=["GET"]),
             Route("/auth/token", token_endpoint.token, methods=["GET", "POST"]),
             Route("/auth/jwks.json", token_endpoint.jwks, methods=["GET"]),
-            Mount("/api/v1", app=build_api(auth, settings)),
+            Mount("/api/v1", app=build_api(auth, settings, services.scans)),
         ],
         lifespan=lifespan,
     )

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     login_throttle_base_seconds: int = 2
     login_throttle_max_seconds: int = 900
 
+    # Vulnerability scanning (docs/scanning.md).
+    scan_workers: int = 1
+    scan_poll_seconds: int = 2
+    job_retention_days: int = 7
+
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
@@ -99,11 +104,20 @@ class Settings(BaseSettings):
         "login_throttle_threshold",
         "login_throttle_base_seconds",
         "login_throttle_max_seconds",
+        "scan_poll_seconds",
+        "job_retention_days",
     )
     @classmethod
     def _check_positive(cls, value: int) -> int:
         if value <= 0:
             raise ValueError("must be a positive number")
+        return value
+
+    @field_validator("scan_workers")
+    @classmethod
+    def _check_scan_workers(cls, value: int) -> int:
+        if not 0 <= value <= 16:
+            raise ValueError("must be from 0 (no scanning in this process) to 16")
         return value
 
     @field_validator("token_ttl_seconds")

@@ -39,7 +39,7 @@ def tar_bytes(entries: list[tuple[str, ...] | tuple[str, str, bytes]], compressi
             archive.addfile(info, io.BytesIO(data) if data else None)
     raw = buffer.getvalue()
     if compression == "gzip":
-        return gzip.compress(raw)
+        return gzip.compress(raw, mtime=0)  # reproducible: the same entries give the same digest
     if compression == "zstd":
         return zstandard.ZstdCompressor().compress(raw)
     return raw

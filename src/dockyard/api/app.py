@@ -17,12 +17,14 @@ from starlette.exceptions import HTTPException
 from dockyard import __version__
 from dockyard.api.deps import Context
 from dockyard.api.routes import router
+from dockyard.api.scan_routes import router as scan_router
 from dockyard.auth.errors import AuthError, Throttled, Unauthenticated
 from dockyard.config import Settings
 from dockyard.db.engine import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from dockyard.app import AuthServices
+    from dockyard.scanning.service import ScanService
 
 _HTTP_CODES = {
     400: "INVALID_INPUT",
@@ -78,13 +80,14 @@ async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return error(503, "UNAVAILABLE", "the metadata database is unavailable; retry later")
 
 
-def build_api(auth: AuthServices, settings: Settings) -> FastAPI:
+def build_api(auth: AuthServices, settings: Settings, scans: ScanService) -> FastAPI:
     """The /api/v1 application."""
     api = FastAPI(
         title="Dockyard management API",
         version=__version__,
         description=(
-            "Accounts, organizations, teams, repositories, grants, access tokens and the audit log. "
+            "Accounts, organizations, teams, repositories, grants, access tokens, the audit log and "
+            "vulnerability scanning. "
             "Authenticate with Basic credentials (password or personal access token), a bearer token, "
             "or a session cookie from POST /session plus the X-CSRF-Token header on unsafe methods."
         ),
@@ -92,10 +95,12 @@ def build_api(auth: AuthServices, settings: Settings) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    api.state.context = Context(auth=auth, settings=settings)
+    api.state.context = Context(auth=auth, settings=settings, scans=scans)
     api.add_exception_handler(AuthError, _auth_error)
     api.add_exception_handler(HTTPException, _http_error)
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(DatabaseUnavailable, _unavailable)
+    # First: the repository routes' `{name:path}` would take the scanning routes' longer paths.
+    api.include_router(scan_router)
     api.include_router(router)
     return api

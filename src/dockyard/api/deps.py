@@ -17,6 +17,7 @@ from dockyard.config import Settings
 
 if TYPE_CHECKING:
     from dockyard.app import AuthServices
+    from dockyard.scanning.service import ScanService
 
 SESSION_COOKIE = "dockyard_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -29,6 +30,7 @@ class Context:
 
     auth: AuthServices
     settings: Settings
+    scans: ScanService
 
 
 def context(request: Request) -> Context:

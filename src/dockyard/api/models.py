@@ -164,6 +164,7 @@ class RepositoryPatch(_In):
 
     visibility: Visibility | None = None
     description: str | None = Field(default=None, max_length=10000)
+    scan_on_push: bool | None = None
 
 
 class RepositoryOut(BaseModel):
@@ -174,6 +175,7 @@ class RepositoryOut(BaseModel):
     visibility: Visibility
     description: str
     created_at: float
+    scan_on_push: bool
 
 
 class AuditEventOut(BaseModel):

@@ -369,6 +369,7 @@ def _repo_out(repo: Any) -> m.RepositoryOut:
         visibility=repo.visibility,
         description=repo.description,
         created_at=repo.created_at,
+        scan_on_push=repo.scan_on_push,
     )
 
 
@@ -409,12 +410,18 @@ def get_repository(name: str, ctx: Ctx, identity: Caller) -> m.RepositoryOut:
 def update_repository(
     name: str, body: m.RepositoryPatch, request: Request, ctx: Ctx, identity: User
 ) -> m.RepositoryOut:
-    """Change the description or visibility (repository administrators)."""
+    """Change the description, visibility or scan on push (repository administrators)."""
     repo = ctx.auth.accounts.update_repository(
-        identity, name, visibility=body.visibility, description=body.description
+        identity,
+        name,
+        visibility=body.visibility,
+        description=body.description,
+        scan_on_push=body.scan_on_push,
     )
     if body.visibility is not None:
         _record(ctx, request, "repository.visibility", identity, name, visibility=body.visibility)
+    if body.scan_on_push is not None:
+        _record(ctx, request, "repository.scan_on_push", identity, name, scan_on_push=body.scan_on_push)
     return _repo_out(repo)
 
 

@@ -79,6 +79,7 @@ class Repository:
     visibility: str
     description: str
     created_at: float
+    scan_on_push: bool
 
 
 class AccountService:
@@ -454,16 +455,28 @@ class AccountService:
         assert created is not None
         return _repository(created)
 
+    def require(self, actor: Identity, name: str, action: p.Action) -> q.RepositoryRow:
+        """The repository, if the actor may do `action` to it: NotFound when they may not even browse it
+        (private names do not leak), Forbidden when they may browse but not do this."""
+        with self.db.read() as conn:
+            return self._repository_for(conn, actor, name, action)
+
     def repository(self, actor: Identity, name: str) -> Repository:
         """A repository the actor may browse."""
         with self.db.read() as conn:
             return _repository(self._repository_for(conn, actor, name, p.Action.BROWSE))
 
     def update_repository(
-        self, actor: Identity, name: str, *, visibility: str | None = None, description: str | None = None
+        self,
+        actor: Identity,
+        name: str,
+        *,
+        visibility: str | None = None,
+        description: str | None = None,
+        scan_on_push: bool | None = None,
     ) -> Repository:
-        """Change visibility and/or description (repository administrators)."""
-        values: dict[str, str] = {}
+        """Change visibility, description and/or scan on push (repository administrators)."""
+        values: dict[str, str | bool] = {}
         with self.db.write() as conn:
             if visibility is not None:
                 _check_visibility(visibility)
@@ -473,6 +486,9 @@ class AccountService:
                 _check_description(description)
                 self._repository_for(conn, actor, name, p.Action.EDIT)
                 values["description"] = description
+            if scan_on_push is not None:
+                self._repository_for(conn, actor, name, p.Action.EDIT)
+                values["scan_on_push"] = scan_on_push
             repo = self._repository_for(conn, actor, name, p.Action.BROWSE)
             if values:
                 q.update_repository(conn, repo.id, **values)
@@ -598,6 +614,7 @@ def _repository(row: q.RepositoryRow) -> Repository:
         visibility=row.visibility,
         description=row.description,
         created_at=row.created_at,
+        scan_on_push=row.scan_on_push,
     )
 
 

@@ -50,6 +50,7 @@ class Action(StrEnum):
     PUSH = "push"
     DELETE = "delete"  # tags and manifests
     SCAN = "scan"
+    HIDE_VULNERABILITY = "hide-vulnerability"
     EDIT = "edit"  # description
     SET_VISIBILITY = "set-visibility"
     MANAGE_ACCESS = "manage-access"
@@ -62,6 +63,7 @@ REQUIRED: dict[Action, Level] = {
     Action.PUSH: Level.READ_WRITE,
     Action.DELETE: Level.READ_WRITE,
     Action.SCAN: Level.READ_WRITE,
+    Action.HIDE_VULNERABILITY: Level.ADMIN,
     Action.EDIT: Level.ADMIN,
     Action.SET_VISIBILITY: Level.ADMIN,
     Action.MANAGE_ACCESS: Level.ADMIN,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,12 @@ from dockyard.content.errors import (
 from dockyard.content.manifest_format import OCI_INDEX, parse_manifest, parse_stored_annotations
 from dockyard.db import content as q
 from dockyard.db.engine import Database
+
+log = logging.getLogger(__name__)
+
+# Called in the transaction recording a pushed manifest: (connection, repository id, repository name,
+# digest, media type). Scanning queues its job here, so the job commits with the push or not at all.
+PushHook = Callable[[Connection, int, str, str, str], None]
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ class ManifestService:
         self.db = db
         self.max_manifest_bytes = max_manifest_bytes
         self._cache = _ContentCache()
+        self.push_hooks: list[PushHook] = []
 
     def put(self, name: str, reference: Digest | str, content: bytes, content_type: str) -> PushResult:
         """Validate and store a manifest; tag it when the reference is a tag."""
@@ -122,8 +131,18 @@ class ManifestService:
             )
             if isinstance(reference, str):
                 q.set_tag(conn, repo_id, reference, manifest_id)
+            self._run_hooks(conn, repo_id, name, digest, parsed.media_type)
         self._cache.put(digest, content)
         return PushResult(digest, parsed.subject.digest if parsed.subject else None)
+
+    def _run_hooks(self, conn: Connection, repo_id: int, name: str, digest: str, media_type: str) -> None:
+        for hook in self.push_hooks:
+            try:
+                # A savepoint: a failing hook undoes its own writes and never fails the push.
+                with conn.begin_nested():
+                    hook(conn, repo_id, name, digest, media_type)
+            except Exception:
+                log.exception("push hook failed for %s@%s; the push itself succeeded", name, digest)
 
     def get(self, name: str, reference: Digest | str) -> Manifest:
         """A manifest by tag or digest, with its exact bytes."""

@@ -54,6 +54,7 @@ class RepositoryRow:
     visibility: str
     description: str
     created_at: float
+    scan_on_push: bool
 
 
 @dataclass(frozen=True)
@@ -342,6 +343,7 @@ def repository_by_name(conn: Connection, name: str) -> RepositoryRow | None:
         repositories.c.visibility,
         repositories.c.description,
         repositories.c.created_at,
+        repositories.c.scan_on_push,
     ).where(repositories.c.name == name)
     row = conn.execute(stmt).mappings().first()
     return RepositoryRow(**row) if row is not None else None
@@ -355,6 +357,7 @@ def repositories_by_names(conn: Connection, names: list[str]) -> dict[str, Repos
         repositories.c.visibility,
         repositories.c.description,
         repositories.c.created_at,
+        repositories.c.scan_on_push,
     ).where(repositories.c.name.in_(names))
     return {row["name"]: RepositoryRow(**row) for row in conn.execute(stmt).mappings()}
 
@@ -375,7 +378,7 @@ def insert_repository(conn: Connection, name: str, visibility: str, description:
 
 
 def update_repository(conn: Connection, repo_id: int, **values: Any) -> None:
-    """Change a repository's visibility or description."""
+    """Change a repository's visibility, description or scan-on-push setting."""
     conn.execute(update(repositories).where(repositories.c.id == repo_id).values(**values))
 
 

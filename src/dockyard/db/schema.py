@@ -42,6 +42,8 @@ repositories = Table(
     # Plain columns, no table constraint: adding one would make SQLite rebuild the table (and cascade).
     Column("visibility", String(16), nullable=False, server_default="private"),
     Column("description", Text, nullable=False, server_default=""),
+    # Queue a vulnerability scan of every manifest pushed here.
+    Column("scan_on_push", Boolean, nullable=False, server_default=true()),
 )
 
 blobs = Table(
@@ -276,4 +278,92 @@ vulndb_imports = Table(
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float, nullable=False),
     Column("records", Integer, nullable=False),
+)
+
+# Background work leased through the database, so each job runs once across replicas. One row per
+# (kind, key): enqueueing a queued or running job again does nothing. `state` is queued, running, done or
+# failed; a running job whose lease has expired (its replica died) is taken over.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("key", String(512), nullable=False),
+    Column("payload", Text, nullable=False, server_default="{}"),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("run_after", Float, nullable=False),
+    Column("lease_until", Float, nullable=True),
+    Column("worker", String(128), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("kind", "key", name="uq_jobs_kind_key"),
+    Index("ix_jobs_state_run_after", "state", "run_after"),
+)
+
+# Scan results per image manifest digest (one platform of an index), shared by every repository holding
+# that digest: the inventory depends only on the layers, the findings only on the inventory and the
+# advisories. `evaluated_generation` is the vulnerability database's last import time the findings were
+# matched against; a newer import makes them stale.
+image_scans = Table(
+    "image_scans",
+    metadata,
+    Column("digest", DIGEST, primary_key=True),
+    Column("platform", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("os_id", String(64), nullable=True),
+    Column("os_version", String(64), nullable=True),
+    Column("os_name", String(255), nullable=True),
+    Column("os_codename", String(64), nullable=True),
+    Column("os_like", String(255), nullable=True),
+    Column("scanned_at", Float, nullable=True),
+    Column("evaluated_at", Float, nullable=True),
+    Column("evaluated_generation", Float, nullable=True),
+    Index("ix_image_scans_evaluated_generation", "evaluated_generation"),
+)
+
+image_packages = Table(
+    "image_packages",
+    metadata,
+    Column("image_digest", DIGEST, ForeignKey("image_scans.digest", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("ecosystem", String(32), nullable=False),
+    Column("name", String(512), nullable=False),
+    Column("version", String(255), nullable=False),
+    Column("source_name", String(512), nullable=False),
+    Column("source_version", String(255), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("layer_digest", DIGEST, nullable=False),
+    Column("purl", Text, nullable=True),
+)
+
+image_findings = Table(
+    "image_findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("image_digest", DIGEST, ForeignKey("image_scans.digest", ondelete="CASCADE"), nullable=False),
+    Column("package_seq", Integer, nullable=False),
+    Column("vuln_id", String(255), nullable=False),
+    Column("aliases", Text, nullable=False, server_default="[]"),
+    Column("severity", String(16), nullable=False),
+    Column("score", Float, nullable=True),
+    Column("installed_version", String(255), nullable=False),
+    Column("fixed_version", String(255), nullable=True),
+    Column("summary", Text, nullable=False, server_default=""),
+    Index("ix_image_findings_image_digest", "image_digest", "severity"),
+)
+
+# A finding hidden for one image and component in one repository, with why and by whom.
+hidden_findings = Table(
+    "hidden_findings",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("image_digest", DIGEST, primary_key=True),
+    Column("vuln_id", String(255), primary_key=True),
+    Column("package", String(512), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("hidden_by", String(64), nullable=False),
+    Column("hidden_at", Float, nullable=False),
 )

@@ -1,0 +1,1 @@
+"""Background jobs leased through the database, so each runs once across replicas."""
