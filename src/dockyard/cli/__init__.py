@@ -22,6 +22,7 @@ def _register() -> None:
     from dockyard.cli.admin import admin
     from dockyard.cli.certs import certs
     from dockyard.cli.gc import gc
+    from dockyard.cli.scan import scan
     from dockyard.cli.serve import serve
     from dockyard.cli.vulndb import vulndb
 
@@ -30,6 +31,7 @@ def _register() -> None:
     main.add_command(certs)
     main.add_command(admin)
     main.add_command(vulndb)
+    main.add_command(scan)
 
 
 _register()

@@ -1,0 +1,159 @@
+"""`dockyard scan show|run` on a real data directory, with CliRunner and once as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from registry_images import REPO, TAR_GZIP, Pushed, push_image, push_multiarch
+from scan_support import tar_bytes
+
+from dockyard.app import Services, build_services
+from dockyard.cli import main
+from dockyard.cli.scan import OPERATOR, split_reference
+from dockyard.config import load_settings
+from support import dockyard_executable
+
+GLIBC = {
+    "id": "DSA-0001-1",
+    "aliases": ["CVE-2099-0001"],
+    "summary": "glibc: buffer overflow",
+    "affected": [
+        {
+            "package": {"ecosystem": "Debian:12", "name": "glibc"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.36-9+deb12u7"}]}],
+        }
+    ],
+}
+
+
+@pytest.fixture
+def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Services, Pushed]]:
+    """A data directory with advisories imported and a two-platform index pushed (not scanned yet)."""
+    for name in list(os.environ):
+        if name.startswith("DOCKYARD_"):
+            monkeypatch.delenv(name)
+    data_dir = tmp_path / "data"
+    services = build_services(load_settings(data_dir=data_dir))
+    feed = tmp_path / "feed.json"
+    feed.write_text(json.dumps([GLIBC]))
+    services.scans.vulndb.import_path(feed, "test")
+    pushed = push_multiarch(services)
+    try:
+        yield data_dir, services, pushed
+    finally:
+        services.db.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("team/app:v1", ("team/app", "v1")),
+        ("team/app", ("team/app", "latest")),
+        ("team/app@sha256:" + "a" * 64, ("team/app", "sha256:" + "a" * 64)),
+        ("127.0.0.1:5000/team/app:v1", ("team/app", "v1")),
+        ("registry.example.com/app", ("app", "latest")),
+        ("localhost/app:1.0", ("app", "1.0")),
+    ],
+)
+def test_split_reference(text: str, expected: tuple[str, str]) -> None:
+    assert split_reference(text) == expected
+
+
+def test_split_reference_rejects_empty_parts() -> None:
+    with pytest.raises(click.BadParameter):
+        split_reference("team/app@")
+
+
+def test_show_before_and_after_the_scan(data: tuple[Path, Services, Pushed]) -> None:
+    data_dir, _, pushed = data
+    runner = CliRunner()
+    queued = runner.invoke(main, ["scan", "show", f"{REPO}:latest", "--data-dir", str(data_dir)])
+    assert queued.exit_code == 0, queued.output
+    assert f"{REPO}@{pushed.index}: queued" in queued.output
+
+    ran = runner.invoke(main, ["scan", "run", f"{REPO}:latest", "--data-dir", str(data_dir), "--wait", "60"])
+    assert ran.exit_code == 0, ran.output
+    lines = ran.output.splitlines()
+    assert f"{REPO}@{pushed.index}: done  (CRITICAL 0  HIGH 0  MEDIUM 0  LOW 0  UNKNOWN 2)" in lines
+    assert any(
+        line.startswith("  linux/amd64") and "Debian GNU/Linux 12 (bookworm)" in line for line in lines
+    )
+    header = next(line for line in lines if line.startswith("PLATFORM"))
+    assert header.split() == [
+        "PLATFORM",
+        "VULNERABILITY",
+        "SEVERITY",
+        "PACKAGE",
+        "INSTALLED",
+        "FIXED",
+        "LAYER",
+        "PATH",
+    ]
+    rows = [line.split() for line in lines[lines.index(header) + 1 :]]
+    short = [layer.partition(":")[2][:12] for layer in (pushed.amd64_layers[0], pushed.arm64_layers[0])]
+    assert rows == [
+        [
+            platform,
+            "DSA-0001-1",
+            "(CVE-2099-0001)",
+            "UNKNOWN",
+            "libc6",
+            "2.36-9+deb12u4",
+            "2.36-9+deb12u7",
+            f"sha256:{layer}",
+            "/var/lib/dpkg/status",
+        ]
+        for platform, layer in zip(("linux/amd64", "linux/arm64/v8"), short, strict=True)
+    ]
+
+    as_json = runner.invoke(
+        main, ["scan", "show", f"{REPO}@{pushed.arm64}", "--json", "--data-dir", str(data_dir)]
+    )
+    document = json.loads(as_json.output)
+    assert document["report"]["status"] == "done"
+    assert [(v["vuln_id"], v["fixed_version"]) for v in document["vulnerabilities"]] == [
+        ("DSA-0001-1", "2.36-9+deb12u7")
+    ]
+    filtered = runner.invoke(
+        main, ["scan", "show", f"{REPO}:latest", "--severity", "critical", "--data-dir", str(data_dir)]
+    )
+    assert filtered.exit_code == 0 and "DSA-0001-1" not in filtered.output
+
+
+def test_clear_errors(data: tuple[Path, Services, Pushed]) -> None:
+    data_dir, services, _ = data
+    runner = CliRunner()
+    unknown = runner.invoke(main, ["scan", "show", "team/nothing:v1", "--data-dir", str(data_dir)])
+    assert unknown.exit_code == 1 and "Error: no repository named team/nothing" in unknown.output
+    missing_tag = runner.invoke(main, ["scan", "show", f"{REPO}:v9", "--data-dir", str(data_dir)])
+    assert missing_tag.exit_code == 1 and f"no manifest v9 in repository {REPO}" in missing_tag.output
+    services.auth.accounts.create_repository(OPERATOR, "team/quiet")
+    services.auth.accounts.update_repository(OPERATOR, "team/quiet", scan_on_push=False)
+    digest, _, _ = push_image(services, "team/quiet", "amd64", [(tar_bytes([("dir", "/etc")]), TAR_GZIP)])
+    never = runner.invoke(main, ["scan", "show", f"team/quiet@{digest}", "--data-dir", str(data_dir)])
+    assert never.exit_code == 1
+    assert f"has not been scanned; scan it with `dockyard scan run team/quiet@{digest}`" in never.output
+    assert "Traceback" not in unknown.output + missing_tag.output + never.output
+
+
+def test_real_process(data: tuple[Path, Services, Pushed]) -> None:
+    data_dir, services, pushed = data
+    services.scans.run_pending()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    result = subprocess.run(
+        [dockyard_executable(), "scan", "show", f"{REPO}@{pushed.amd64}", "--data-dir", data_dir],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "DSA-0001-1 (CVE-2099-0001)" in result.stdout and "2.36-9+deb12u7" in result.stdout
