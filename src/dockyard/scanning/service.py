@@ -113,7 +113,9 @@ def _finding_rows(packages: Sequence[Package], findings: Iterable[Finding]) -> l
             f.aliases,
             f.severity,
             f.score,
-            f.installed_version,
+            # The package's own version, as dpkg or pip shows it; Debian matches on the source version,
+            # which can differ (bsdutils 1:2.38.1-5 is built from util-linux 2.38.1-5).
+            f.package.version,
             f.fixed_version,
             f.summary,
         )
