@@ -37,6 +37,7 @@ from dockyard.registry import endpoint
 from dockyard.registry.access import Access
 from dockyard.registry.context import RegistryContext
 from dockyard.scanning.service import ScanService
+from dockyard.scanning.vulndb_sync import VulnDbSync
 from dockyard.storage.blobstore import BlobStore
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.tls.serving import ca_pem
@@ -57,6 +58,7 @@ class Services:
     gc: GarbageCollector
     jobs: JobQueue
     scans: ScanService
+    vulndb_sync: VulnDbSync
     auth: AuthServices
 
 
@@ -120,6 +122,7 @@ def build_services(settings: Settings) -> Services:
         gc=GarbageCollector(db, store, settings.gc_grace_seconds, settings.upload_expiry_seconds),
         jobs=jobs,
         scans=scans,
+        vulndb_sync=VulnDbSync(scans.vulndb, jobs, settings),
         auth=auth,
     )
 
@@ -186,6 +189,12 @@ async def _collect_garbage_periodically(services: Services) -> None:
             log.exception("background garbage collection failed; retrying in %d s", interval)
 
 
+def _idle(services: Services) -> None:
+    """Upkeep when no job is due: schedule the vulnerability database sync and re-evaluations."""
+    services.vulndb_sync.schedule()
+    services.scans.maintain(services.settings.job_retention_days)
+
+
 def create_app(
     settings: Settings, services: Services | None = None, access: Access | None = None
 ) -> Starlette:
@@ -207,10 +216,10 @@ def create_app(
         if settings.scan_workers:
             runner = JobRunner(
                 services.jobs,
-                services.scans.handlers(),
+                services.scans.handlers() | services.vulndb_sync.handlers(),
                 concurrency=settings.scan_workers,
                 poll_seconds=settings.scan_poll_seconds,
-                idle=lambda: services.scans.maintain(settings.job_retention_days),
+                idle=lambda: _idle(services),
             )
             workers.append(asyncio.create_task(runner.run()))
         try:
@@ -235,7 +244,7 @@ def create_app(
             Route("/ca", ca_certificate, methods=["GET"]),
             Route("/auth/token", token_endpoint.token, methods=["GET", "POST"]),
             Route("/auth/jwks.json", token_endpoint.jwks, methods=["GET"]),
-            Mount("/api/v1", app=build_api(auth, settings, services.scans)),
+            Mount("/api/v1", app=build_api(auth, settings, services.scans, services.vulndb_sync)),
         ],
         lifespan=lifespan,
     )

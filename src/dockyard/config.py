@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     scan_workers: int = 1
     scan_poll_seconds: int = 2
     job_retention_days: int = 7
+    vulndb_sync_urls: list[str] = []
+    vulndb_sync_interval_seconds: int = 86400
+    vulndb_max_download_bytes: int = 4 * 1024**3
+    vulndb_max_upload_bytes: int = 1024**3
 
     @field_validator("listen")
     @classmethod
@@ -106,11 +110,22 @@ class Settings(BaseSettings):
         "login_throttle_max_seconds",
         "scan_poll_seconds",
         "job_retention_days",
+        "vulndb_sync_interval_seconds",
+        "vulndb_max_download_bytes",
+        "vulndb_max_upload_bytes",
     )
     @classmethod
     def _check_positive(cls, value: int) -> int:
         if value <= 0:
             raise ValueError("must be a positive number")
+        return value
+
+    @field_validator("vulndb_sync_urls")
+    @classmethod
+    def _check_sync_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://", "file://")):
+                raise ValueError(f"{url!r} is not an http, https or file URL")
         return value
 
     @field_validator("scan_workers")

@@ -18,6 +18,7 @@ from dockyard import __version__
 from dockyard.api.deps import Context
 from dockyard.api.routes import router
 from dockyard.api.scan_routes import router as scan_router
+from dockyard.api.vulndb_routes import router as vulndb_router
 from dockyard.auth.errors import AuthError, Throttled, Unauthenticated
 from dockyard.config import Settings
 from dockyard.db.engine import DatabaseUnavailable
@@ -25,6 +26,7 @@ from dockyard.db.engine import DatabaseUnavailable
 if TYPE_CHECKING:
     from dockyard.app import AuthServices
     from dockyard.scanning.service import ScanService
+    from dockyard.scanning.vulndb_sync import VulnDbSync
 
 _HTTP_CODES = {
     400: "INVALID_INPUT",
@@ -80,7 +82,7 @@ async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return error(503, "UNAVAILABLE", "the metadata database is unavailable; retry later")
 
 
-def build_api(auth: AuthServices, settings: Settings, scans: ScanService) -> FastAPI:
+def build_api(auth: AuthServices, settings: Settings, scans: ScanService, vulndb: VulnDbSync) -> FastAPI:
     """The /api/v1 application."""
     api = FastAPI(
         title="Dockyard management API",
@@ -95,12 +97,13 @@ def build_api(auth: AuthServices, settings: Settings, scans: ScanService) -> Fas
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    api.state.context = Context(auth=auth, settings=settings, scans=scans)
+    api.state.context = Context(auth=auth, settings=settings, scans=scans, vulndb=vulndb)
     api.add_exception_handler(AuthError, _auth_error)
     api.add_exception_handler(HTTPException, _http_error)
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(DatabaseUnavailable, _unavailable)
     # First: the repository routes' `{name:path}` would take the scanning routes' longer paths.
     api.include_router(scan_router)
+    api.include_router(vulndb_router)
     api.include_router(router)
     return api

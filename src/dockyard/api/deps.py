@@ -18,6 +18,7 @@ from dockyard.config import Settings
 if TYPE_CHECKING:
     from dockyard.app import AuthServices
     from dockyard.scanning.service import ScanService
+    from dockyard.scanning.vulndb_sync import VulnDbSync
 
 SESSION_COOKIE = "dockyard_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -31,6 +32,7 @@ class Context:
     auth: AuthServices
     settings: Settings
     scans: ScanService
+    vulndb: VulnDbSync
 
 
 def context(request: Request) -> Context:

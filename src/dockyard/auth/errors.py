@@ -59,3 +59,17 @@ class Throttled(AuthError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many failed logins; retry in {retry_after} s")
         self.retry_after = retry_after
+
+
+class TooLarge(AuthError):
+    """The request body is over the configured limit."""
+
+    status = 413
+    code = "TOO_LARGE"
+
+
+class Unprocessable(AuthError):
+    """The request is well formed but its content cannot be used (a file of the wrong format)."""
+
+    status = 422
+    code = "INVALID_INPUT"

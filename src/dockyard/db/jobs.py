@@ -151,3 +151,11 @@ def delete_finished(conn: Connection, before: float) -> int:
     """Forget done and failed jobs last updated before `before`."""
     result = conn.execute(delete(jobs).where(jobs.c.state.in_([DONE, FAILED]), jobs.c.updated_at < before))
     return int(result.rowcount)
+
+
+def latest_of_kind(conn: Connection, kind: str) -> JobRow | None:
+    """The most recently updated job of `kind`."""
+    row = conn.execute(
+        select(jobs).where(jobs.c.kind == kind).order_by(jobs.c.updated_at.desc(), jobs.c.id.desc()).limit(1)
+    ).first()
+    return _row(row) if row is not None else None

@@ -113,6 +113,12 @@ class JobQueue:
             rows = q.jobs_of_kind(conn, kind, keys)
         return {key: (row.state, row.error) for key, row in rows.items()}
 
+    def latest(self, kind: str) -> tuple[str, str | None, float] | None:
+        """(state, last error, when it last changed) of the most recent job of `kind`."""
+        with self.db.read() as conn:
+            row = q.latest_of_kind(conn, kind)
+        return None if row is None else (row.state, row.error, row.updated_at)
+
     def prune(self, older_than: timedelta) -> int:
         """Forget done and failed jobs that ended more than `older_than` ago."""
         with self.db.write() as conn:
