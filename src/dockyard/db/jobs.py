@@ -79,7 +79,7 @@ def rearm_job(conn: Connection, job_id: int, payload: str, run_after: float, now
     )
 
 
-def due_job(conn: Connection, kinds: Collection[str], now: float) -> JobRow | None:
+def due_job(conn: Connection, kinds: Collection[str], now: float, *, lock: bool = True) -> JobRow | None:
     """The oldest job of `kinds` that may run now: queued and due, or running with an expired lease.
 
     On PostgreSQL the row is locked (skipping rows other replicas hold), so two workers never take the
@@ -97,7 +97,7 @@ def due_job(conn: Connection, kinds: Collection[str], now: float) -> JobRow | No
         .order_by(jobs.c.run_after, jobs.c.id)
         .limit(1)
     )
-    if conn.dialect.name != "sqlite":
+    if lock and conn.dialect.name != "sqlite":
         stmt = stmt.with_for_update(skip_locked=True)
     row = conn.execute(stmt).first()
     return _row(row) if row is not None else None

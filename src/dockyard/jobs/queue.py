@@ -87,6 +87,10 @@ class JobQueue:
     def lease(self, kinds: Collection[str], worker: str, lease_seconds: float) -> Job | None:
         """Take the oldest due job of `kinds` for `lease_seconds`, or None when there is none."""
         now = time.time()
+        with self.db.read() as conn:
+            # Idle runners poll often: look without taking SQLite's write lock first.
+            if q.due_job(conn, kinds, now, lock=False) is None:
+                return None
         with self.db.write() as conn:
             row = q.due_job(conn, kinds, now)
             if row is None:
