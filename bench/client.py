@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bench.credentials import Credentials
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -79,11 +81,12 @@ def _with_param(path: str, key: str, value: str) -> str:
 class Connection:
     """One keep-alive HTTP connection to a registry."""
 
-    def __init__(self, base: str, authorization: str | None) -> None:
+    def __init__(self, base: str, credentials: Credentials | None) -> None:
         parts = urlsplit(base)
+        self._base = base
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 80
-        self._auth = {"Authorization": authorization} if authorization else {}
+        self._credentials = credentials
         self._conn: http.client.HTTPConnection | None = None
         self._buffer = bytearray(_IO_CHUNK)
 
@@ -101,6 +104,10 @@ class Connection:
             self._conn.close()
             self._conn = None
 
+    def _auth(self, path: str) -> dict[str, str]:
+        header = self._credentials.header(self._base, path) if self._credentials else None
+        return {"Authorization": header} if header else {}
+
     def request(
         self,
         method: str,
@@ -112,7 +119,7 @@ class Connection:
         """Send a request and drain the response; returns it (already read) and the body's length."""
         conn = self._connection()
         try:
-            conn.request(method, path, body=body, headers={**self._auth, **(headers or {})})
+            conn.request(method, path, body=body, headers={**self._auth(path), **(headers or {})})
             response = conn.getresponse()
             received = 0
             view = memoryview(self._buffer)
@@ -131,7 +138,7 @@ class Connection:
         """A GET's body and its Link header."""
         conn = self._connection()
         try:
-            conn.request("GET", path, headers={**self._auth, **(headers or {})})
+            conn.request("GET", path, headers={**self._auth(path), **(headers or {})})
             response = conn.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException):
@@ -220,9 +227,9 @@ class Connection:
 class ConnectionPool:
     """One connection per thread, so a thread pool reuses keep-alive connections."""
 
-    def __init__(self, base: str, authorization: str | None) -> None:
+    def __init__(self, base: str, credentials: Credentials | None) -> None:
         self._base = base
-        self._auth = authorization
+        self._auth = credentials
         self._local = threading.local()
         self._all: list[Connection] = []
         self._lock = threading.Lock()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -18,6 +18,7 @@ from typing import Any
 
 from bench import workloads as w
 from bench.client import RegistryError, make_blob_files
+from bench.credentials import Credentials
 from bench.loadgen import wrk_available
 from bench.servers import Server, start_dockyard, start_reference
 
@@ -152,7 +153,9 @@ def _judge(row: Row, min_ratio: float | None = None, dockyard_below: float | Non
 class Bench:
     """Holds the two servers and runs each workload on both, alternating which goes first."""
 
-    def __init__(self, plan: Plan, auth: str | None, servers: list[Server], log: Callable[[str], None]):
+    def __init__(
+        self, plan: Plan, auth: Credentials | None, servers: list[Server], log: Callable[[str], None]
+    ):
         self.plan = plan
         self.auth = auth
         self.servers = servers
@@ -180,8 +183,8 @@ class Bench:
             except RegistryError as exc:
                 if "HTTP 401" in str(exc):
                     raise SystemExit(
-                        f"{server.name} wants credentials: pass --password (Dockyard gets it as "
-                        "DOCKYARD_ADMIN_PASSWORD for its admin account, the default --user)"
+                        f"{server.name} refused the credentials: --user must be the admin account "
+                        "(its password is given to Dockyard as DOCKYARD_ADMIN_PASSWORD) or a user of its own"
                     ) from exc
                 raise
 
@@ -359,8 +362,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--report", type=Path, metavar="FILE", help="print the table of a saved --json FILE; run nothing"
     )
-    parser.add_argument("--user", default="admin", help="user for Basic credentials (default admin)")
-    parser.add_argument("--password", help="password; also given to Dockyard as DOCKYARD_ADMIN_PASSWORD")
+    parser.add_argument("--user", default="admin", help="the user requests are made as (default admin)")
+    parser.add_argument(
+        "--password",
+        help="the user's password, also given to Dockyard as DOCKYARD_ADMIN_PASSWORD (default: one made up "
+        "for the run: access control is always on)",
+    )
+    parser.add_argument(
+        "--basic",
+        action="store_true",
+        help="send Basic credentials on every request instead of bearer tokens from /auth/token per "
+        "repository (what docker, skopeo, podman and containerd do)",
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -396,8 +409,9 @@ def _report(bench: Bench, args: argparse.Namespace, started: float) -> None:
     elapsed = time.time() - started
     mode = "quick" if args.quick else "full"
     print(
-        f"\nDockyard vs {_reference_version()}, {os.cpu_count()} cores, {mode} run ({elapsed:.0f} s). "
-        "Ratio = Dockyard / reference.\n"
+        f"\nDockyard vs {_reference_version()}, {os.cpu_count()} cores, {mode} run ({elapsed:.0f} s), "
+        f"Dockyard with {bench.auth.mode if bench.auth else 'no credentials'}, the reference without "
+        "auth. Ratio = Dockyard / reference.\n"
     )
     print(render_table(bench.rows), flush=True)
     missed = [row.title for row in bench.rows if row.met is False]
@@ -406,6 +420,7 @@ def _report(bench: Bench, args: argparse.Namespace, started: float) -> None:
         payload = {
             "meta": {
                 "mode": mode,
+                "auth": bench.auth.mode if bench.auth else None,
                 "cores": os.cpu_count(),
                 "reference": _reference_version(),
                 "started": datetime.datetime.fromtimestamp(started, datetime.UTC).isoformat(),
@@ -430,11 +445,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     plan = QUICK if args.quick else FULL
     groups = set(args.only or GROUPS)
-    auth = None
-    if args.password:
-        # Sent to both; the reference runs without auth (htpasswd would make it bcrypt every request).
-        token = base64.b64encode(f"{args.user}:{args.password}".encode()).decode()
-        auth = f"Basic {token}"
+    # Access control is always on in Dockyard. The reference runs without auth (htpasswd would make it
+    # bcrypt every request): it answers /v2/ without a challenge, so it gets no Authorization header.
+    password = args.password or secrets.token_urlsafe(18)
+    auth = Credentials(args.user, password, basic=args.basic)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -444,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-data-") as data_dir:
             try:
-                servers.append(start_dockyard(args.password))
+                servers.append(start_dockyard(password))
                 servers.append(start_reference())
                 log(f"dockyard on {servers[0].base}, reference on {servers[1].base}")
                 bench = Bench(plan, auth, servers, log)

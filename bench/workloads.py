@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bench.client import OCI_MANIFEST, BlobFile, Connection, ConnectionPool, RegistryError, small_image
+from bench.credentials import Credentials
 from bench.loadgen import run_wrk
 from bench.procs import RssPeak, cpu_seconds
 from bench.servers import Server
@@ -59,7 +60,7 @@ class Meter:
         return 100 * self.client_cpu / self.wall if self.wall else 0.0
 
 
-def prepare_small(server: Server, auth: str | None) -> Seeded:
+def prepare_small(server: Server, auth: Credentials | None) -> Seeded:
     """A tiny image tagged latest and v1..v9 in one repository, for the request-rate workloads."""
     conn = Connection(server.base, auth)
     try:
@@ -73,14 +74,15 @@ def prepare_small(server: Server, auth: str | None) -> Seeded:
 
 
 def wrk_workload(
-    method: str, path: Callable[[Seeded], str], connections: int, seconds: float, auth: str | None
+    method: str, path: Callable[[Seeded], str], connections: int, seconds: float, auth: Credentials | None
 ) -> Callable[[Server, Seeded], Measurement]:
     """requests/s with p50/p99 latency from wrk."""
 
     def measure(server: Server, seeded: Seeded) -> Measurement:
         headers = {"Accept": MANIFEST_ACCEPT}
-        if auth:
-            headers["Authorization"] = auth
+        header = auth.header(server.base, path(seeded)) if auth else None
+        if header:
+            headers["Authorization"] = header
         result = run_wrk(server.base, method, path(seeded), headers, connections, seconds)
         if result.errors:
             raise RuntimeError(f"{server.name}: {result.errors} failed requests under wrk")
@@ -104,7 +106,7 @@ def _repeat(budget: float, minimum: int, action: Callable[[], int]) -> tuple[int
 
 
 def push_workload(
-    blob: BlobFile, chunk_size: int | None, budget: float, auth: str | None
+    blob: BlobFile, chunk_size: int | None, budget: float, auth: Credentials | None
 ) -> Callable[[Server, Seeded], Measurement]:
     """Push throughput, MiB/s: monolithic (POST + PUT) or chunked (POST + PATCH ranges + PUT)."""
     repo = "bench/push-chunked" if chunk_size else "bench/push-monolithic"
@@ -129,7 +131,9 @@ def push_workload(
     return measure
 
 
-def pull_workload(blob: BlobFile, budget: float, auth: str | None) -> Callable[[Server, Seeded], Measurement]:
+def pull_workload(
+    blob: BlobFile, budget: float, auth: Credentials | None
+) -> Callable[[Server, Seeded], Measurement]:
     """Blob GET throughput, MiB/s, from the blob the monolithic push workload stored."""
 
     def measure(server: Server, _seeded: Seeded) -> Measurement:
@@ -148,7 +152,7 @@ def pull_workload(blob: BlobFile, budget: float, auth: str | None) -> Callable[[
 
 
 def mixed_workload(
-    blobs: dict[str, BlobFile], clients: int, seconds: float, auth: str | None
+    blobs: dict[str, BlobFile], clients: int, seconds: float, auth: Credentials | None
 ) -> Callable[[Server, Seeded], Measurement]:
     """16 clients for a bounded time: 75 % pulls, 25 % pushes; 20 % 1 MiB, 70 % 10 MiB, 10 % 100 MiB.
 
@@ -223,7 +227,7 @@ class ResourceFigures:
     loadgen_cpu_pct: float
 
 
-def measure_resources(server: Server, blob: BlobFile, auth: str | None) -> ResourceFigures:
+def measure_resources(server: Server, blob: BlobFile, auth: Credentials | None) -> ResourceFigures:
     conn = Connection(server.base, auth)
     gigabytes = blob.size / 1e9
     try:
@@ -263,7 +267,7 @@ def _run_all(workers: int, action: Callable[[int], object], count: int) -> None:
         executor.shutdown(cancel_futures=True)
 
 
-def seed_tags(server: Server, auth: str | None, repo: str, count: int, workers: int = 16) -> float:
+def seed_tags(server: Server, auth: Credentials | None, repo: str, count: int, workers: int = 16) -> float:
     """`count` tags on one small manifest, pushed through the API; returns seconds taken."""
     pool = ConnectionPool(server.base, auth)
     try:
@@ -276,7 +280,9 @@ def seed_tags(server: Server, auth: str | None, repo: str, count: int, workers: 
         pool.close()
 
 
-def seed_repositories(server: Server, auth: str | None, prefix: str, count: int, workers: int = 16) -> float:
+def seed_repositories(
+    server: Server, auth: Credentials | None, prefix: str, count: int, workers: int = 16
+) -> float:
     """`count` repositories, each a manifest over blobs mounted from one source; returns seconds taken."""
     pool = ConnectionPool(server.base, auth)
     source = f"{prefix}/source"
@@ -297,7 +303,7 @@ def seed_repositories(server: Server, auth: str | None, prefix: str, count: int,
 
 
 def walk_pages(
-    server: Server, auth: str | None, first: str, page_size: int, budget: float, min_samples: int
+    server: Server, auth: Credentials | None, first: str, page_size: int, budget: float, min_samples: int
 ) -> Measurement:
     """GET every page, following Link, again and again until the budget ends; p99 per page in ms."""
     conn = Connection(server.base, auth)
