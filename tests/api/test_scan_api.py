@@ -12,33 +12,12 @@ from auth_support import ADMIN_PASSWORD, PASSWORD, AppFactory, World
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scanning"))
 
+from advisories import GLIBC, REQUESTS
 from registry_images import Pushed, push_multiarch
 
 from dockyard.app import Services
 
 REPO = "acme/private"
-GLIBC = {
-    "id": "DSA-0001-1",
-    "aliases": ["CVE-2099-0001"],
-    "summary": "glibc: buffer overflow",
-    "affected": [
-        {
-            "package": {"ecosystem": "Debian:12", "name": "glibc"},
-            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.36-9+deb12u7"}]}],
-        }
-    ],
-    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
-}
-REQUESTS = {
-    "id": "PYSEC-2099-1",
-    "summary": "requests leaks credentials",
-    "affected": [
-        {
-            "package": {"ecosystem": "PyPI", "name": "requests"},
-            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.31.0"}]}],
-        }
-    ],
-}
 
 
 def _as(user: str) -> tuple[str, str]:

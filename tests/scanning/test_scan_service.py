@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from advisories import GLIBC, REQUESTS, ZLIB
 from argon2 import PasswordHasher
 from registry_images import (
     OS_DEBIAN,
@@ -38,42 +39,6 @@ from dockyard.scanning.service import SCAN_JOB
 from support import PostgresServer
 
 ADMIN = Identity(user_id=0, name="root", is_admin=True)
-# Debian 12's glibc and requests, as dpkg_status() and push_multiarch() install them: libc6 2.36-9+deb12u4
-# (source glibc) on both platforms, requests 2.31.0 on amd64 and 2.25.0 on arm64.
-GLIBC = {
-    "id": "DSA-0001-1",
-    "aliases": ["CVE-2099-0001"],
-    "summary": "glibc: buffer overflow",
-    "affected": [
-        {
-            "package": {"ecosystem": "Debian:12", "name": "glibc"},
-            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.36-9+deb12u7"}]}],
-        }
-    ],
-    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
-}
-REQUESTS = {
-    "id": "PYSEC-2099-1",
-    "aliases": ["CVE-2099-0002"],
-    "summary": "requests leaks credentials",
-    "affected": [
-        {
-            "package": {"ecosystem": "PyPI", "name": "requests"},
-            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.31.0"}]}],
-        }
-    ],
-}
-ZLIB = {
-    "id": "DSA-0002-1",
-    "aliases": ["CVE-2099-0003"],
-    "summary": "zlib: heap overflow",
-    "affected": [
-        {
-            "package": {"ecosystem": "Debian:12", "name": "zlib"},
-            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1:1.2.13.dfsg-2"}]}],
-        }
-    ],
-}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -10,10 +10,9 @@ from typing import Any, TypeVar
 
 import click
 
-from dockyard.app import AuthServices, build_services
-from dockyard.auth.errors import AuthError
+from dockyard.app import AuthServices
 from dockyard.auth.identity import Identity
-from dockyard.cli.options import data_options, settings_from
+from dockyard.cli.options import data_options, local_services
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,15 +30,8 @@ def admin() -> None:
 def _auth(
     config_file: Path | None, data_dir: Path | None, database_url: str | None
 ) -> Iterator[AuthServices]:
-    settings = settings_from(config_file, data_dir=data_dir, database_url=database_url)
-    services = build_services(settings)
-    assert services.auth is not None
-    try:
+    with local_services(config_file, data_dir, database_url) as services:
         yield services.auth
-    except AuthError as exc:
-        raise click.ClickException(exc.message) from exc
-    finally:
-        services.db.close()
 
 
 def _password_option(func: F) -> F:

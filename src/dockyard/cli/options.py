@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from dockyard.auth.errors import AuthError
 from dockyard.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from dockyard.app import Services
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,3 +52,20 @@ def settings_from(config_file: Path | None, **overrides: Any) -> Settings:
         return load_settings(**overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def local_services(
+    config_file: Path | None, data_dir: Path | None, database_url: str | None
+) -> Iterator[Services]:
+    """The services on the data directory or database itself, for commands run on the server's machine;
+    a refusal of the domain becomes a clean CLI error, and the database is closed at the end."""
+    from dockyard.app import build_services
+
+    services = build_services(settings_from(config_file, data_dir=data_dir, database_url=database_url))
+    try:
+        yield services
+    except AuthError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        services.db.close()

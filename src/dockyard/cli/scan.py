@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 
-from dockyard.app import Services, build_services
-from dockyard.auth.errors import AuthError
+from dockyard.app import Services
 from dockyard.auth.identity import Identity
-from dockyard.cli.options import data_options, settings_from
+from dockyard.cli.options import data_options, local_services
 from dockyard.scanning.results import SEVERITIES, FindingFilter, ScanReport, StoredFinding
 
 # The command line works on the data directory directly, as the system administrator would.
@@ -42,20 +39,6 @@ def split_reference(text: str) -> tuple[str, str]:
     if not name or not reference:
         raise click.BadParameter(f"{text!r}: use REPOSITORY:TAG or REPOSITORY@DIGEST", param_hint="IMAGE")
     return name, reference
-
-
-@contextmanager
-def _services(
-    config_file: Path | None, data_dir: Path | None, database_url: str | None
-) -> Iterator[Services]:
-    settings = settings_from(config_file, data_dir=data_dir, database_url=database_url)
-    services = build_services(settings)
-    try:
-        yield services
-    except AuthError as exc:
-        raise click.ClickException(exc.message) from exc
-    finally:
-        services.db.close()
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -167,7 +150,7 @@ def show(
     """Show the vulnerabilities found in IMAGE (REPOSITORY:TAG or REPOSITORY@DIGEST): per platform, the
     fixed version and the layer that introduced each package."""
     name, reference = split_reference(image)
-    with _services(config_file, data_dir, database_url) as services:
+    with local_services(config_file, data_dir, database_url) as services:
         _show(services, name, reference, _wanted(severities, package, include_hidden), as_json)
 
 
@@ -195,7 +178,7 @@ def run(
 ) -> None:
     """Scan IMAGE (REPOSITORY:TAG or REPOSITORY@DIGEST) now, then show the result."""
     name, reference = split_reference(image)
-    with _services(config_file, data_dir, database_url) as services:
+    with local_services(config_file, data_dir, database_url) as services:
         report = services.scans.request_scan(OPERATOR, name, reference)
         click.echo(f"queued a scan of {name}@{report.digest}", err=True)
         if not wait:
