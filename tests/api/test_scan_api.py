@@ -13,28 +13,66 @@ from auth_support import ADMIN_PASSWORD, PASSWORD, AppFactory, World
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scanning"))
 
 from advisories import GLIBC, REQUESTS
-from registry_images import Pushed, push_multiarch
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from registry_images import IMAGE_CONFIG, OS_DEBIAN, TAR_GZIP, Pushed, descriptor, push_blob, push_multiarch
+from scan_support import tar_bytes
 
 from dockyard.app import Services
+from dockyard.content.manifest_format import OCI_MANIFEST
 
 REPO = "acme/private"
+PUBLIC = "acme/public"
 
 
 def _as(user: str) -> tuple[str, str]:
     return (user, ADMIN_PASSWORD if user == "admin" else PASSWORD)
 
 
-@pytest.fixture
-def scanned(make_world: AppFactory, tmp_path: Path) -> tuple[World, Pushed]:
-    """A world whose acme/private holds a scanned two-platform index (the job run in this thread)."""
-    world = make_world(scan_workers=0)
+def _services(world: World) -> Services:
     services: Services = world.client.app.state.services  # type: ignore[attr-defined]
+    return services
+
+
+def _scanned_world(
+    make_world: AppFactory, tmp_path: Path, repo: str, **settings: Any
+) -> tuple[World, Pushed]:
+    """A world whose `repo` holds a scanned two-platform index (the job run in this thread)."""
+    world = make_world(scan_workers=0, **settings)
+    services = _services(world)
     feed = tmp_path / "feed.json"
     feed.write_text(json.dumps([GLIBC, REQUESTS]))
     services.scans.vulndb.import_path(feed, "test")
-    pushed = push_multiarch(services, REPO)
+    pushed = push_multiarch(services, repo)
     assert services.scans.run_pending() >= 1
     return world, pushed
+
+
+@pytest.fixture
+def scanned(make_world: AppFactory, tmp_path: Path) -> tuple[World, Pushed]:
+    """A world whose acme/private holds a scanned two-platform index."""
+    return _scanned_world(make_world, tmp_path, REPO)
+
+
+def _push_over_v2(world: World, tag: str, arch: str) -> str:
+    """Push a one-layer Debian image to acme/private as `rw` through PUT /v2/.../manifests; its digest."""
+    services = _services(world)
+    layer = tar_bytes([("file", "/etc/os-release", OS_DEBIAN)])
+    config = json.dumps({"architecture": arch, "os": "linux", "rootfs": {"type": "layers"}}).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(IMAGE_CONFIG, push_blob(services, REPO, config), len(config)),
+        "layers": [descriptor(TAR_GZIP, push_blob(services, REPO, layer), len(layer))],
+    }
+    token = world.token("rw", f"repository:{REPO}:pull,push")
+    response = world.client.put(
+        f"/v2/{REPO}/manifests/{tag}",
+        content=json.dumps(manifest).encode(),
+        headers={"Content-Type": OCI_MANIFEST, "Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.headers["Docker-Content-Digest"])
 
 
 def _get(world: World, path: str, user: str | None = "ro", **params: Any) -> Any:
@@ -88,6 +126,8 @@ def test_vulnerabilities_with_fixed_versions_layers_and_filters(scanned: tuple[W
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "severity"
     bad = _get(world, path, layer="not-a-digest")
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "layer"
+    bad = _get(world, f"/repositories/{REPO}/manifests/sha256:zz/vulnerabilities")
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "reference"
     by_tag = _get(world, f"/repositories/{REPO}/manifests/latest/vulnerabilities").json()
     assert by_tag == findings
 
@@ -131,9 +171,21 @@ def test_hiding_is_for_repository_admins_and_audited(scanned: tuple[World, Pushe
     assert event["actor"] == "adm" and event["target"] == f"{REPO}@{pushed.amd64}"
     assert event["detail"]["reason"] == body["reason"] and event["detail"]["vulnerability"] == "DSA-0001-1"
 
+    assert world.client.delete(hidden, params={"package": "libc6"}, auth=_as("rw")).status_code == 403
     assert world.client.delete(hidden, params={"package": "libc6"}, auth=_as("adm")).status_code == 204
     assert len(_get(world, path, package="libc6").json()) == 2
     assert world.client.delete(hidden, params={"package": "libc6"}, auth=_as("adm")).status_code == 404
+    events = world.client.get("/api/v1/audit", auth=_as("admin"), params={"action": "vulnerability.unhide"})
+    event = next(e for e in events.json() if e["action"] == "vulnerability.unhide")
+    assert (event["actor"], event["detail"]["package"]) == ("adm", "libc6")
+
+    # System administrators may hide too; a finding the image does not have cannot be hidden.
+    assert world.client.put(hidden, json=body, auth=_as("admin")).status_code == 200
+    other = hidden.replace("DSA-0001-1", "CVE-1999-0001")
+    assert world.client.put(other, json=body, auth=_as("admin")).status_code == 404
+    by_tag = hidden.replace(pushed.amd64, "latest")
+    response = world.client.put(by_tag, json=body, auth=_as("admin"))
+    assert response.status_code == 400 and response.json()["error"]["field"] == "reference"
 
 
 def test_sbom_export(scanned: tuple[World, Pushed]) -> None:
@@ -142,6 +194,7 @@ def test_sbom_export(scanned: tuple[World, Pushed]) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/vnd.cyclonedx+json")
     assert "attachment" in response.headers["content-disposition"]
+    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(response.text) is None
     document = response.json()
     assert (document["bomFormat"], document["specVersion"]) == ("CycloneDX", "1.5")
     assert {"libc6", "zlib1g", "requests"} <= {c["name"] for c in document["components"]}
@@ -154,8 +207,62 @@ def test_sbom_export(scanned: tuple[World, Pushed]) -> None:
 
 def test_scan_on_push_setting(scanned: tuple[World, Pushed]) -> None:
     world, _ = scanned
+    services = _services(world)
+    on = _push_over_v2(world, "on", "amd64")
+    assert _get(world, f"/repositories/{REPO}/manifests/on/scan").json()["status"] == "queued"
+
     path = f"/api/v1/repositories/{REPO}"
     assert world.client.patch(path, json={"scan_on_push": False}, auth=_as("rw")).status_code == 403
     response = world.client.patch(path, json={"scan_on_push": False}, auth=_as("adm"))
     assert response.status_code == 200 and response.json()["scan_on_push"] is False
     assert _get(world, f"/repositories/{REPO}").json()["scan_on_push"] is False
+    events = world.client.get(
+        "/api/v1/audit", auth=_as("admin"), params={"action": "repository.scan_on_push"}
+    )
+    assert [e["detail"]["scan_on_push"] for e in events.json()] == [False]
+
+    off = _push_over_v2(world, "off", "arm64")
+    assert _get(world, f"/repositories/{REPO}/manifests/off/scan").json()["status"] == "not_scanned"
+    assert services.scans.run_pending() == 1  # the image pushed while the setting was on, only
+    statuses = {
+        s["tag"]: (s["digest"], s["status"]) for s in _get(world, f"/repositories/{REPO}/scan-summary").json()
+    }
+    assert (statuses["on"], statuses["off"]) == ((on, "done"), (off, "not_scanned"))
+
+
+def test_public_repository_for_anonymous_and_outsiders(make_world: AppFactory, tmp_path: Path) -> None:
+    world, pushed = _scanned_world(make_world, tmp_path, PUBLIC, anonymous_pull=True)
+    for user in (None, "outsider"):
+        assert _get(world, f"/repositories/{PUBLIC}/manifests/latest/scan", user).json()["status"] == "done"
+        findings = _get(world, f"/repositories/{PUBLIC}/manifests/latest/vulnerabilities", user).json()
+        assert len(findings) == 3
+        assert _get(world, f"/repositories/{PUBLIC}/scan-summary", user).status_code == 200
+        sbom = _get(world, f"/repositories/{PUBLIC}/manifests/{pushed.amd64}/sbom", user)
+        assert sbom.status_code == 200
+    path = f"/api/v1/repositories/{PUBLIC}/manifests/latest/scan"
+    assert world.client.post(path).status_code == 401
+    assert world.client.post(path, auth=_as("outsider")).status_code == 403
+    hidden = f"/api/v1/repositories/{PUBLIC}/manifests/{pushed.amd64}/vulnerabilities/DSA-0001-1/hidden"
+    body = {"package": "libc6", "reason": "not reachable"}
+    assert world.client.put(hidden, json=body).status_code == 401
+    assert world.client.put(hidden, json=body, auth=_as("outsider")).status_code == 403
+
+
+def test_openapi_lists_the_scanning_routes(world: World) -> None:
+    document = world.client.get("/api/v1/openapi.json").json()
+    scanning = {
+        (path, method)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "scanning" in operation.get("tags", [])
+    }
+    manifest = "/repositories/{name}/manifests/{reference}"
+    assert {
+        (manifest + "/scan", "get"),
+        (manifest + "/scan", "post"),
+        (manifest + "/vulnerabilities", "get"),
+        (manifest + "/sbom", "get"),
+        ("/repositories/{name}/scan-summary", "get"),
+        (manifest + "/vulnerabilities/{vuln_id}/hidden", "put"),
+        (manifest + "/vulnerabilities/{vuln_id}/hidden", "delete"),
+    } <= scanning

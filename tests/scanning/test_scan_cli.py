@@ -146,3 +146,28 @@ def test_real_process(data: tuple[Path, Services, Pushed]) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "DSA-0001-1 (CVE-2099-0001)" in result.stdout and "2.36-9+deb12u7" in result.stdout
+
+
+def test_hidden_findings_package_filter_and_queue_only(data: tuple[Path, Services, Pushed]) -> None:
+    data_dir, services, pushed = data
+    services.scans.run_pending()
+    services.scans.hide(OPERATOR, REPO, pushed.amd64, "DSA-0001-1", "libc6", "never called")
+    runner = CliRunner()
+    base = ["scan", "show", f"{REPO}:latest", "--data-dir", str(data_dir)]
+    shown = runner.invoke(main, base)
+    assert shown.exit_code == 0 and "CRITICAL 1" in shown.output
+    assert [line.split()[0] for line in shown.output.splitlines() if "DSA-0001-1" in line] == [
+        "linux/arm64/v8"
+    ]
+    everything = runner.invoke(main, [*base, "--include-hidden"])
+    assert [line.split()[0] for line in everything.output.splitlines() if "(hidden)" in line] == [
+        "linux/amd64"
+    ]
+    none = runner.invoke(main, [*base, "--package", "zlib1g"])
+    assert none.exit_code == 0 and "DSA-0001-1" not in none.output
+
+    queued = runner.invoke(
+        main, ["scan", "run", f"{REPO}@{pushed.arm64}", "--wait", "0", "--data-dir", str(data_dir)]
+    )
+    assert queued.exit_code == 0 and f"queued a scan of {REPO}@{pushed.arm64}" in queued.output
+    assert services.scans.report(OPERATOR, REPO, pushed.arm64).status == "queued"
