@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from dockyard.api import scan_models as m
 from dockyard.api.deps import Caller, Ctx, User
-from dockyard.auth.authenticate import client_address
+from dockyard.api.routes import _record
 from dockyard.auth.errors import InvalidInput
 from dockyard.content.digests import parse_digest
 from dockyard.content.errors import ContentError
@@ -23,8 +23,8 @@ MANIFEST = "/repositories/{name:path}/manifests/{reference}"
 CYCLONEDX = "application/vnd.cyclonedx+json"
 
 
-def _hiding(hiding: Hiding | None) -> m.HidingOut | None:
-    return None if hiding is None else m.HidingOut(reason=hiding.reason, by=hiding.by, at=hiding.at)
+def _hiding(hiding: Hiding) -> m.HidingOut:
+    return m.HidingOut(reason=hiding.reason, by=hiding.by, at=hiding.at)
 
 
 def _report(report: ScanReport) -> m.ScanReportOut:
@@ -39,7 +39,8 @@ def _report(report: ScanReport) -> m.ScanReportOut:
 
 
 def _finding(finding: StoredFinding) -> m.FindingOut:
-    values = {**finding.__dict__, "aliases": list(finding.aliases), "hidden": _hiding(finding.hidden)}
+    hidden = None if finding.hidden is None else _hiding(finding.hidden)
+    values = {**finding.__dict__, "aliases": list(finding.aliases), "hidden": hidden}
     return m.FindingOut(**values)
 
 
@@ -60,9 +61,7 @@ def scan_report(name: str, reference: str, ctx: Ctx, identity: Caller) -> m.Scan
 def request_scan(name: str, reference: str, request: Request, ctx: Ctx, identity: User) -> m.ScanReportOut:
     """Scan a manifest again now (read-write access); the report says queued until the job runs."""
     report = ctx.scans.request_scan(identity, name, reference)
-    ctx.auth.audit.record(
-        "scan.request", actor=identity, address=client_address(request), target=f"{name}@{report.digest}"
-    )
+    _record(ctx, request, "scan.request", identity, f"{name}@{report.digest}")
     return _report(report)
 
 
@@ -128,18 +127,17 @@ def hide(
     """Hide a vulnerability for this image and package in this repository (repository administrators)."""
     digest = _digest(reference, "reference")
     hiding = ctx.scans.hide(identity, name, digest, vuln_id, body.package, body.reason)
-    ctx.auth.audit.record(
+    _record(
+        ctx,
+        request,
         "vulnerability.hide",
-        actor=identity,
-        address=client_address(request),
-        target=f"{name}@{digest}",
+        identity,
+        f"{name}@{digest}",
         vulnerability=vuln_id,
         package=body.package,
         reason=hiding.reason,
     )
-    out = _hiding(hiding)
-    assert out is not None
-    return out
+    return _hiding(hiding)
 
 
 @router.delete(MANIFEST + "/vulnerabilities/{vuln_id}/hidden", status_code=status.HTTP_204_NO_CONTENT)
@@ -155,11 +153,12 @@ def unhide(
     """Show a hidden vulnerability again."""
     digest = _digest(reference, "reference")
     ctx.scans.unhide(identity, name, digest, vuln_id, package)
-    ctx.auth.audit.record(
+    _record(
+        ctx,
+        request,
         "vulnerability.unhide",
-        actor=identity,
-        address=client_address(request),
-        target=f"{name}@{digest}",
+        identity,
+        f"{name}@{digest}",
         vulnerability=vuln_id,
         package=package,
     )
