@@ -19,17 +19,24 @@ from dockyard.app import Services, build_services
 from dockyard.cli import main
 from dockyard.cli.scan import OPERATOR, split_reference
 from dockyard.config import load_settings
-from support import dockyard_executable
+from support import PostgresServer, dockyard_executable
 
 
-@pytest.fixture
-def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Services, Pushed]]:
-    """A data directory with advisories imported and a two-platform index pushed (not scanned yet)."""
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def data(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, Services, Pushed]]:
+    """A data directory (and, for PostgreSQL, DOCKYARD_DATABASE_URL, which the commands read) with
+    advisories imported and a two-platform index pushed (not scanned yet)."""
     for name in list(os.environ):
         if name.startswith("DOCKYARD_"):
             monkeypatch.delenv(name)
+    if request.param == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        monkeypatch.setenv("DOCKYARD_DATABASE_URL", server.create_database())
     data_dir = tmp_path / "data"
     services = build_services(load_settings(data_dir=data_dir))
+    assert services.db.is_sqlite == (request.param == "sqlite")
     feed = tmp_path / "feed.json"
     feed.write_text(json.dumps([GLIBC]))
     services.scans.vulndb.import_path(feed, "test")
@@ -135,13 +142,11 @@ def test_clear_errors(data: tuple[Path, Services, Pushed]) -> None:
 def test_real_process(data: tuple[Path, Services, Pushed]) -> None:
     data_dir, services, pushed = data
     services.scans.run_pending()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
     result = subprocess.run(
         [dockyard_executable(), "scan", "show", f"{REPO}@{pushed.amd64}", "--data-dir", data_dir],
         capture_output=True,
         text=True,
         timeout=120,
-        env=env,
         check=False,
     )
     assert result.returncode == 0, result.stderr
