@@ -92,3 +92,21 @@ def debian_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=900,
     )
     return root
+
+
+@pytest.fixture(scope="session")
+def npm_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`npm install` of two old packages into a project (node_modules as npm lays it out), built once:
+    lodash 4.17.15 and minimist 1.2.0, both with published advisories."""
+    if shutil.which("npm") is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "npm"], check=True, timeout=900)
+    project = tmp_path_factory.mktemp("npm-project")
+    (project / "package.json").write_text('{"name": "scan-fixture", "version": "1.0.0", "private": true}')
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--silent", "lodash@4.17.15", "minimist@1.2.0"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return project

@@ -15,7 +15,7 @@ from packaging.version import Version
 from dockyard.scanning.inventory import scan_layers
 from dockyard.scanning.layers import Layer
 from dockyard.scanning.match import AdvisoryIndex, match_packages
-from dockyard.scanning.osv import read_advisories
+from dockyard.scanning.osv import parse_advisory, read_advisories
 
 SITE = "usr/local/lib/python3.11/site-packages"
 
@@ -119,3 +119,59 @@ def test_go_binary_stdlib_matched_against_go_feed(go_binary: Path, osv_dir: Path
     for finding in findings:
         assert finding.fixed_version is not None
         assert _stdlib_tuple(finding.fixed_version) > _stdlib_tuple(installed)
+
+
+# npm advisories written by hand from the GitHub advisory database (ranges copied from the published
+# records): GHSA-p6mc-m468-83gw (lodash zipObjectDeep, CVE-2020-8203) affects >= 3.7.0 < 4.17.19;
+# GHSA-vh95-rmgr-6w4m (minimist prototype pollution, CVE-2020-7598) affects >= 1.0.0 < 1.2.3;
+# GHSA-4xc9-xhrj-v574 (lodash defaultsDeep, CVE-2018-16487) affects < 4.17.11, so not 4.17.15.
+NPM_ADVISORIES = [
+    {
+        "id": "GHSA-p6mc-m468-83gw",
+        "aliases": ["CVE-2020-8203"],
+        "summary": "Prototype Pollution in lodash",
+        "affected": [
+            {
+                "package": {"ecosystem": "npm", "name": "lodash"},
+                "ranges": [{"type": "SEMVER", "events": [{"introduced": "3.7.0"}, {"fixed": "4.17.19"}]}],
+            }
+        ],
+    },
+    {
+        "id": "GHSA-vh95-rmgr-6w4m",
+        "aliases": ["CVE-2020-7598"],
+        "summary": "Prototype Pollution in minimist",
+        "affected": [
+            {
+                "package": {"ecosystem": "npm", "name": "minimist"},
+                "ranges": [{"type": "SEMVER", "events": [{"introduced": "1.0.0"}, {"fixed": "1.2.3"}]}],
+            }
+        ],
+    },
+    {
+        "id": "GHSA-4xc9-xhrj-v574",
+        "aliases": ["CVE-2018-16487"],
+        "summary": "Prototype Pollution in lodash",
+        "affected": [
+            {
+                "package": {"ecosystem": "npm", "name": "lodash"},
+                "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "4.17.11"}]}],
+            }
+        ],
+    },
+]
+
+
+def test_npm_tree_installed_by_npm(npm_tree: Path) -> None:
+    app = "usr/src/app"
+    inventory = scan_layers([_tree_layer(npm_tree / "node_modules", f"{app}/node_modules", "sha256:npm")])
+    assert [(p.ecosystem, p.name, p.version, p.path) for p in inventory.packages] == [
+        ("npm", "lodash", "4.17.15", f"/{app}/node_modules/lodash/package.json"),
+        ("npm", "minimist", "1.2.0", f"/{app}/node_modules/minimist/package.json"),
+    ]
+    index = AdvisoryIndex(parse_advisory(record) for record in NPM_ADVISORIES)
+    findings = match_packages(inventory.packages, inventory.os, index)
+    assert sorted((f.vuln_id, f.package.name, f.fixed_version, f.layer_digest) for f in findings) == [
+        ("GHSA-p6mc-m468-83gw", "lodash", "4.17.19", "sha256:npm"),
+        ("GHSA-vh95-rmgr-6w4m", "minimist", "1.2.3", "sha256:npm"),
+    ]
