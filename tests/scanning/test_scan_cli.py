@@ -139,6 +139,17 @@ def test_clear_errors(data: tuple[Path, Services, Pushed]) -> None:
     assert "Traceback" not in unknown.output + missing_tag.output + never.output
 
 
+def test_failed_scan_says_why(data: tuple[Path, Services, Pushed]) -> None:
+    data_dir, services, _ = data
+    digest, _, _ = push_image(services, REPO, "amd64", [(b"not a gzip stream", TAR_GZIP)])
+    services.scans.run_pending()
+    shown = CliRunner().invoke(main, ["scan", "show", f"{REPO}@{digest}", "--data-dir", str(data_dir)])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[0].startswith(f"{REPO}@{digest}: failed")
+    assert lines[2].startswith("  image error: ") and "Traceback" not in shown.output
+
+
 def test_real_process(data: tuple[Path, Services, Pushed]) -> None:
     data_dir, services, pushed = data
     services.scans.run_pending()

@@ -59,12 +59,22 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 def _print_report(report: ScanReport, findings: list[StoredFinding]) -> None:
     click.echo(f"{report.repository}@{report.digest}: {report.status}  ({_counts(report.counts)})")
+    images = [
+        [
+            image.platform or "image",
+            _short(image.digest),
+            image.os or "unknown OS",
+            f"{image.packages} packages",
+            image.status,
+            f"({_counts(image.counts)})",
+        ]
+        for image in report.images
+    ]
+    for line in _table(images) if images else []:
+        click.echo(f"  {line}")
     for image in report.images:
-        where = image.platform or "image"
-        line = f"  {where}  {_short(image.digest)}  {image.os or 'unknown OS'}  {image.packages} packages"
-        click.echo(f"{line}  {image.status}  ({_counts(image.counts)})")
         if image.error:
-            click.echo(f"    error: {image.error}")
+            click.echo(f"  {image.platform or 'image'} error: {image.error}")
     for reason in report.skipped:
         click.echo(f"  skipped {reason}")
     if not findings:
