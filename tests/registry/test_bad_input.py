@@ -54,6 +54,8 @@ BAD_NAMES = {
     "trailing-slash": "a/",
     "leading-dash": "-a",
     "separators": "a__-b",
+    "encoded-slash": "a%2Fb",
+    "encoded-slash-lower": "a%2fb",
 }
 
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from dockyard.content.errors import ContentError
+from dockyard.content.errors import ContentError, NameInvalid
 from dockyard.content.names import validate_name
 from dockyard.db.engine import DatabaseUnavailable
 from dockyard.registry import blobs, listing, manifests, referrers, uploads
@@ -88,6 +88,10 @@ async def _dispatch(request: Request) -> Response:
     upload_id = target.arg if target.kind == "upload" else None
     try:
         if target.kind != "catalog":
+            # The path arrives percent-decoded: `a%2Fb` would pass as the name `a/b`. No repository name,
+            # tag, digest or upload id holds a slash, so an encoded one in the path is never valid.
+            if b"%2f" in request.scope.get("raw_path", b"").lower():
+                raise NameInvalid(f"repository name {target.name!r} is invalid: an encoded slash (%2F)")
             validate_name(target.name)
         return await handler(request, ctx, target.name, target.arg)
     except ContentError as exc:
