@@ -257,3 +257,24 @@ def test_organization_owner_manages_teams_but_not_other_orgs(world: World) -> No
         "/api/v1/organizations/acme/teams/ops/namespace-access", json={"level": "god"}, auth=owner
     )
     assert bad_level.status_code == 422 and bad_level.json()["error"]["field"] == "level"
+
+
+def test_accounts_holding_repositories_cannot_be_deleted(world: World) -> None:
+    client = world.client
+    refused = client.delete("/api/v1/users/alice", auth=ADMIN)
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert error["field"] == "name" and "alice/private" in error["message"]
+    assert client.delete("/api/v1/organizations/acme", auth=ADMIN).status_code == 409
+    assert client.delete("/api/v1/users/alice", auth=_as("alice")).status_code == 403
+    for repo in ("alice/private", "alice/public"):
+        assert client.delete(f"/api/v1/repositories/{repo}", auth=ADMIN).status_code == 204
+    assert client.delete("/api/v1/users/alice", auth=ADMIN).status_code == 204
+    assert client.delete("/api/v1/users/outsider", auth=ADMIN).status_code == 204
+    # A new account of the same name starts with an empty namespace.
+    assert (
+        client.post("/api/v1/users", json={"name": "alice", "password": PASSWORD}, auth=ADMIN).status_code
+        == 201
+    )
+    listed = client.get("/api/v1/repositories", params={"namespace": "alice"}, auth=_as("alice"))
+    assert listed.status_code == 200 and listed.json() == []

@@ -200,7 +200,8 @@ def update_user(name: str, body: m.UserPatch, request: Request, ctx: Ctx, identi
 
 @router.delete("/users/{name}", tags=["users"], status_code=NO_CONTENT)
 def delete_user(name: str, request: Request, ctx: Ctx, identity: User) -> None:
-    """Delete a user with their tokens and memberships."""
+    """Delete a user with their tokens and memberships; refused (409) while their namespace holds
+    repositories."""
     ctx.auth.accounts.user(name)
     ctx.auth.accounts.delete_account(identity, name)
     _record(ctx, request, "user.delete", identity, name)
@@ -238,7 +239,8 @@ def get_organization(org: str, ctx: Ctx, _identity: User) -> m.OrganizationOut:
 
 @router.delete("/organizations/{org}", tags=["organizations"], status_code=NO_CONTENT)
 def delete_organization(org: str, request: Request, ctx: Ctx, identity: User) -> None:
-    """Delete an organization with its teams (system administrators); its repositories stay."""
+    """Delete an organization with its teams (system administrators); refused (409) while it holds
+    repositories."""
     ctx.auth.accounts.organization(org)
     ctx.auth.accounts.delete_account(identity, org)
     _record(ctx, request, "org.delete", identity, org)

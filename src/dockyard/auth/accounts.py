@@ -189,7 +189,8 @@ class AccountService:
             q.update_account(conn, self._user_in(conn, name).id, full_name=full_name)
 
     def delete_account(self, actor: Identity, name: str) -> None:
-        """Remove a user or organization (administrators); repositories of the namespace stay."""
+        """Remove a user or organization (administrators). Refused while its namespace holds repositories:
+        an account created later under the same name would otherwise inherit them."""
         self._require_admin(actor)
         with self.db.write() as conn:
             row = q.account_by_name(conn, name)
@@ -197,6 +198,10 @@ class AccountService:
                 raise NotFound(f"no account named {name}")
             if row.is_admin and q.count_admins(conn) <= 1:
                 raise Conflict("cannot delete the last system administrator")
+            held = q.all_repository_names(conn, name)
+            if held:
+                listed = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+                raise Conflict(f"{name} still holds repositories ({listed}); delete them first", "name")
             q.delete_account(conn, row.id)
 
     def authenticate(self, name: str, password: str) -> Identity | None:
