@@ -208,28 +208,47 @@ class AccountService:
         """The identity for a user name and password, or None. Spends the same time for unknown users."""
         with self.db.read() as conn:
             row = q.account_by_name(conn, name)
+        return self.verify_row_password(row, password)
+
+    def verify_row_password(self, row: q.AccountRow | None, password: str) -> Identity | None:
+        """`authenticate` for an account row the caller has just read."""
         if row is None or row.kind != q.USER or not row.is_active or row.password_hash is None:
             passwords.dummy_verify(password)
             return None
-        key = hmac.new(self._verified_key, f"{row.id}\0{password}".encode(), hashlib.sha256).digest()
+        remembered = self.remembered_password(row, password)
+        if remembered is not None:
+            return remembered
+        if not passwords.verify_password(row.password_hash, password):
+            return None
         with self._verified_lock:
-            cached = self._verified.get(key)
+            if len(self._verified) >= _VERIFIED_MAX:
+                self._verified.clear()
+            self._verified[self._verified_id(row, password)] = (
+                row.password_hash,
+                time.monotonic() + _VERIFIED_TTL,
+            )
+        if passwords.needs_rehash(row.password_hash):
+            with self.db.write() as conn:
+                q.update_account(conn, row.id, password_hash=passwords.hash_password(password))
+        return Identity(user_id=row.id, name=row.name, is_admin=row.is_admin)
+
+    def remembered_password(self, row: q.AccountRow, password: str) -> Identity | None:
+        """The identity when this password was verified lately against the row's current hash; no argon2,
+        so it may run on the event loop. None when the account is not an active user or nothing is known."""
+        if row.kind != q.USER or not row.is_active or row.password_hash is None:
+            return None
+        with self._verified_lock:
+            cached = self._verified.get(self._verified_id(row, password))
         if (
             cached is not None
             and cached[1] > time.monotonic()
             and hmac.compare_digest(cached[0], row.password_hash)
         ):
             return Identity(user_id=row.id, name=row.name, is_admin=row.is_admin)
-        if not passwords.verify_password(row.password_hash, password):
-            return None
-        with self._verified_lock:
-            if len(self._verified) >= _VERIFIED_MAX:
-                self._verified.clear()
-            self._verified[key] = (row.password_hash, time.monotonic() + _VERIFIED_TTL)
-        if passwords.needs_rehash(row.password_hash):
-            with self.db.write() as conn:
-                q.update_account(conn, row.id, password_hash=passwords.hash_password(password))
-        return Identity(user_id=row.id, name=row.name, is_admin=row.is_admin)
+        return None
+
+    def _verified_id(self, row: q.AccountRow, password: str) -> bytes:
+        return hmac.new(self._verified_key, f"{row.id}\0{password}".encode(), hashlib.sha256).digest()
 
     def identity(
         self, user_id: int, *, token_id: int | None = None, read_only: bool = False

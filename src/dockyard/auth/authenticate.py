@@ -81,8 +81,9 @@ class Authenticator:
         """
         if len(username) > 256 or len(secret) > MAX_CREDENTIAL_LENGTH:
             raise Unauthenticated("invalid credentials")
+        state = self.throttle.state(username, address)
         try:
-            self.throttle.check(username, address)
+            self.throttle.raise_if_blocked(state)
         except Throttled as exc:
             self.audit.record(
                 "login",
@@ -97,7 +98,7 @@ class Authenticator:
             identity = self.credentials.authenticate_access_token(username, secret)
             method = "access_token"
         else:
-            identity = self.accounts.authenticate(username, secret)
+            identity = self.accounts.verify_row_password(state.account, secret)
             method = "password"
         if identity is None:
             delay = self.throttle.failure(username, address)
@@ -107,10 +108,24 @@ class Authenticator:
             if delay:
                 log.warning("login throttled for %s from %s for %d s", username, address, delay)
             raise Unauthenticated("invalid username or password")
-        self.throttle.success(username)
+        if state.account_has_failures:
+            self.throttle.success(username)
         if record:
             self.audit.record("login", actor=identity, address=address, via=via, method=method)
         return identity
+
+    def remembered_login(self, username: str, secret: str, address: str | None) -> Identity | None:
+        """A password login settled by one indexed read, with no argon2 and no write, or None when `login`
+        must decide: the account and address are not locked out, the account has no failures to clear,
+        and this password was verified lately against the account's current hash (so a changed password,
+        a disabled or deleted account count at once). Successes are not audited, as `login(record=False)`.
+        """
+        if len(username) > 256 or len(secret) > MAX_CREDENTIAL_LENGTH or looks_like_access_token(secret):
+            return None
+        state = self.throttle.state(username, address)
+        if state.account is None or state.blocked_until or state.account_has_failures:
+            return None
+        return self.accounts.remembered_password(state.account, secret)
 
     def from_claims(self, claims: Claims) -> Identity:
         """The identity a verified registry token stands for; anonymous when the user is gone."""

@@ -51,6 +51,8 @@ class PolicyAccess:
         self.accounts = accounts
         self.auth = authenticator
         self.audit = audit
+        # SQLite reads take microseconds and never wait for writers in WAL mode (see RegistryContext).
+        self.inline_reads = accounts.db.is_sqlite
 
     async def require(self, request: Request, name: str | None, actions: Sequence[str]) -> None:
         """Return when allowed; raise AuthenticationRequired (401), AccessDenied (403) or TooManyRequests."""
@@ -101,7 +103,10 @@ class PolicyAccess:
                 return
             identity = await self._identity_of(claims)
         wanted = registry_actions(actions)
-        facts = await run_in_threadpool(self.accounts.repo_facts, identity, name)
+        if self.inline_reads:
+            facts = self.accounts.repo_facts(identity, name)
+        else:
+            facts = await run_in_threadpool(self.accounts.repo_facts, identity, name)
         allowed = len(wanted) == len(actions) and all(
             p.may(identity, facts, action, self.accounts.policy_settings) for action in wanted
         )
@@ -148,9 +153,17 @@ class PolicyAccess:
             basic = parse_basic(header)
             if basic is None:
                 raise Unauthenticated("unsupported authorization scheme")
-            identity = await run_in_threadpool(
-                self.auth.login, basic[0], basic[1], client_address(request), via="registry", record=False
-            )
+            address = client_address(request)
+            # Basic on every request (some clients never ask for a token): a password verified lately
+            # is settled by one short read, inline on SQLite like the registry's reads; argon2 runs
+            # off the loop.
+            identity = None
+            if self.inline_reads:
+                identity = self.auth.remembered_login(basic[0], basic[1], address)
+            if identity is None:
+                identity = await run_in_threadpool(
+                    self.auth.login, basic[0], basic[1], address, via="registry", record=False
+                )
         except Throttled as exc:
             raise TooManyRequests(exc.message, exc.retry_after) from exc
         except Unauthenticated as exc:

@@ -56,21 +56,34 @@ class LoginThrottle:
                 longest = max(longest, delay)
         return math.ceil(longest)
 
-    def success(self, account: str) -> None:
-        """Forget the account's failures after a successful login."""
-        key = f"account:{account[:100]}"
-        # Read first: most logins have nothing to clear, and a write per request would serialise them.
+    def state(self, account: str, address: str | None) -> q.LoginState:
+        """The account called `account`, its and the address's lock-out, and whether it has failures to
+        clear: what a login reads, in one query."""
         with self.db.read() as conn:
-            if q.login_failure(conn, key) is None:
-                return
+            return q.login_state(conn, account, _account_key(account), _keys(account, address), time.time())
+
+    @staticmethod
+    def raise_if_blocked(state: q.LoginState) -> None:
+        """Raise Throttled when the state read by `state` shows a lock-out in force."""
+        now = time.time()
+        if state.blocked_until > now:
+            raise Throttled(max(1, math.ceil(state.blocked_until - now)))
+
+    def success(self, account: str) -> None:
+        """Forget the account's failures after a successful login (`state` tells whether there are any:
+        a write on every login would serialise them)."""
         with self.db.write() as conn:
-            q.clear_login_failures(conn, key)
+            q.clear_login_failures(conn, _account_key(account))
+
+
+def _account_key(account: str) -> str:
+    return f"account:{account[:100]}"
 
 
 def _keys(account: str | None, address: str | None) -> list[str]:
     keys = []
     if account:
-        keys.append(f"account:{account[:100]}")
+        keys.append(_account_key(account))
     if address:
         keys.append(f"address:{address[:100]}")
     return keys

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.schema import Table
 
@@ -596,3 +596,38 @@ def save_login_failure(conn: Connection, key: str, failures: int, now: float, bl
 def clear_login_failures(conn: Connection, key: str) -> None:
     """Forget the failures of a key (after a successful login)."""
     conn.execute(delete(login_failures).where(login_failures.c.key == key))
+
+
+@dataclass(frozen=True)
+class LoginState:
+    """Everything a password login reads, from one query."""
+
+    account: AccountRow | None
+    blocked_until: float
+    account_has_failures: bool
+
+
+def login_state(conn: Connection, name: str, account_key: str, keys: list[str], now: float) -> LoginState:
+    """The account called `name`, the latest lock-out among `keys` in force at `now` (0 for none), and
+    whether `account_key` has failures to clear: one round trip for a login that succeeds."""
+    blocked = (
+        select(func.max(login_failures.c.blocked_until))
+        .where(and_(login_failures.c.key.in_(keys), login_failures.c.blocked_until > now))
+        .scalar_subquery()
+    )
+    failures = select(func.count()).where(login_failures.c.key == account_key).scalar_subquery()
+    # A one-row table outer-joined to the account, so the throttle's answer comes back for unknown names too.
+    one = select(literal(1).label("one")).subquery()
+    stmt = select(blocked.label("blocked_until"), failures.label("failures"), *accounts.c).select_from(
+        one.outerjoin(accounts, accounts.c.name == name)
+    )
+    row = conn.execute(stmt).mappings().one()
+    account = None
+    if row["id"] is not None:
+        account = AccountRow(**{column.name: row[column.name] for column in accounts.c})
+    blocked_until = row["blocked_until"]
+    return LoginState(
+        account=account,
+        blocked_until=float(blocked_until) if blocked_until is not None else 0.0,
+        account_has_failures=bool(row["failures"]),
+    )
