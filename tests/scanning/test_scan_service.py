@@ -34,6 +34,7 @@ from dockyard.auth.identity import Identity
 from dockyard.config import load_settings
 from dockyard.content.digests import parse_digest
 from dockyard.content.manifest_format import OCI_INDEX
+from dockyard.jobs.queue import Job
 from dockyard.scanning.results import FindingFilter
 from dockyard.scanning.service import SCAN_JOB
 from support import PostgresServer
@@ -281,3 +282,16 @@ def test_deleting_manifests_forgets_their_scans(services: Services) -> None:
     # Pushed again after the clean-up, the digest has no result any more, so it is scanned anew.
     assert services.jobs.state(SCAN_JOB, [digest])[digest][0] == "queued"
     assert services.scans.report(ADMIN, REPO, digest).status == "queued"
+
+
+def test_an_index_job_leaves_children_to_their_own_queued_jobs(services: Services) -> None:
+    pushed = push_multiarch(services)
+    # The index's job runs while its children's jobs are still queued (another worker took it first).
+    index_job = Job(0, SCAN_JOB, pushed.index, {"repository": REPO}, 1, "other-worker")
+    services.scans.handlers()[SCAN_JOB](index_job)
+    (child,) = services.scans.report(ADMIN, REPO, pushed.amd64).images
+    assert (child.status, child.scanned_at, child.packages) == ("queued", None, 0)  # not read twice
+    assert services.jobs.state(SCAN_JOB, [pushed.amd64])[pushed.amd64][0] == "queued"
+    services.scans.run_pending()
+    report = services.scans.report(ADMIN, REPO, pushed.index)
+    assert [i.status for i in report.images] == ["done", "done"]

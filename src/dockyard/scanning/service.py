@@ -50,6 +50,7 @@ MAX_REASON = 500
 _REEVALUATE_BATCH = 50
 # Seconds between sweeps for the scans of deleted manifests and old jobs.
 _CLEANUP_INTERVAL = 600.0
+_BUSY = (r.QUEUED, r.RUNNING)
 
 
 def _when(value: float | None) -> datetime | None:
@@ -227,13 +228,10 @@ class ScanService:
             scan = q.image_scans_of(conn, [target.manifest_digest]).get(target.manifest_digest)
             if scan is None or scan.status != q.DONE:
                 raise NotFound(f"{repository}@{target.manifest_digest} has no scan result yet; scan it first")
-            packages = q.packages_of(conn, target.manifest_digest)
-            finding_rows = q.findings_of(conn, target.manifest_digest)
+            packages, findings = _stored(conn, target.manifest_digest)
             hidden = q.hidden_in(conn, row.id, [target.manifest_digest])
-        inventory_packages = [_package(p_) for p_ in packages]
-        findings = [_finding(inventory_packages[f.package_seq], f) for f in finding_rows]
         return cyclonedx(
-            Inventory(_os_identity(scan), tuple(inventory_packages)),
+            Inventory(_os_identity(scan), tuple(packages)),
             repository=repository,
             manifest_digest=target.manifest_digest,
             platform=target.platform,
@@ -325,10 +323,14 @@ class ScanService:
             plan = plan_scan(self.manifests, repository, job.key)
         except (ScanError, ContentError) as exc:
             raise GiveUp(f"cannot scan {repository}@{job.key}: {exc}") from exc
+        children = [t.manifest_digest for t in plan.targets if t.manifest_digest != job.key]
         with self.db.read() as conn:
             existing = q.image_scans_of(conn, [t.manifest_digest for t in plan.targets])
+        # An index's children were pushed first and have scan jobs of their own: while one is queued or
+        # running, it does that image, so two workers never scan the same layers at once.
+        busy = {d for d, (state, _) in self.jobs.state(SCAN_JOB, children).items() if state in _BUSY}
         for target in plan.targets:
-            if not force and target.manifest_digest in existing:
+            if not force and (target.manifest_digest in existing or target.manifest_digest in busy):
                 continue
             self._scan_image(target)
 
@@ -432,29 +434,28 @@ class ScanService:
     def _image_findings(self, repository_id: int, target: ImageTarget) -> list[r.StoredFinding]:
         digest = target.manifest_digest
         with self.db.read() as conn:
-            packages = q.packages_of(conn, digest)
-            rows = q.findings_of(conn, digest)
+            _, findings = _stored(conn, digest)
             hidden = {(h.vuln_id, h.package): h for h in q.hidden_in(conn, repository_id, [digest])}
         out: list[r.StoredFinding] = []
-        for row in rows:
-            package = packages[row.package_seq]
-            hiding = hidden.get((row.vuln_id, package.name))
+        for finding in findings:
+            package = finding.package
+            hiding = hidden.get((finding.vuln_id, package.name))
             out.append(
                 r.StoredFinding(
                     image_digest=digest,
                     platform=target.platform,
-                    vuln_id=row.vuln_id,
-                    aliases=row.aliases,
+                    vuln_id=finding.vuln_id,
+                    aliases=finding.aliases,
                     ecosystem=package.ecosystem,
                     package=package.name,
                     source_package=package.source_name,
-                    installed_version=row.installed_version,
-                    fixed_version=row.fixed_version,
-                    severity=row.severity,
-                    score=row.score,
-                    summary=row.summary,
-                    layer_digest=package.layer_digest,
-                    path=package.path,
+                    installed_version=finding.installed_version,
+                    fixed_version=finding.fixed_version,
+                    severity=finding.severity,
+                    score=finding.score,
+                    summary=finding.summary,
+                    layer_digest=finding.layer_digest,
+                    path=finding.path,
                     hidden=None if hiding is None else _hiding(hiding),
                 )
             )
@@ -463,6 +464,12 @@ class ScanService:
 
 def _hiding(row: q.HiddenRow) -> r.Hiding:
     return r.Hiding(row.reason, row.hidden_by, datetime.fromtimestamp(row.hidden_at, UTC))
+
+
+def _stored(conn: Connection, digest: str) -> tuple[list[Package], list[Finding]]:
+    """An image's stored inventory and its findings, each finding holding its package."""
+    packages = [_package(row) for row in q.packages_of(conn, digest)]
+    return packages, [_finding(packages[row.package_seq], row) for row in q.findings_of(conn, digest)]
 
 
 def _finding(package: Package, row: q.FindingRow) -> Finding:
@@ -499,7 +506,7 @@ def _image_scan(
 ) -> r.ImageScan:
     """One image's state: its job's while a (re)scan is queued or running, else its stored result."""
     job_state, job_error = job if job is not None else (None, None)
-    if job_state in (r.QUEUED, r.RUNNING):
+    if job_state in _BUSY:
         status, error = job_state, None
     elif scan is not None:
         status, error = scan.status, scan.error
