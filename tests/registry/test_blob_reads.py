@@ -24,6 +24,16 @@ def test_head_and_get(app_client: TestClient) -> None:
     assert get.headers["ETag"] == f'"{digest}"'
 
 
+def test_get_of_a_blob_larger_than_one_read(app_client: TestClient) -> None:
+    data = bytes(range(251)) * (3 * 4177 + 19)  # about 3 MiB, not a multiple of any read size
+    digest = push_blob(app_client, NAME, data)
+    get = app_client.get(f"/v2/{NAME}/blobs/{digest}")
+    assert get.status_code == 200
+    assert get.headers["Content-Length"] == str(len(data))
+    assert get.headers["Content-Type"] == "application/octet-stream"
+    assert get.content == data
+
+
 def test_range_requests(app_client: TestClient) -> None:
     digest = push_blob(app_client, NAME, DATA)
     partial = app_client.get(f"/v2/{NAME}/blobs/{digest}", headers={"Range": "bytes=100-199"})

@@ -8,6 +8,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response, Stream
 from dockyard.content.digests import parse_digest
 from dockyard.registry.access import DELETE, PULL
 from dockyard.registry.context import RegistryContext, call, read
+from dockyard.storage.file_stream import stream_file
 
 _OCTETS = "application/octet-stream"
 
@@ -23,9 +24,13 @@ async def get_blob(request: Request, ctx: RegistryContext, name: str, arg: str) 
     if request.method == "HEAD":
         headers.update({"Content-Length": str(location.size), "Accept-Ranges": "bytes"})
         return Response(status_code=200, headers=headers, media_type=_OCTETS)
-    if location.local_file is not None:
+    if location.local_file is not None and "range" in request.headers:
         return FileResponse(location.local_file, headers=headers, media_type=_OCTETS)
     headers["Content-Length"] = str(location.size)
+    if location.local_file is not None:
+        return StreamingResponse(
+            stream_file(location.local_file, location.size), headers=headers, media_type=_OCTETS
+        )
     return StreamingResponse(ctx.blobs.store.read(digest), headers=headers, media_type=_OCTETS)
 
 
