@@ -436,14 +436,18 @@ class AccountService:
             rows = q.repositories_by_names(conn, wanted)
         return [_repository(rows[n]) for n in wanted if n in rows]
 
+    def repository_exists(self, name: str) -> bool:
+        """Whether a repository of that name has been created."""
+        with self.db.read() as conn:
+            return q.repository_by_name(conn, name) is not None
+
     def ensure_on_push(self, identity: Identity, name: str) -> str:
         """Before a push: create the missing repository (private) when allowed.
 
         Returns "exists", "created" or "denied".
         """
-        with self.db.read() as conn:
-            if q.repository_by_name(conn, name) is not None:
-                return "exists"
+        if self.repository_exists(name):
+            return "exists"
         facts = self.repo_facts(identity, name)
         if facts.exists:
             return "exists"

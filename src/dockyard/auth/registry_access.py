@@ -99,7 +99,7 @@ class PolicyAccess:
             request.state.identity = Identity(user_id=claims.user_id, name=claims.subject or None)
             if claims.allows("repository", name, list(actions)):
                 if PUSH in actions:
-                    await self._ensure_on_push(await self._identity_of(claims), name, request, scope)
+                    await self._ensure_on_push(claims, name, request, scope)
                 return
             identity = await self._identity_of(claims)
         wanted = registry_actions(actions)
@@ -177,8 +177,17 @@ class PolicyAccess:
             return ANONYMOUS
 
     async def _ensure_on_push(
-        self, identity: Identity, name: str, request: Request, scope: str | None
+        self, caller: Identity | Claims, name: str, request: Request, scope: str | None
     ) -> None:
+        # Every request of a push passes here: settle the common case, an existing repository, with
+        # one short read and no lookup of the caller's account.
+        if self.inline_reads:
+            exists = self.accounts.repository_exists(name)
+        else:
+            exists = await run_in_threadpool(self.accounts.repository_exists, name)
+        if exists:
+            return
+        identity = caller if isinstance(caller, Identity) else await self._identity_of(caller)
         outcome = await run_in_threadpool(self.accounts.ensure_on_push, identity, name)
         if outcome == "created":
             await run_in_threadpool(
