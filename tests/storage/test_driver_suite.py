@@ -199,3 +199,17 @@ def test_one_writer_at_a_time(driver: StorageDriver) -> None:
     fourth = driver.writer("up/another", resume_at=0, exclusive=True)
     third.close()
     fourth.close()
+
+
+def test_flushed_bytes_are_readable_while_the_writer_stays_open(driver: StorageDriver) -> None:
+    writer = driver.writer("uploads/flushed/data", resume_at=0)
+    try:
+        writer.write(b"first part ")
+        writer.flush()
+        assert _read(driver, "uploads/flushed/data") == b"first part "
+        writer.write(b"second part")
+        writer.flush()
+        assert _read(driver, "uploads/flushed/data") == b"first part second part"
+        assert writer.size == len(b"first part second part")
+    finally:
+        writer.close()

@@ -59,12 +59,11 @@ class _HasherCache:
 class Appender:
     """Appends one request's bytes to a session. `finish` makes them durable and records the new size."""
 
-    def __init__(
-        self, service: UploadService, upload_id: str, start: int, writer: Writer, hasher: Hasher
-    ) -> None:
+    def __init__(self, service: UploadService, row: q.UploadRow, writer: Writer, hasher: Hasher) -> None:
         self._service = service
-        self.upload_id = upload_id
-        self.start = start
+        self._row = row
+        self.upload_id = row.id
+        self.start = row.size
         self._writer = writer
         self._hasher = hasher
 
@@ -79,19 +78,38 @@ class Appender:
         self._hasher.update(data)
 
     def finish(self) -> int:
-        """fsync, then record the new size; fails if another request moved the session meanwhile."""
+        """Record the new size; fails if another request moved the session meanwhile.
+
+        Progress is not made durable: a crash may lose a session, which the client starts again, but
+        never a blob, whose completion fsyncs its bytes (`UploadService.commit`). A session resumed
+        after a crash with fewer bytes than recorded fails its digest check there.
+        """
         # The file stays held until the size is recorded: a request let in before would truncate to the
         # old size and cut these bytes.
         try:
-            self._writer.commit()
+            self._writer.flush()
             size = self._writer.size
-            with self._service.db.write() as conn:
+            with self._service.db.write(durable=False) as conn:
                 if not q.advance_upload(conn, self.upload_id, self.start, size):
                     raise BlobUploadInvalid("the upload was changed by another request; restart it")
         finally:
             self._writer.close()
         self._service.hashers.put(self.upload_id, size, self._hasher)
         return size
+
+    def complete(self, digest: Digest) -> int:
+        """These bytes end the upload: verify the digest and commit the blob (see UploadService.complete).
+
+        One fsync and one transaction: recording the appended size first, as `finish` does, would be
+        undone by the commit that follows at once.
+        """
+        try:
+            hasher = self._hasher if digest.algorithm == "sha256" else None
+            return self._service.commit(
+                self._row, self._writer.size, digest, hasher, self._writer, self.start
+            )
+        finally:
+            self._writer.close()
 
     def abort(self) -> None:
         """Give up on this request's bytes; the session stays at its recorded size."""
@@ -122,7 +140,7 @@ class UploadService:
     def start(self, name: str) -> UploadStatus:
         """Open a session in the repository (created if new)."""
         upload_id = str(uuid.uuid4())
-        with self.db.write() as conn:
+        with self.db.write(durable=False) as conn:
             q.create_upload(conn, upload_id, q.ensure_repository(conn, name))
         return UploadStatus(upload_id, 0)
 
@@ -141,7 +159,7 @@ class UploadService:
         except BaseException:
             writer.close()
             raise
-        return Appender(self, upload_id, row.size, writer, hasher)
+        return Appender(self, row, writer, hasher)
 
     def _writer(self, upload_id: str, size: int) -> Writer:
         """The session's data file at its recorded size, held exclusively until closed."""
@@ -169,34 +187,56 @@ class UploadService:
         """Verify the digest, move the bytes into place durably, record the blob. Returns its size."""
         row = self._session(name, upload_id)
         hasher = self.hashers.peek(upload_id, row.size) if digest.algorithm == "sha256" else None
-        computed = (hasher or self._rehash(upload_id, row.size, digest.algorithm)).hexdigest()
-        if computed != digest.hex:
-            self.cancel(name, upload_id)
-            raise DigestInvalid(
-                f"uploaded content has digest {digest.algorithm}:{computed}, not {digest}",
-                detail={"digest": str(digest)},
-            )
         # Exactly the recorded bytes: a refused or broken append may have left more past them (and an
         # empty blob never got a data file). Held until the bytes are moved, so no append slips in.
         writer = self._writer(upload_id, row.size)
         try:
-            writer.commit()
-            with self.db.write() as conn:
-                # Record first and move the bytes inside the transaction: the blob's row lock (SQLite: the
-                # write lock) orders this against a collection of the same digest, which deletes the file
-                # before it commits. Moving first, this could keep a file that collection then deletes.
-                q.record_blob(conn, str(digest), row.size)
-                self.store.commit_upload(upload_id, str(digest))
-                q.link_blob(conn, row.repository_id, str(digest))
-                q.delete_upload(conn, upload_id)
+            return self.commit(row, row.size, digest, hasher, writer, row.size)
         finally:
             writer.close()
-        self.hashers.drop(upload_id)
-        return row.size
+
+    def commit(
+        self,
+        row: q.UploadRow,
+        size: int,
+        digest: Digest,
+        hasher: Hasher | None,
+        writer: Writer,
+        recorded: int,
+    ) -> int:
+        """Commit the session's first `size` bytes, held in `writer`, as the blob `digest`.
+
+        `hasher` holds their sha256 state if known; `recorded` is the size the session's row must
+        still have (another request that moved it meanwhile wins, and this one fails).
+        """
+        # Durable first, and flushed where a re-hash reads it.
+        writer.commit()
+        computed = (hasher or self._rehash(row.id, size, digest.algorithm)).hexdigest()
+        if computed != digest.hex:
+            self._drop(row.id)
+            raise DigestInvalid(
+                f"uploaded content has digest {digest.algorithm}:{computed}, not {digest}",
+                detail={"digest": str(digest)},
+            )
+        with self.db.write() as conn:
+            if not q.advance_upload(conn, row.id, recorded, size):
+                raise BlobUploadInvalid("the upload was changed by another request; restart it")
+            # Record first and move the bytes inside the transaction: the blob's row lock (SQLite: the
+            # write lock) orders this against a collection of the same digest, which deletes the file
+            # before it commits. Moving first, this could keep a file that collection then deletes.
+            q.record_blob(conn, str(digest), size)
+            self.store.commit_upload(row.id, str(digest))
+            q.link_blob(conn, row.repository_id, str(digest))
+            q.delete_upload(conn, row.id)
+        self.hashers.drop(row.id)
+        return size
 
     def cancel(self, name: str, upload_id: str) -> None:
         """Close a session and drop its bytes."""
         self._session(name, upload_id)
+        self._drop(upload_id)
+
+    def _drop(self, upload_id: str) -> None:
         with self.db.write() as conn:
             q.delete_upload(conn, upload_id)
         self.hashers.drop(upload_id)

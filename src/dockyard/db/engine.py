@@ -69,8 +69,11 @@ class Database:
 
         @event.listens_for(self.engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            immediate = conn.get_execution_options().get("dockyard_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            options = conn.get_execution_options()
+            if options.get("dockyard_relaxed", False):
+                # Set outside the transaction, as SQLite requires; write() sets FULL back after it.
+                conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("dockyard_write", False) else "BEGIN")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -82,13 +85,25 @@ class Database:
             raise DatabaseUnavailable(str(exc.orig)) from exc
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction; committed when the block ends without an exception."""
+    def write(self, durable: bool = True) -> Iterator[Connection]:
+        """A write transaction; committed when the block ends without an exception.
+
+        `durable=False` commits without waiting for the disk, for state a crash may lose harmlessly
+        (an upload's progress): the commit is visible at once and made durable by the next durable
+        one; a crash before that forgets it, and never leaves the database inconsistent.
+        """
         try:
             with self.engine.connect() as raw:
-                conn = raw.execution_options(dockyard_write=True)
-                with conn.begin():
-                    yield conn
+                conn = raw.execution_options(dockyard_write=True, dockyard_relaxed=not durable)
+                try:
+                    with conn.begin():
+                        if not durable and not self.is_sqlite:
+                            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                        yield conn
+                finally:
+                    driver = raw.connection.driver_connection
+                    if not durable and self.is_sqlite and driver is not None:
+                        driver.execute("PRAGMA synchronous=FULL")
         except OperationalError as exc:
             raise DatabaseUnavailable(str(exc.orig)) from exc
 

@@ -56,8 +56,13 @@ def _content_range(request: Request) -> tuple[int, int] | None:
     return int(match[1]), int(match[2])
 
 
-async def _stream(request: Request, ctx: RegistryContext, name: str, upload_id: str) -> int:
-    """Append the request body to the session; returns the session's new size."""
+async def _stream(
+    request: Request, ctx: RegistryContext, name: str, upload_id: str, digest: Digest | None = None
+) -> int:
+    """Append the request body to the session; returns the session's new size.
+
+    With `digest`, the body ends the upload: the blob is verified and committed with it.
+    """
     chunk_range = _content_range(request)
     appender: Appender = await call(
         ctx.uploads.append, name, upload_id, chunk_range[0] if chunk_range else None
@@ -77,6 +82,8 @@ async def _stream(request: Request, ctx: RegistryContext, name: str, upload_id: 
         # Disconnects and cancellations too (so no await here): the session stays at its recorded size.
         appender.abort()
         raise
+    if digest is not None:
+        return await call(appender.complete, digest)
     return await call(appender.finish)
 
 
@@ -100,8 +107,7 @@ async def start_upload(request: Request, ctx: RegistryContext, name: str, _arg: 
     whole = parse_digest(params["digest"]) if "digest" in params else None
     status = await call(ctx.uploads.start, name)
     if whole is not None:
-        await _stream(request, ctx, name, status.id)
-        await call(ctx.uploads.complete, name, status.id, whole)
+        await _stream(request, ctx, name, status.id, whole)
         return _blob_created(name, whole)
     return Response(status_code=202, headers=_session_headers(name, status.id, 0))
 
@@ -126,10 +132,10 @@ async def finish_upload(request: Request, ctx: RegistryContext, name: str, uploa
     if "digest" not in request.query_params:
         raise DigestInvalid("the digest query parameter is required to complete an upload")
     digest = parse_digest(request.query_params["digest"])
-    await call(ctx.uploads.status, name, upload_id)
     if _has_body(request):
-        await _stream(request, ctx, name, upload_id)
-    await call(ctx.uploads.complete, name, upload_id, digest)
+        await _stream(request, ctx, name, upload_id, digest)
+    else:
+        await call(ctx.uploads.complete, name, upload_id, digest)
     return _blob_created(name, digest)
 
 

@@ -44,8 +44,11 @@ class Writer(Protocol):
     def write(self, data: bytes) -> None:
         """Append data."""
 
+    def flush(self) -> None:
+        """Hand everything written to the storage, visible to other readers; a crash may lose it."""
+
     def commit(self) -> None:
-        """Make everything written durable; after this, the bytes survive a crash."""
+        """Make the bytes written durable; `move` then gives them a durable name."""
 
     def close(self) -> None:
         """Release the handle without removing what was written."""

@@ -60,12 +60,18 @@ class FileWriter:
             raise StorageError(f"cannot write: {exc.strerror}") from exc
         self._size += len(data)
 
+    def flush(self) -> None:
+        """Write Python's buffer to the file, without waiting for the disk."""
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise StorageError(f"cannot write: {exc.strerror}") from exc
+
     def commit(self) -> None:
         """Flush and fsync, so a crash cannot lose or tear what was written."""
         try:
             self._file.flush()
             os.fsync(self._file.fileno())
-            _fsync_dir(self._path.parent)
         except OSError as exc:
             raise StorageError(f"cannot sync: {exc.strerror}") from exc
 
