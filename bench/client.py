@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,14 +25,31 @@ class RegistryError(Exception):
     """A registry answered something other than what the protocol promises."""
 
 
+_SERIAL_BYTES = 8
+
+
 @dataclass(frozen=True)
 class BlobFile:
-    """Test data: the first `size` bytes of a data file, with their digest computed once up front."""
+    """Test data: the first `size` bytes of a data file, with their digest computed once up front.
+
+    `variant(n)` is a blob of the same size whose last 8 bytes are the number n: new content for
+    every push (a registry may skip work for bytes it already holds), digested in microseconds from
+    the sha256 state kept at `size - 8`.
+    """
 
     path: Path
     size: int
     digest: str
     label: str
+    stem: hashlib._Hash = field(repr=False, compare=False)
+    suffix: bytes = b""
+
+    def variant(self, serial: int) -> BlobFile:
+        """The blob with its last 8 bytes replaced by `serial`."""
+        suffix = serial.to_bytes(_SERIAL_BYTES, "big")
+        hasher = self.stem.copy()
+        hasher.update(suffix)
+        return replace(self, digest="sha256:" + hasher.hexdigest(), suffix=suffix)
 
 
 def make_blob_files(directory: Path, sizes: dict[str, int]) -> dict[str, BlobFile]:
@@ -47,26 +64,35 @@ def make_blob_files(directory: Path, sizes: dict[str, int]) -> dict[str, BlobFil
     written = 0
     with open(path, "wb") as out:
         for label, size in ordered:
-            while written < size:
-                piece = os.urandom(min(16 << 20, size - written))
-                out.write(piece)
-                hasher.update(piece)
-                written += len(piece)
-            files[label] = BlobFile(path, size, "sha256:" + hasher.copy().hexdigest(), label)
+            stem = None
+            for mark in (size - _SERIAL_BYTES, size):
+                while written < mark:
+                    piece = os.urandom(min(16 << 20, mark - written))
+                    out.write(piece)
+                    hasher.update(piece)
+                    written += len(piece)
+                if stem is None:
+                    stem = hasher.copy()
+            assert stem is not None
+            files[label] = BlobFile(path, size, "sha256:" + hasher.copy().hexdigest(), label, stem)
     return files
 
 
 def file_chunks(blob: BlobFile, start: int = 0, end: int | None = None) -> Iterator[bytes]:
     """Stream bytes [start, end) of a blob from disk (the page cache, after the first read)."""
-    remaining = (blob.size if end is None else end) - start
+    end = blob.size if end is None else end
+    from_file = min(end, blob.size - len(blob.suffix)) - start
     with open(blob.path, "rb") as handle:
         handle.seek(start)
-        while remaining > 0:
-            piece = handle.read(min(_IO_CHUNK, remaining))
+        while from_file > 0:
+            piece = handle.read(min(_IO_CHUNK, from_file))
             if not piece:
                 raise RegistryError("data file is shorter than expected")
-            remaining -= len(piece)
+            from_file -= len(piece)
             yield piece
+    if blob.suffix and end > blob.size - len(blob.suffix):
+        body = blob.size - len(blob.suffix)
+        yield blob.suffix[max(start, body) - body : end - body]
 
 
 def _path_of(location: str) -> str:
