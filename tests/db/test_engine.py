@@ -6,11 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Connection
 
+from dockyard.db import accounts
 from dockyard.db import content as q
 from dockyard.db.engine import Database
+from dockyard.db.schema import repositories
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -60,3 +62,27 @@ def test_a_failed_relaxed_write_rolls_back_and_durability_comes_back(database: D
     with database.write() as conn:
         assert q.repository_id(conn, "never/committed") is None
         assert _durability(database, conn) == _full(database)
+
+
+def test_quick_rows_see_every_committed_write_at_once(database: Database) -> None:
+    statement = select(repositories.c.id, repositories.c.name).where(repositories.c.name == bindparam("name"))
+    assert database.quick_rows(statement, {"name": "quick/read"}) == []
+    with database.write() as conn:
+        repo_id = q.ensure_repository(conn, "quick/read")
+    rows = database.quick_rows(statement, {"name": "quick/read"})
+    assert [(row.id, row.name) for row in rows] == [(repo_id, "quick/read")]
+    with database.write() as conn:
+        accounts.delete_repository(conn, repo_id)
+    assert database.quick_rows(statement, {"name": "quick/read"}) == []
+
+
+def test_quick_rows_refuse_columns_that_need_conversion(tmp_path: Path) -> None:
+    # SQLite only: PostgreSQL reads go through SQLAlchemy, which converts every type.
+    database = Database(f"sqlite:///{tmp_path / 'dockyard.db'}")
+    database.migrate()
+    statement = select(repositories.c.scan_on_push).where(repositories.c.name == bindparam("name"))
+    try:
+        with pytest.raises(ValueError, match="needs conversion"):
+            database.quick_rows(statement, {"name": "any"})
+    finally:
+        database.close()

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,9 @@ class SigningKey:
     kid: str
     private: ec.EllipticCurvePrivateKey
 
-    @property
+    @cached_property
     def public(self) -> ec.EllipticCurvePublicKey:
-        """The public half."""
+        """The public half (derived once: every verified token asks for it)."""
         return self.private.public_key()
 
 

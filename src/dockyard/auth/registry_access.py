@@ -65,7 +65,7 @@ class PolicyAccess:
 
     async def _record(self, request: Request, name: str | None, outcome: str) -> None:
         # Pushes and deletes of manifests (tags) are audited; blob traffic would drown the log.
-        path = request.url.path
+        path: str = request.scope["path"]  # request.url would parse the whole URL on every request
         if name is None or request.method not in {"PUT", "DELETE"} or "/manifests/" not in path:
             return
         action = "registry.push" if request.method == "PUT" else "registry.delete"
@@ -210,6 +210,6 @@ class PolicyAccess:
 def _scope(request: Request, name: str | None, actions: Sequence[str]) -> str | None:
     if name is not None:
         return f"repository:{name}:{','.join(actions)}"
-    if request.url.path.rstrip("/").endswith("/_catalog"):
+    if request.scope["path"].rstrip("/").endswith("/_catalog"):
         return "registry:catalog:*"
     return None

@@ -146,10 +146,13 @@ class ManifestService:
 
     def get(self, name: str, reference: Digest | str) -> Manifest:
         """A manifest by tag or digest, with its exact bytes."""
+        by_digest = isinstance(reference, Digest)
+        # The common pull: one statement finds the manifest, whose bytes this process holds already.
+        _, quick = q.quick_manifest_for_pull(self.db, name, str(reference), by_digest=by_digest)
+        if quick is not None and (cached := self._cache.get(quick.digest)) is not None:
+            return Manifest(quick.digest, quick.media_type, cached)
         with self.db.read() as conn:
-            found, row = q.manifest_for_pull(
-                conn, name, str(reference), by_digest=isinstance(reference, Digest)
-            )
+            found, row = q.manifest_for_pull(conn, name, str(reference), by_digest=by_digest)
             if not found:
                 raise NameUnknown(f"repository {name} is not known")
             if row is None:

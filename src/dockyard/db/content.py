@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.schema import Table
 
+from dockyard.db.engine import Database
 from dockyard.db.schema import (
     blobs,
     manifest_references,
@@ -239,6 +240,20 @@ def manifest_for_pull(
     row = conn.execute(
         _PULL_BY_DIGEST if by_digest else _PULL_BY_TAG, {"name": name, "reference": reference}
     ).first()
+    return _pulled(row)
+
+
+def quick_manifest_for_pull(
+    db: Database, name: str, reference: str, *, by_digest: bool
+) -> tuple[bool, ManifestRow | None]:
+    """`manifest_for_pull` as one statement outside a transaction (Database.quick_rows)."""
+    rows = db.quick_rows(
+        _PULL_BY_DIGEST if by_digest else _PULL_BY_TAG, {"name": name, "reference": reference}
+    )
+    return _pulled(rows[0] if rows else None)
+
+
+def _pulled(row: Any) -> tuple[bool, ManifestRow | None]:
     if row is None:
         return False, None
     return True, _manifest_row(row) if row.id is not None else None

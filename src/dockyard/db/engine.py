@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
+from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Select, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -18,6 +21,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works: it only has to be the same in every replica that migrates.
 _MIGRATION_LOCK_ID = 0x646F636B
+# (SQL, parameter names in order, row type) of a statement compiled for Database.quick_rows.
+_QuickStatement = tuple[str, tuple[str, ...], Any]
 
 
 class DatabaseUnavailable(Exception):
@@ -52,6 +57,10 @@ class Database:
         if self.is_sqlite:
             self._configure_sqlite()
         self._migrate_lock = threading.Lock()
+        self._quick_statements: dict[Select[Any], _QuickStatement] = {}
+        self._quick_local = threading.local()
+        self._quick_lock = threading.Lock()
+        self._quick_connections: list[sqlite3.Connection] = []
 
     def _configure_sqlite(self) -> None:
         @event.listens_for(self.engine, "connect")
@@ -70,10 +79,14 @@ class Database:
         @event.listens_for(self.engine, "begin")
         def _on_begin(conn: Connection) -> None:
             options = conn.get_execution_options()
+            # Straight to the driver: these statements return nothing, and SQLAlchemy's execution path
+            # cost more than the query on every manifest pull.
+            driver = conn.connection.driver_connection
+            assert driver is not None
             if options.get("dockyard_relaxed", False):
                 # Set outside the transaction, as SQLite requires; write() sets FULL back after it.
-                conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("dockyard_write", False) else "BEGIN")
+                driver.execute("PRAGMA synchronous=NORMAL")
+            driver.execute("BEGIN IMMEDIATE" if options.get("dockyard_write", False) else "BEGIN")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -129,6 +142,55 @@ class Database:
         with self.read() as conn:
             conn.execute(text("SELECT 1"))
 
+    def quick_rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Any]:
+        """The rows of one prebuilt SELECT, read without a transaction around it.
+
+        On SQLite the statement is compiled once and run through the driver on this thread's own
+        read-only connection in autocommit mode, where one statement reads one consistent snapshot:
+        about 7 µs against 95 µs for a SQLAlchemy read transaction, which was most of a manifest pull.
+        Elsewhere it is an ordinary read transaction. Rows have the statement's column names as
+        attributes. Only for statements whose columns need no conversion (integers, text, bytes).
+        """
+        if not self.is_sqlite:
+            with self.read() as conn:
+                return list(conn.execute(statement, params))
+        sql, order, row_type = self._quick_statement(statement)
+        try:
+            cursor = self._quick_connection().execute(sql, [params[key] for key in order])
+            return [row_type(*values) for values in cursor.fetchall()]
+        except sqlite3.OperationalError as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+
+    def _quick_statement(self, statement: Select[Any]) -> _QuickStatement:
+        found = self._quick_statements.get(statement)
+        if found is None:
+            compiled = statement.compile(dialect=self.engine.dialect)
+            for column in statement.selected_columns:
+                if column.type.result_processor(self.engine.dialect, None) is not None:
+                    raise ValueError(f"column {column.key} needs conversion: use read()")
+            names = [str(column.key) for column in statement.selected_columns]
+            row_type = namedtuple("QuickRow", names)  # type: ignore[misc]
+            found = (str(compiled), tuple(compiled.positiontup or ()), row_type)
+            self._quick_statements[statement] = found
+        return found
+
+    def _quick_connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._quick_local, "conn", None)
+        # A worker forked from the process that opened it must not share it.
+        if conn is None or self._quick_local.pid != os.getpid():
+            path = make_url(self.url).database or ":memory:"
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA query_only=1")
+            self._quick_local.conn, self._quick_local.pid = conn, os.getpid()
+            with self._quick_lock:
+                self._quick_connections.append(conn)
+        return conn
+
     def close(self) -> None:
         """Close every pooled connection."""
+        with self._quick_lock:
+            for conn in self._quick_connections:
+                conn.close()
+            self._quick_connections.clear()
+        self._quick_local = threading.local()
         self.engine.dispose()
