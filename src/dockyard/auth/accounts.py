@@ -410,17 +410,30 @@ class AccountService:
             )
 
     def facts_many(self, identity: Identity, names: list[str]) -> dict[str, p.RepoFacts]:
-        """Facts for several repositories at once (the catalog)."""
+        """Facts for several repositories at once (the catalog): four queries, however many names."""
+        if not names:
+            return {}
         with self.db.read() as conn:
             rows = q.repositories_by_names(conn, names)
-            namespaces: dict[str | None, q.AccountRow | None] = {}
-            facts: dict[str, p.RepoFacts] = {}
-            for name in names:
-                namespace = namespace_of(name)
-                if namespace not in namespaces:
-                    namespaces[namespace] = q.account_by_name(conn, namespace) if namespace else None
-                facts[name] = self._facts(conn, identity, name, rows.get(name), namespaces[namespace])
-            return facts
+            wanted = {namespace for name in names if (namespace := namespace_of(name))}
+            namespaces = q.accounts_by_names(conn, sorted(wanted)) if wanted else {}
+            owned: set[int] = set()
+            by_repo: dict[int, list[str]] = {}
+            by_org: dict[int, list[str]] = {}
+            org_ids = [row.id for row in namespaces.values() if row.kind == q.ORG]
+            if identity.user_id is not None and org_ids:
+                owned = q.owned_among(conn, identity.user_id, org_ids)
+                repo_ids = [row.id for row in rows.values()]
+                by_repo, by_org = q.user_team_levels_many(conn, identity.user_id, org_ids, repo_ids)
+        facts: dict[str, p.RepoFacts] = {}
+        for name in names:
+            row, ns_row = rows.get(name), namespaces.get(namespace_of(name) or "")
+            owner, levels = False, []
+            if identity.user_id is not None and ns_row is not None and ns_row.kind == q.ORG:
+                owner = ns_row.id in owned
+                levels = [*(by_repo.get(row.id, []) if row else []), *by_org.get(ns_row.id, [])]
+            facts[name] = _facts_of(row, ns_row, owner, levels)
+        return facts
 
     def may(self, identity: Identity, name: str, action: p.Action) -> bool:
         """The policy's answer for one repository and action."""
@@ -540,23 +553,12 @@ class AccountService:
         row: q.RepositoryRow | None,
         ns_row: q.AccountRow | None,
     ) -> p.RepoFacts:
-        kind = p.NamespaceKind.NONE
-        if ns_row is not None:
-            kind = p.NamespaceKind.USER if ns_row.kind == q.USER else p.NamespaceKind.ORG
         org_owner = False
-        levels: tuple[p.Level, ...] = ()
-        if identity.user_id is not None and ns_row is not None and kind is p.NamespaceKind.ORG:
+        levels: list[str] = []
+        if identity.user_id is not None and ns_row is not None and ns_row.kind == q.ORG:
             org_owner = q.is_owner(conn, ns_row.id, identity.user_id)
-            raw = q.user_team_levels(conn, identity.user_id, ns_row.id, row.id if row else None)
-            levels = tuple(p.Level.parse(level) for level in raw)
-        return p.RepoFacts(
-            namespace_kind=kind,
-            namespace_id=ns_row.id if ns_row is not None else None,
-            exists=row is not None,
-            public=row is not None and row.visibility == "public",
-            org_owner=org_owner,
-            team_levels=levels,
-        )
+            levels = q.user_team_levels(conn, identity.user_id, ns_row.id, row.id if row else None)
+        return _facts_of(row, ns_row, org_owner, levels)
 
     def _repository_for(
         self, conn: Connection, actor: Identity, name: str, action: p.Action
@@ -611,6 +613,22 @@ class AccountService:
         ):
             return
         raise Forbidden(f"only members of {org.name} may see its teams")
+
+
+def _facts_of(
+    row: q.RepositoryRow | None, ns_row: q.AccountRow | None, org_owner: bool, levels: list[str]
+) -> p.RepoFacts:
+    kind = p.NamespaceKind.NONE
+    if ns_row is not None:
+        kind = p.NamespaceKind.USER if ns_row.kind == q.USER else p.NamespaceKind.ORG
+    return p.RepoFacts(
+        namespace_kind=kind,
+        namespace_id=ns_row.id if ns_row is not None else None,
+        exists=row is not None,
+        public=row is not None and row.visibility == "public",
+        org_owner=org_owner,
+        team_levels=tuple(p.Level.parse(level) for level in levels),
+    )
 
 
 def _namespace_row(conn: Connection, name: str) -> q.AccountRow | None:

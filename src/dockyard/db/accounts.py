@@ -128,6 +128,12 @@ def account_by_name(conn: Connection, name: str) -> AccountRow | None:
     return _account(conn.execute(select(accounts).where(accounts.c.name == name)).mappings().first())
 
 
+def accounts_by_names(conn: Connection, names: list[str]) -> dict[str, AccountRow]:
+    """The accounts with these names that exist, by name."""
+    rows = conn.execute(select(accounts).where(accounts.c.name.in_(names))).mappings()
+    return {row["name"]: AccountRow(**row) for row in rows}
+
+
 def account_by_id(conn: Connection, account_id: int) -> AccountRow | None:
     """The account with this id."""
     return _account(conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().first())
@@ -182,6 +188,14 @@ def is_owner(conn: Connection, org_id: int, user_id: int) -> bool:
         organization_owners.c.org_id == org_id, organization_owners.c.user_id == user_id
     )
     return conn.execute(stmt).first() is not None
+
+
+def owned_among(conn: Connection, user_id: int, org_ids: list[int]) -> set[int]:
+    """Which of these organizations the user owns."""
+    stmt = select(organization_owners.c.org_id).where(
+        organization_owners.c.user_id == user_id, organization_owners.c.org_id.in_(org_ids)
+    )
+    return set(conn.execute(stmt).scalars())
 
 
 def owners(conn: Connection, org_id: int) -> list[str]:
@@ -330,6 +344,30 @@ def user_team_levels(conn: Connection, user_id: int, org_id: int | None, repo_id
         )
         levels += conn.execute(stmt).scalars()
     return levels
+
+
+def user_team_levels_many(
+    conn: Connection, user_id: int, org_ids: list[int], repo_ids: list[int]
+) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """`user_team_levels` for many at once: levels per repository id, and per organization id."""
+    mine = select(team_members.c.team_id).where(team_members.c.user_id == user_id)
+    by_repo: dict[int, list[str]] = {}
+    by_org: dict[int, list[str]] = {}
+    if repo_ids:
+        stmt = select(repository_grants.c.repository_id, repository_grants.c.level).where(
+            repository_grants.c.repository_id.in_(repo_ids), repository_grants.c.team_id.in_(mine)
+        )
+        for row in conn.execute(stmt).mappings():
+            by_repo.setdefault(row["repository_id"], []).append(row["level"])
+    if org_ids:
+        stmt = (
+            select(teams.c.org_id, namespace_grants.c.level)
+            .join(teams, teams.c.id == namespace_grants.c.team_id)
+            .where(teams.c.org_id.in_(org_ids), namespace_grants.c.team_id.in_(mine))
+        )
+        for row in conn.execute(stmt).mappings():
+            by_org.setdefault(row["org_id"], []).append(row["level"])
+    return by_repo, by_org
 
 
 # Repositories

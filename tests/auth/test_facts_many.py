@@ -1,0 +1,86 @@
+"""The catalog's facts in bulk: the answers of one repository at a time, in a bounded number of queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from auth_support import PASSWORD, SYSTEM, World, open_world
+from sqlalchemy import event
+
+from dockyard.auth.identity import ANONYMOUS, Identity
+
+NAMES = [
+    "acme/private",
+    "acme/public",
+    "acme/granted-by-namespace",
+    "acme/not-created",
+    "alice/private",
+    "alice/public",
+    "gone/orphan",
+    "toplevel",
+    "nobody/not-created",
+]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """The access-control world, plus a namespace-wide grant, an orphaned repository and a top-level one."""
+    settings: dict[str, Any] = {}
+    if request.param == "postgres":
+        settings["database_url"] = request.getfixturevalue("postgres_server").create_database()
+    world = open_world(tmp_path / "data", **settings)
+    accounts = world.auth.accounts
+    accounts.create_repository(SYSTEM, "acme/granted-by-namespace", "private")
+    accounts.create_user(None, "nsreader", PASSWORD)
+    accounts.create_team(SYSTEM, "acme", "everything")
+    accounts.set_member(SYSTEM, "acme", "everything", "nsreader", True)
+    accounts.set_namespace_grant(SYSTEM, "acme", "everything", "read-write")
+    accounts.create_repository(SYSTEM, "gone/orphan", "public")  # no account holds the namespace
+    accounts.create_repository(SYSTEM, "toplevel", "private")
+    try:
+        yield world
+    finally:
+        world.client.__exit__(None, None, None)
+
+
+def _identities(world: World) -> list[Identity]:
+    found = [ANONYMOUS]
+    for name in ("outsider", "ro", "rw", "adm", "owner", "alice", "nsreader", "admin"):
+        identity = world.auth.accounts.identity(world.auth.accounts.account(name).id)
+        assert identity is not None
+        found += [identity, Identity(identity.user_id, identity.name, identity.is_admin, read_only=True)]
+    return found
+
+
+def test_bulk_facts_equal_one_at_a_time(world: World) -> None:
+    accounts = world.auth.accounts
+    for identity in _identities(world):
+        bulk = accounts.facts_many(identity, NAMES)
+        assert bulk == {name: accounts.repo_facts(identity, name) for name in NAMES}, identity
+
+
+def test_bulk_facts_cost_the_same_queries_for_many_names(world: World) -> None:
+    accounts = world.auth.accounts
+    for index in range(40):
+        accounts.create_repository(SYSTEM, f"acme/many-{index:02d}", "private")
+    identity = accounts.identity(accounts.account("ro").id)
+    assert identity is not None
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    engine = accounts.db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        accounts.facts_many(identity, NAMES[:2])
+        few = len(statements)
+        statements.clear()
+        accounts.facts_many(identity, NAMES + [f"acme/many-{index:02d}" for index in range(40)])
+        many = len(statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert many == few
