@@ -11,6 +11,7 @@ from dockyard.content.digests import Digest, parse_digest
 from dockyard.content.errors import DigestInvalid, SizeInvalid
 from dockyard.content.names import validate_name
 from dockyard.content.uploads import Appender
+from dockyard.memory import trim_soon
 from dockyard.registry.access import PULL, PUSH
 from dockyard.registry.context import RegistryContext, call
 
@@ -82,6 +83,9 @@ async def _stream(
         # Disconnects and cancellations too (so no await here): the session stays at its recorded size.
         appender.abort()
         raise
+    finally:
+        if appender.size - appender.start > _WRITE_BATCH:
+            trim_soon()
     if digest is not None:
         return await call(appender.complete, digest)
     return await call(appender.finish)

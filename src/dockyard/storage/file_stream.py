@@ -18,6 +18,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from dockyard.memory import trim_soon
 from dockyard.storage.driver import PathNotFound, StorageError
 
 CHUNK_SIZE = 1 << 20
@@ -66,3 +67,5 @@ async def stream_file(path: Path, size: int, chunk_size: int = CHUNK_SIZE) -> As
             yield bytes(want[:got])
     finally:
         os.close(fd)
+        if size > chunk_size:
+            trim_soon()
