@@ -57,7 +57,7 @@ class _HasherCache:
 
 
 class Appender:
-    """Appends one request's bytes to a session. `finish` makes them durable and records the new size."""
+    """Appends one request's bytes to a session; `finish` records the new size, `complete` ends the upload."""
 
     def __init__(self, service: UploadService, row: q.UploadRow, writer: Writer, hasher: Hasher) -> None:
         self._service = service
