@@ -10,7 +10,7 @@ import textwrap
 _BURST = textwrap.dedent(
     """
     import asyncio, sys
-    from dockyard.memory import trim_soon
+    from dockyard.memory import large_transfer
 
     def rss_mib():
         for line in open("/proc/self/status"):
@@ -28,8 +28,11 @@ _BURST = textwrap.dedent(
 
     async def main():
         if sys.argv[1] == "trim":
-            trim_soon()
-            trim_soon()  # one trim is scheduled, not two
+            with large_transfer():
+                with large_transfer():
+                    pass
+                await asyncio.sleep(1.3)
+                print(rss_mib())  # not while a transfer goes on
         await asyncio.sleep(1.3)
 
     asyncio.run(main())
@@ -38,17 +41,20 @@ _BURST = textwrap.dedent(
 )
 
 
-def _burst(mode: str) -> tuple[float, float]:
+def _burst(mode: str) -> list[float]:
     out = subprocess.run(
         [sys.executable, "-c", _BURST, mode], capture_output=True, text=True, check=True, timeout=60
     ).stdout
-    before, after = out.split()
-    return float(before), float(after)
+    return [float(figure) for figure in out.split()]
 
 
-def test_freed_chunks_stay_resident_without_a_trim_and_leave_after_one() -> None:
+def test_freed_chunks_stay_resident_without_a_trim() -> None:
     before, after = _burst("none")
     assert before > 150 and after > 150
-    before, after = _burst("trim")
+
+
+def test_the_heaps_are_trimmed_once_the_last_transfer_ends() -> None:
+    during, before, after = _burst("trim")
     assert before > 150
+    assert during > 150  # the inner transfer ended, the outer one had not
     assert after < before - 150

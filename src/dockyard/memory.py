@@ -4,8 +4,8 @@ A burst of concurrent blob transfers allocates many 1 MiB chunks (ours and the s
 them). glibc serves them from its heaps once the first is freed, and keeps the freed pages resident
 afterwards: after 16 clients, a worker held tens of MiB it no longer used. Asking for 1 MiB chunks
 from mmap instead returns them at once but cost a third of a pull's throughput in page faults, so
-the heaps are trimmed instead, once, a second after large transfers stop or at most every second
-while they go on.
+the heaps are trimmed instead: once, a second after the last large transfer of the process ends
+(trimming while transfers run would hand back pages they are about to use again).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _DELAY_SECONDS = 1.0
 
@@ -28,21 +30,26 @@ def _load_trim() -> ctypes._NamedFuncPointer | None:
 
 
 _MALLOC_TRIM = _load_trim()
-_pending: set[asyncio.AbstractEventLoop] = set()
+# Per event loop (one per worker process): transfers in progress, and whether a trim is scheduled.
+_active: dict[asyncio.AbstractEventLoop, int] = {}
+_scheduled: set[asyncio.AbstractEventLoop] = set()
 
 
-def trim_soon() -> None:
-    """Trim the heaps a second from now, unless a trim is already due (call on the event loop)."""
-    if _MALLOC_TRIM is None:
-        return
+@contextmanager
+def large_transfer() -> Iterator[None]:
+    """Mark a transfer of many chunks; the heaps are trimmed a second after the last one ends."""
     loop = asyncio.get_running_loop()
-    if loop in _pending:
-        return
-    _pending.add(loop)
-    loop.call_later(_DELAY_SECONDS, _trim, loop)
+    _active[loop] = _active.get(loop, 0) + 1
+    try:
+        yield
+    finally:
+        _active[loop] -= 1
+        if _active[loop] == 0 and _MALLOC_TRIM is not None and loop not in _scheduled:
+            _scheduled.add(loop)
+            loop.call_later(_DELAY_SECONDS, _trim, loop)
 
 
 def _trim(loop: asyncio.AbstractEventLoop) -> None:
-    _pending.discard(loop)
-    if _MALLOC_TRIM is not None:
+    _scheduled.discard(loop)
+    if _active.get(loop, 0) == 0 and _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)

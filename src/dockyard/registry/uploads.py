@@ -11,7 +11,7 @@ from dockyard.content.digests import Digest, parse_digest
 from dockyard.content.errors import DigestInvalid, SizeInvalid
 from dockyard.content.names import validate_name
 from dockyard.content.uploads import Appender
-from dockyard.memory import trim_soon
+from dockyard.memory import large_transfer
 from dockyard.registry.access import PULL, PUSH
 from dockyard.registry.context import RegistryContext, call
 
@@ -70,22 +70,20 @@ async def _stream(
     )
     try:
         pending = bytearray()
-        async for chunk in request.stream():
-            pending += chunk
-            if len(pending) >= _WRITE_BATCH:
-                batch, pending = bytes(pending), bytearray()
-                await call(appender.write, batch)
-        if pending:
-            await call(appender.write, bytes(pending))
+        with large_transfer():
+            async for chunk in request.stream():
+                pending += chunk
+                if len(pending) >= _WRITE_BATCH:
+                    batch, pending = bytes(pending), bytearray()
+                    await call(appender.write, batch)
+            if pending:
+                await call(appender.write, bytes(pending))
         if chunk_range and appender.size - appender.start != chunk_range[1] - chunk_range[0] + 1:
             raise SizeInvalid("the chunk's length does not match its Content-Range")
     except BaseException:
         # Disconnects and cancellations too (so no await here): the session stays at its recorded size.
         appender.abort()
         raise
-    finally:
-        if appender.size - appender.start > _WRITE_BATCH:
-            trim_soon()
     if digest is not None:
         return await call(appender.complete, digest)
     return await call(appender.finish)

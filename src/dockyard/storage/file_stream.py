@@ -14,11 +14,12 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import anyio.to_thread
 
-from dockyard.memory import trim_soon
+from dockyard.memory import large_transfer
 from dockyard.storage.driver import PathNotFound, StorageError
 
 CHUNK_SIZE = 1 << 20
@@ -46,26 +47,25 @@ async def stream_file(path: Path, size: int, chunk_size: int = CHUNK_SIZE) -> As
     except FileNotFoundError as exc:
         raise PathNotFound(str(path)) from exc
     try:
-        view = memoryview(bytearray(max(1, min(chunk_size, size))))
-        nowait = _NOWAIT
-        offset = 0
-        while offset < size:
-            want = view[: min(len(view), size - offset)]
-            got = None
-            if nowait is not None:
-                try:
-                    got = _read_cached(fd, want, offset, nowait)
-                except OSError as exc:
-                    if exc.errno != errno.EOPNOTSUPP:
-                        raise
-                    nowait = None  # this filesystem cannot tell: always read on a thread
-            if got is None:
-                got = await anyio.to_thread.run_sync(os.preadv, fd, [want], offset)
-            if got == 0:
-                raise StorageError(f"{path.name} ended at byte {offset} of {size}")
-            offset += got
-            yield bytes(want[:got])
+        with large_transfer() if size > chunk_size else nullcontext():
+            view = memoryview(bytearray(max(1, min(chunk_size, size))))
+            nowait = _NOWAIT
+            offset = 0
+            while offset < size:
+                want = view[: min(len(view), size - offset)]
+                got = None
+                if nowait is not None:
+                    try:
+                        got = _read_cached(fd, want, offset, nowait)
+                    except OSError as exc:
+                        if exc.errno != errno.EOPNOTSUPP:
+                            raise
+                        nowait = None  # this filesystem cannot tell: always read on a thread
+                if got is None:
+                    got = await anyio.to_thread.run_sync(os.preadv, fd, [want], offset)
+                if got == 0:
+                    raise StorageError(f"{path.name} ended at byte {offset} of {size}")
+                offset += got
+                yield bytes(want[:got])
     finally:
         os.close(fd)
-        if size > chunk_size:
-            trim_soon()
