@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import ParamSpec, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,6 +18,8 @@ from dockyard.config import Settings
 from dockyard.events.audit import DENIED, SUCCESS, AuditLog
 from dockyard.registry.access import PUSH, AccessDenied, AuthenticationRequired, TooManyRequests
 
+P = ParamSpec("P")
+T = TypeVar("T")
 REGISTRY_ACTIONS = {"pull": p.Action.PULL, "push": p.Action.PUSH, "delete": p.Action.DELETE}
 
 
@@ -103,10 +106,7 @@ class PolicyAccess:
                 return
             identity = await self._identity_of(claims)
         wanted = registry_actions(actions)
-        if self.inline_reads:
-            facts = self.accounts.repo_facts(identity, name)
-        else:
-            facts = await run_in_threadpool(self.accounts.repo_facts, identity, name)
+        facts = await self._read(self.accounts.repo_facts, identity, name)
         allowed = len(wanted) == len(actions) and all(
             p.may(identity, facts, action, self.accounts.policy_settings) for action in wanted
         )
@@ -130,10 +130,7 @@ class PolicyAccess:
         identity: Identity = getattr(request.state, "identity", ANONYMOUS)
         if p.may_browse_everything(identity):
             return names
-        if self.inline_reads:
-            facts = self.accounts.facts_many(identity, names)
-        else:
-            facts = await run_in_threadpool(self.accounts.facts_many, identity, names)
+        facts = await self._read(self.accounts.facts_many, identity, names)
         settings = self.accounts.policy_settings
         return [n for n in names if p.may(identity, facts[n], p.Action.BROWSE, settings)]
 
@@ -175,11 +172,15 @@ class PolicyAccess:
             raise AuthenticationRequired(exc.message, challenge(request, self.settings, scope)) from exc
         return None, identity
 
+    async def _read(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A short read: inline on SQLite, off the loop on PostgreSQL."""
+        if self.inline_reads:
+            return func(*args, **kwargs)
+        return await run_in_threadpool(func, *args, **kwargs)
+
     async def _identity_of(self, claims: Claims) -> Identity:
         try:
-            if self.inline_reads:
-                return self.auth.from_claims(claims)
-            return await run_in_threadpool(self.auth.from_claims, claims)
+            return await self._read(self.auth.from_claims, claims)
         except TokenInvalid:
             return ANONYMOUS
 
@@ -188,11 +189,7 @@ class PolicyAccess:
     ) -> None:
         # Every request of a push passes here: settle the common case, an existing repository, with
         # one short read and no lookup of the caller's account.
-        if self.inline_reads:
-            exists = self.accounts.repository_exists(name)
-        else:
-            exists = await run_in_threadpool(self.accounts.repository_exists, name)
-        if exists:
+        if await self._read(self.accounts.repository_exists, name):
             return
         identity = caller if isinstance(caller, Identity) else await self._identity_of(caller)
         outcome = await run_in_threadpool(self.accounts.ensure_on_push, identity, name)
