@@ -17,6 +17,7 @@ from dockyard.auth.tokens import Claims, TokenInvalid
 from dockyard.config import Settings
 from dockyard.events.audit import DENIED, SUCCESS, AuditLog
 from dockyard.registry.access import PUSH, AccessDenied, AuthenticationRequired, TooManyRequests
+from dockyard.registry.context import short_read
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -173,10 +174,7 @@ class PolicyAccess:
         return None, identity
 
     async def _read(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """A short read: inline on SQLite, off the loop on PostgreSQL."""
-        if self.inline_reads:
-            return func(*args, **kwargs)
-        return await run_in_threadpool(func, *args, **kwargs)
+        return await short_read(self.inline_reads, func, *args, **kwargs)
 
     async def _identity_of(self, claims: Claims) -> Identity:
         try:

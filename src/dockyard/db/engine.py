@@ -114,9 +114,10 @@ class Database:
                             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                         yield conn
                 finally:
-                    driver = raw.connection.driver_connection
-                    if not durable and self.is_sqlite and driver is not None:
-                        driver.execute("PRAGMA synchronous=FULL")
+                    if not durable and self.is_sqlite:
+                        driver = raw.connection.driver_connection
+                        if driver is not None:
+                            driver.execute("PRAGMA synchronous=FULL")
         except OperationalError as exc:
             raise DatabaseUnavailable(str(exc.orig)) from exc
 

@@ -38,8 +38,13 @@ async def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await run_in_threadpool(func, *args, **kwargs)
 
 
-async def read(ctx: RegistryContext, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """A short read (one or two indexed queries, a stat): inline on SQLite, off the loop otherwise."""
-    if ctx.inline_reads:
+async def short_read(inline: bool, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """A short read (one or two indexed queries, a stat): inline if `inline` (SQLite), else off the loop."""
+    if inline:
         return func(*args, **kwargs)
     return await run_in_threadpool(func, *args, **kwargs)
+
+
+async def read(ctx: RegistryContext, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`short_read` with the context's database: inline on SQLite, off the loop otherwise."""
+    return await short_read(ctx.inline_reads, func, *args, **kwargs)
