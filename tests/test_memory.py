@@ -61,3 +61,44 @@ def test_the_heaps_are_trimmed_once_the_last_transfer_ends() -> None:
     assert before - base > 100
     assert during - base > 100  # the inner transfer ended, the outer one had not
     assert after - base < (before - base) / 4
+
+
+_BIG_BLOCKS = textwrap.dedent(
+    """
+    import sys
+    from dockyard.memory import tune_allocator
+
+    def rss_mib():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+
+    if sys.argv[1] == "tuned":
+        tune_allocator()
+    base = rss_mib()
+    other = bytearray(24 << 20)  # some larger temporary freed earlier: glibc's threshold slides past 19 MiB
+    del other
+    for _ in range(3):  # then a password hash's worth of memory, three logins in a row
+        block = bytearray(b"x" * (19 << 20))
+        del block
+    print(base, rss_mib())
+    """
+)
+
+
+def _big_blocks(mode: str) -> tuple[float, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", _BIG_BLOCKS, mode], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    base, after = (float(figure) for figure in out.split())
+    return base, after
+
+
+def test_big_blocks_stay_resident_with_glibcs_sliding_threshold() -> None:
+    base, after = _big_blocks("default")
+    assert after - base > 15
+
+
+def test_tuned_big_blocks_go_back_when_freed() -> None:
+    base, after = _big_blocks("tuned")
+    assert after - base < 5

@@ -6,6 +6,10 @@ afterwards: after 16 clients, a worker held tens of MiB it no longer used. Askin
 from mmap instead returns them at once but cost a third of a pull's throughput in page faults, so
 the heaps are trimmed instead: once, a second after the last large transfer of the process ends
 (trimming while transfers run would hand back pages they are about to use again).
+
+Blocks of 4 MiB and more (a password hash's 19 MiB) are mapped on their own and unmapped when freed
+(`tune_allocator`): left to glibc's sliding threshold, one hash freed raised the threshold past its
+size, and every later hash stayed in a heap for good.
 """
 
 from __future__ import annotations
@@ -17,19 +21,36 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _DELAY_SECONDS = 1.0
+# glibc's mallopt parameters.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_MMAP_FROM = 4 << 20
+# glibc's own rule when it slides the threshold: trim the heap top past twice the mmap threshold.
+_TRIM_FROM = 2 * _MMAP_FROM
 
 
-def _load_trim() -> ctypes._NamedFuncPointer | None:
+def _load(function: str) -> ctypes._NamedFuncPointer | None:
     name = ctypes.util.find_library("c")
     if name is None:
         return None
     try:
-        return ctypes.CDLL(name).malloc_trim
+        return getattr(ctypes.CDLL(name), function)  # type: ignore[no-any-return]
     except (OSError, AttributeError):  # not glibc
         return None
 
 
-_MALLOC_TRIM = _load_trim()
+_MALLOC_TRIM = _load("malloc_trim")
+_MALLOPT = _load("mallopt")
+
+
+def tune_allocator() -> None:
+    """Fix glibc's thresholds for this process and the ones it forks: blocks of 4 MiB and more come
+    from mmap and go back when freed; 1 MiB transfer chunks stay in the heaps (see above)."""
+    if _MALLOPT is not None:
+        _MALLOPT(_M_MMAP_THRESHOLD, _MMAP_FROM)
+        _MALLOPT(_M_TRIM_THRESHOLD, _TRIM_FROM)
+
+
 # Per event loop (one per worker process): transfers in progress, and whether a trim is scheduled.
 _active: dict[asyncio.AbstractEventLoop, int] = {}
 _scheduled: set[asyncio.AbstractEventLoop] = set()

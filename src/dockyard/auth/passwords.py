@@ -5,13 +5,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-# argon2-cffi's defaults are RFC 9106's second recommended set (argon2id, t=3, m=64 MiB, p=4).
-# Tests swap in a cheaper hasher; production code never changes it.
-HASHER = PasswordHasher()
+# argon2id with OWASP's 19 MiB set (m=19 MiB, t=2, p=1), not argon2-cffi's default of 64 MiB: every
+# `docker login`, and the token request starting each push or pull, costs one hash, and at 64 MiB a
+# worker's memory jumped by a third at each. Hashes made with other parameters still verify and are
+# re-made with these at the next successful login. Tests swap in a cheaper hasher; production code
+# never changes it.
+HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+# One hash at a time per process, so a burst of logins queues instead of taking 19 MiB per thread (the
+# thread pool runs 40); a hash keeps one core busy, and the worker processes give the parallelism.
+_HASHING = threading.Lock()
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -31,7 +38,8 @@ def check_password_rules(password: str) -> None:
 
 def hash_password(password: str) -> str:
     """An argon2id PHC string for the password."""
-    return HASHER.hash(password)
+    with _HASHING:
+        return HASHER.hash(password)
 
 
 def verify_password(stored: str | None, password: str) -> bool:
@@ -39,7 +47,8 @@ def verify_password(stored: str | None, password: str) -> bool:
     if stored is None or len(password) > MAX_PASSWORD_LENGTH:
         return False
     try:
-        return HASHER.verify(stored, password)
+        with _HASHING:
+            return HASHER.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
 

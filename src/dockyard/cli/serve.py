@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from dockyard.app import create_app
 from dockyard.cli.options import data_options, settings_from
 from dockyard.config import ConfigError, Settings
+from dockyard.memory import tune_allocator
 from dockyard.tls.serving import resolve_tls
 
 log = logging.getLogger("dockyard")
@@ -118,6 +119,7 @@ def serve(
     and listens on 0.0.0.0:5000. It serves HTTPS when given --tls-cert and --tls-key, or when the
     data directory holds certificates made by `dockyard certs init`.
     """
+    tune_allocator()
     settings = settings_from(
         config_file,
         data_dir=data_dir,
