@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from auth_support import PASSWORD, SYSTEM, World, open_world
 from sqlalchemy import event
 
 from dockyard.auth.identity import ANONYMOUS, Identity
+from dockyard.db import accounts as q
 
 NAMES = [
     "acme/private",
@@ -89,3 +91,39 @@ def test_bulk_facts_cost_the_same_queries_for_many_names(world: World) -> None:
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert many == few
+
+
+def test_more_repositories_than_one_statement_may_bind(tmp_path: Path) -> None:
+    """Every repository name is a bound parameter of an `IN (...)`; the database caps them per statement
+    (PostgreSQL at 65,535). SQLite's cap is lowered here so that 1,200 repositories pass it."""
+    world = open_world(tmp_path / "data")
+    try:
+        accounts = world.auth.accounts
+        with accounts.db.write() as conn:
+            for index in range(1200):
+                q.insert_repository(conn, f"acme/bulk-{index:04d}", "public" if index % 2 else "private")
+        engine = accounts.db.engine
+        event.listen(engine, "connect", _cap_bound_parameters)
+        engine.dispose()  # new connections, with the cap
+        accounts.create_user(None, "nsreader", PASSWORD)
+        accounts.create_team(SYSTEM, "acme", "everything")
+        accounts.set_member(SYSTEM, "acme", "everything", "nsreader", True)
+        accounts.set_namespace_grant(SYSTEM, "acme", "everything", "read-only")
+        reader = accounts.identity(accounts.account("nsreader").id)
+        assert reader is not None
+        admin_view = accounts.visible_repositories(SYSTEM)
+        reader_view = {repository.name for repository in accounts.visible_repositories(reader)}
+        outsider = accounts.identity(accounts.account("outsider").id)
+        assert outsider is not None
+        outsider_view = {repository.name for repository in accounts.visible_repositories(outsider)}
+    finally:
+        world.client.__exit__(None, None, None)
+    assert len(admin_view) >= 1200
+    public = {f"acme/bulk-{index:04d}" for index in range(1, 1200, 2)}
+    private = {f"acme/bulk-{index:04d}" for index in range(0, 1200, 2)}
+    assert public <= outsider_view and not private & outsider_view
+    assert public | private <= reader_view  # through the namespace-wide grant
+
+
+def _cap_bound_parameters(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)

@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.schema import Table
 
+from dockyard.db.batches import batches
 from dockyard.db.schema import (
     access_tokens,
     accounts,
@@ -130,8 +131,11 @@ def account_by_name(conn: Connection, name: str) -> AccountRow | None:
 
 def accounts_by_names(conn: Connection, names: list[str]) -> dict[str, AccountRow]:
     """The accounts with these names that exist, by name."""
-    rows = conn.execute(select(accounts).where(accounts.c.name.in_(names))).mappings()
-    return {row["name"]: AccountRow(**row) for row in rows}
+    found: dict[str, AccountRow] = {}
+    for batch in batches(names):
+        rows = conn.execute(select(accounts).where(accounts.c.name.in_(batch))).mappings()
+        found.update((row["name"], AccountRow(**row)) for row in rows)
+    return found
 
 
 def account_by_id(conn: Connection, account_id: int) -> AccountRow | None:
@@ -192,10 +196,13 @@ def is_owner(conn: Connection, org_id: int, user_id: int) -> bool:
 
 def owned_among(conn: Connection, user_id: int, org_ids: list[int]) -> set[int]:
     """Which of these organizations the user owns."""
-    stmt = select(organization_owners.c.org_id).where(
-        organization_owners.c.user_id == user_id, organization_owners.c.org_id.in_(org_ids)
-    )
-    return set(conn.execute(stmt).scalars())
+    owned: set[int] = set()
+    for batch in batches(org_ids):
+        stmt = select(organization_owners.c.org_id).where(
+            organization_owners.c.user_id == user_id, organization_owners.c.org_id.in_(batch)
+        )
+        owned.update(conn.execute(stmt).scalars())
+    return owned
 
 
 def owners(conn: Connection, org_id: int) -> list[str]:
@@ -353,17 +360,17 @@ def user_team_levels_many(
     mine = select(team_members.c.team_id).where(team_members.c.user_id == user_id)
     by_repo: dict[int, list[str]] = {}
     by_org: dict[int, list[str]] = {}
-    if repo_ids:
+    for batch in batches(repo_ids):
         stmt = select(repository_grants.c.repository_id, repository_grants.c.level).where(
-            repository_grants.c.repository_id.in_(repo_ids), repository_grants.c.team_id.in_(mine)
+            repository_grants.c.repository_id.in_(batch), repository_grants.c.team_id.in_(mine)
         )
         for row in conn.execute(stmt).mappings():
             by_repo.setdefault(row["repository_id"], []).append(row["level"])
-    if org_ids:
+    for batch in batches(org_ids):
         stmt = (
             select(teams.c.org_id, namespace_grants.c.level)
             .join(teams, teams.c.id == namespace_grants.c.team_id)
-            .where(teams.c.org_id.in_(org_ids), namespace_grants.c.team_id.in_(mine))
+            .where(teams.c.org_id.in_(batch), namespace_grants.c.team_id.in_(mine))
         )
         for row in conn.execute(stmt).mappings():
             by_org.setdefault(row["org_id"], []).append(row["level"])
@@ -389,15 +396,19 @@ def repository_by_name(conn: Connection, name: str) -> RepositoryRow | None:
 
 def repositories_by_names(conn: Connection, names: list[str]) -> dict[str, RepositoryRow]:
     """Rows for the given names that exist."""
-    stmt = select(
+    columns = select(
         repositories.c.id,
         repositories.c.name,
         repositories.c.visibility,
         repositories.c.description,
         repositories.c.created_at,
         repositories.c.scan_on_push,
-    ).where(repositories.c.name.in_(names))
-    return {row["name"]: RepositoryRow(**row) for row in conn.execute(stmt).mappings()}
+    )
+    found: dict[str, RepositoryRow] = {}
+    for batch in batches(names):
+        rows = conn.execute(columns.where(repositories.c.name.in_(batch))).mappings()
+        found.update((row["name"], RepositoryRow(**row)) for row in rows)
+    return found
 
 
 def all_repository_names(conn: Connection, namespace: str | None = None) -> list[str]:

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.schema import Table
 
+from dockyard.db.batches import batches
 from dockyard.db.engine import Database
 from dockyard.db.schema import (
     blobs,
@@ -486,11 +487,8 @@ def delete_blob_if_unreferenced(conn: Connection, digest: str, linked_before: fl
 
 def known_blob_digests(conn: Connection, digests: Iterable[str]) -> set[str]:
     """Of the given digests, those recorded as blobs."""
-    wanted = list(digests)
     found: set[str] = set()
-    # Batches keep each statement under SQLite's limit on bound parameters.
-    for start in range(0, len(wanted), 1000):
-        batch = wanted[start : start + 1000]
+    for batch in batches(digests):
         found.update(conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(batch))).scalars())
     return found
 
