@@ -82,6 +82,8 @@ class PolicyAccess:
             address=client_address(request),
             target=f"{name}:{reference}" if ":" not in reference else f"{name}@{reference}",
             outcome=outcome,
+            # An allowed push or delete writes durably next, which takes this event to the disk with it.
+            durable=outcome != SUCCESS,
         )
 
     async def _require(self, request: Request, name: str | None, actions: Sequence[str]) -> None:

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from collections import namedtuple
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,15 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from dockyard.db.writer_gate import WriterGate
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works: it only has to be the same in every replica that migrates.
 _MIGRATION_LOCK_ID = 0x646F636B
 # (SQL, parameter names in order, row type) of a statement compiled for Database.quick_rows.
 _QuickStatement = tuple[str, tuple[str, ...], Any]
+# How long a SQLite writer waits for the lock before the database counts as unavailable.
+_BUSY_SECONDS = 30
 
 
 class DatabaseUnavailable(Exception):
@@ -44,11 +48,14 @@ class Database:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
+        self._gate: WriterGate | None = None
         if self.is_sqlite:
             path = make_url(self.url).database
-            if path and path != ":memory:":
+            on_disk = bool(path) and path != ":memory:"
+            if path and on_disk:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            self._gate = WriterGate(Path(f"{path}.writer-lock") if path and on_disk else None, _BUSY_SECONDS)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": _BUSY_SECONDS}
             kwargs["pool_size"] = pool_size
         else:
             kwargs["pool_size"] = pool_size
@@ -73,7 +80,7 @@ class Database:
             # FULL: an acknowledged commit survives power loss, not only a process crash.
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={_BUSY_SECONDS * 1000}")
             cursor.close()
 
         @event.listens_for(self.engine, "begin")
@@ -106,7 +113,7 @@ class Database:
         one; a crash before that forgets it, and never leaves the database inconsistent.
         """
         try:
-            with self.engine.connect() as raw:
+            with self._gate.hold() if self._gate else nullcontext(), self.engine.connect() as raw:
                 conn = raw.execution_options(dockyard_write=True, dockyard_relaxed=not durable)
                 try:
                     with conn.begin():
@@ -120,6 +127,8 @@ class Database:
                             driver.execute("PRAGMA synchronous=FULL")
         except OperationalError as exc:
             raise DatabaseUnavailable(str(exc.orig)) from exc
+        except TimeoutError as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision. Safe when several replicas start at once."""
@@ -195,3 +204,5 @@ class Database:
             self._quick_connections.clear()
         self._quick_local = threading.local()
         self.engine.dispose()
+        if self._gate is not None:
+            self._gate.close()

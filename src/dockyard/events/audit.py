@@ -35,14 +35,19 @@ class AuditLog:
         address: str | None = None,
         target: str | None = None,
         outcome: str = SUCCESS,
+        durable: bool = True,
         **detail: Any,
     ) -> None:
-        """Append one event. A failure to record is logged, never raised into the request."""
+        """Append one event. A failure to record is logged, never raised into the request.
+
+        `durable=False` for an event a durable write follows at once (an allowed push): that write's
+        flush of the database log carries this event to the disk too, so it need not wait on its own.
+        """
         name = actor if isinstance(actor, str) or actor is None else actor.name
         if isinstance(actor, Identity) and actor.token_id is not None:
             detail.setdefault("access_token_id", actor.token_id)
         try:
-            with self.db.write() as conn:
+            with self.db.write(durable=durable) as conn:
                 q.insert_event(
                     conn,
                     time.time(),
