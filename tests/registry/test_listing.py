@@ -63,6 +63,14 @@ def test_tags_pagination(app_client: TestClient) -> None:
     zero = app_client.get(f"/v2/{NAME}/tags/list", params={"n": "0"})
     assert zero.status_code == 200
     assert zero.json()["tags"] == []
+    past = app_client.get(f"/v2/{NAME}/tags/list", params={"last": "zzz"})
+    assert (past.status_code, past.json()["tags"]) == (200, [])
+
+    # A repository whose tags are all gone still exists: an empty list, not NAME_UNKNOWN.
+    for tag in tags:
+        assert app_client.delete(f"/v2/{NAME}/manifests/{tag}").status_code == 202
+    emptied = app_client.get(f"/v2/{NAME}/tags/list")
+    assert (emptied.status_code, emptied.json()) == (200, {"name": NAME, "tags": []})
 
 
 def test_tags_of_unknown_repository(app_client: TestClient) -> None:

@@ -184,14 +184,14 @@ class ManifestService:
 
     def tags(self, name: str, last: str | None, limit: int) -> list[str]:
         """A page of a repository's tags."""
-        with self.db.read() as conn:
-            repo_id = _existing_repository(conn, name)
-            return q.list_tags(conn, repo_id, last, limit)
+        page = q.tags_page(self.db, name, last, limit)
+        if page is None:
+            raise NameUnknown(f"repository {name} is not known")
+        return page
 
     def catalog(self, last: str | None, limit: int) -> list[str]:
         """A page of repository names."""
-        with self.db.read() as conn:
-            return q.list_repositories(conn, last, limit)
+        return q.repository_names_page(self.db, last, limit)
 
     def referrers(self, name: str, subject: Digest, artifact_type: str | None) -> dict[str, Any]:
         """The OCI image index listing manifests whose subject is `subject`."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import Select, and_, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.schema import Table
@@ -63,12 +63,15 @@ def _locking(conn: Connection, stmt: Any, *, shared: bool) -> Any:
     return stmt.with_for_update(read=shared)
 
 
-def _lexical(conn: Connection, column: Any) -> Any:
-    # Listings are in lexical (byte) order, as the OCI specification asks and `last` pagination assumes;
-    # PostgreSQL would otherwise follow the database's collation (en-US puts "Z" after "a", skips "-").
-    if conn.dialect.name == "sqlite":
-        return column  # SQLite's default BINARY collation is byte order already
-    return column.collate("C")
+def _in_byte_order(build: Callable[[Callable[[Any], Any]], Select[Any]]) -> dict[bool, Select[Any]]:
+    """A listing statement built once for SQLite (key True) and once for PostgreSQL (False).
+
+    Listings are in lexical (byte) order, as the OCI specification asks and `last` pagination assumes.
+    `build` gets how to compare a column that way: as it is on SQLite, whose default BINARY collation is
+    byte order already; with `COLLATE "C"` on PostgreSQL, which would otherwise follow the database's
+    collation (en-US puts "Z" after "a", skips "-"). Built once: building costs more than running it.
+    """
+    return {True: build(lambda column: column), False: build(lambda column: column.collate("C"))}
 
 
 # Repositories
@@ -87,13 +90,20 @@ def ensure_repository(conn: Connection, name: str) -> int:
     return found
 
 
-def list_repositories(conn: Connection, last: str | None, limit: int) -> list[str]:
-    """Repository names in lexical order, after `last`."""
-    name = _lexical(conn, repositories.c.name)
-    stmt = select(repositories.c.name).order_by(name).limit(limit)
-    if last:
-        stmt = stmt.where(name > last)
-    return list(conn.execute(stmt).scalars())
+def _names_page(lexical: Any) -> Select[Any]:
+    name = lexical(repositories.c.name)
+    return (
+        select(repositories.c.name).where(name > bindparam("last")).order_by(name).limit(bindparam("limit"))
+    )
+
+
+_NAMES_PAGE = _in_byte_order(_names_page)
+
+
+def repository_names_page(db: Database, last: str | None, limit: int) -> list[str]:
+    """Repository names in lexical order after `last`, at most `limit` (Database.quick_rows)."""
+    statement = _NAMES_PAGE[db.is_sqlite]
+    return [row.name for row in db.quick_rows(statement, {"last": last or "", "limit": limit})]
 
 
 # Blobs
@@ -337,13 +347,35 @@ def delete_tag(conn: Connection, repo_id: int, tag: str) -> bool:
     return conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.name == tag)).rowcount > 0
 
 
-def list_tags(conn: Connection, repo_id: int, last: str | None, limit: int) -> list[str]:
-    """Tag names in lexical order, after `last`."""
-    name = _lexical(conn, tags.c.name)
-    stmt = select(tags.c.name).where(tags.c.repository_id == repo_id).order_by(name).limit(limit)
-    if last:
-        stmt = stmt.where(name > last)
-    return list(conn.execute(stmt).scalars())
+def _tags_page(lexical: Any) -> Select[Any]:
+    # One statement answers both questions: no row, no repository; one row with no tag, an empty page.
+    name = lexical(tags.c.name)
+    return (
+        select(repositories.c.id, tags.c.name)
+        .select_from(
+            repositories.outerjoin(
+                tags, and_(tags.c.repository_id == repositories.c.id, name > bindparam("last"))
+            )
+        )
+        .where(repositories.c.name == bindparam("name"))
+        .order_by(name)
+        .limit(bindparam("limit"))
+    )
+
+
+_TAGS_PAGE = _in_byte_order(_tags_page)
+
+
+def tags_page(db: Database, name: str, last: str | None, limit: int) -> list[str] | None:
+    """Tag names in lexical order after `last`, at most `limit`; None when the repository does not exist.
+
+    One statement outside a transaction (Database.quick_rows).
+    """
+    statement = _TAGS_PAGE[db.is_sqlite]
+    rows = db.quick_rows(statement, {"name": name, "last": last or "", "limit": limit})
+    if not rows:
+        return None
+    return [row.name for row in rows if row.name is not None]
 
 
 def lock_manifest(conn: Connection, manifest_id: int) -> bool:

@@ -23,8 +23,9 @@ from dockyard.db.writer_gate import WriterGate
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works: it only has to be the same in every replica that migrates.
 _MIGRATION_LOCK_ID = 0x646F636B
-# (SQL, parameter names in order, row type) of a statement compiled for Database.quick_rows.
-_QuickStatement = tuple[str, tuple[str, ...], Any]
+# (SQL, parameter names in order, row type, values of the parameters the compiler added itself, such as
+# SQLite's OFFSET after a bound LIMIT) of a statement compiled for Database.quick_rows.
+_QuickStatement = tuple[str, tuple[str, ...], Any, dict[str, Any]]
 # How long a SQLite writer waits for the lock before the database counts as unavailable.
 _BUSY_SECONDS = 30
 
@@ -164,9 +165,10 @@ class Database:
         if not self.is_sqlite:
             with self.read() as conn:
                 return list(conn.execute(statement, params))
-        sql, order, row_type = self._quick_statement(statement)
+        sql, order, row_type, added = self._quick_statement(statement)
         try:
-            cursor = self._quick_connection().execute(sql, [params[key] for key in order])
+            values = [params[key] if key in params else added[key] for key in order]
+            cursor = self._quick_connection().execute(sql, values)
             return [row_type(*values) for values in cursor.fetchall()]
         except sqlite3.OperationalError as exc:
             raise DatabaseUnavailable(str(exc)) from exc
@@ -180,7 +182,8 @@ class Database:
                     raise ValueError(f"column {column.key} needs conversion: use read()")
             names = [str(column.key) for column in statement.selected_columns]
             row_type = namedtuple("QuickRow", names)  # type: ignore[misc]
-            found = (str(compiled), tuple(compiled.positiontup or ()), row_type)
+            added = {key: value for key, value in compiled.params.items() if value is not None}
+            found = (str(compiled), tuple(compiled.positiontup or ()), row_type, added)
             self._quick_statements[statement] = found
         return found
 
