@@ -90,7 +90,7 @@ def ensure_repository(conn: Connection, name: str) -> int:
     return found
 
 
-def _names_page(lexical: Any) -> Select[Any]:
+def _names_page(lexical: Callable[[Any], Any]) -> Select[Any]:
     name = lexical(repositories.c.name)
     return (
         select(repositories.c.name).where(name > bindparam("last")).order_by(name).limit(bindparam("limit"))
@@ -347,7 +347,7 @@ def delete_tag(conn: Connection, repo_id: int, tag: str) -> bool:
     return conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.name == tag)).rowcount > 0
 
 
-def _tags_page(lexical: Any) -> Select[Any]:
+def _tags_page(lexical: Callable[[Any], Any]) -> Select[Any]:
     # One statement answers both questions: no row, no repository; one row with no tag, an empty page.
     name = lexical(tags.c.name)
     return (

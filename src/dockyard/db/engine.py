@@ -52,10 +52,11 @@ class Database:
         self._gate: WriterGate | None = None
         if self.is_sqlite:
             path = make_url(self.url).database
-            on_disk = bool(path) and path != ":memory:"
-            if path and on_disk:
+            lock_file = None
+            if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._gate = WriterGate(Path(f"{path}.writer-lock") if path and on_disk else None, _BUSY_SECONDS)
+                lock_file = Path(f"{path}.writer-lock")
+            self._gate = WriterGate(lock_file, _BUSY_SECONDS)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": _BUSY_SECONDS}
             kwargs["pool_size"] = pool_size
         else:
