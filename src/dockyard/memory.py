@@ -29,18 +29,26 @@ _MMAP_FROM = 4 << 20
 _TRIM_FROM = 2 * _MMAP_FROM
 
 
-def _load(function: str) -> ctypes._NamedFuncPointer | None:
+def _load_libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     if name is None:
         return None
     try:
-        return getattr(ctypes.CDLL(name), function)  # type: ignore[no-any-return]
-    except (OSError, AttributeError):  # not glibc
+        return ctypes.CDLL(name)
+    except OSError:
         return None
 
 
-_MALLOC_TRIM = _load("malloc_trim")
-_MALLOPT = _load("mallopt")
+def _function(libc: ctypes.CDLL | None, name: str) -> ctypes._NamedFuncPointer | None:
+    try:
+        return getattr(libc, name) if libc is not None else None
+    except AttributeError:  # not glibc
+        return None
+
+
+_LIBC = _load_libc()
+_MALLOC_TRIM = _function(_LIBC, "malloc_trim")
+_MALLOPT = _function(_LIBC, "mallopt")
 
 
 def tune_allocator() -> None:
