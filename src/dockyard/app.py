@@ -24,6 +24,8 @@ from dockyard.auth.registry_access import PolicyAccess
 from dockyard.auth.throttle import LoginThrottle
 from dockyard.auth.token_endpoint import TokenServices
 from dockyard.auth.tokens import TokenIssuer
+from dockyard.cache.directory import CacheDirectory
+from dockyard.cache.redirect import CacheRedirects
 from dockyard.config import Settings
 from dockyard.content.blobs import BlobService
 from dockyard.content.gc import GarbageCollector
@@ -60,6 +62,7 @@ class Services:
     scans: ScanService
     vulndb_sync: VulnDbSync
     auth: AuthServices
+    caches: CacheDirectory
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ def build_services(settings: Settings) -> Services:
         scans=scans,
         vulndb_sync=VulnDbSync(scans.vulndb, jobs, settings),
         auth=auth,
+        caches=CacheDirectory(db),
     )
 
 
@@ -189,6 +193,16 @@ async def _collect_garbage_periodically(services: Services) -> None:
             log.exception("background garbage collection failed; retrying in %d s", interval)
 
 
+async def _check_caches_periodically(services: Services) -> None:
+    interval = services.settings.cache_check_interval_seconds
+    while True:
+        try:
+            await run_in_threadpool(services.caches.check_all)
+        except Exception:
+            log.exception("checking the content caches failed; retrying in %d s", interval)
+        await asyncio.sleep(interval)
+
+
 def _idle(services: Services) -> None:
     """Upkeep when no job is due: schedule the vulnerability database sync and re-evaluations."""
     services.vulndb_sync.schedule()
@@ -212,6 +226,7 @@ def create_app(
         workers = [
             asyncio.create_task(_collect_garbage_periodically(services)),
             asyncio.create_task(_prune_audit_log_periodically(auth.audit)),
+            asyncio.create_task(_check_caches_periodically(services)),
         ]
         if settings.scan_workers:
             runner = JobRunner(
@@ -244,7 +259,10 @@ def create_app(
             Route("/ca", ca_certificate, methods=["GET"]),
             Route("/auth/token", token_endpoint.token, methods=["GET", "POST"]),
             Route("/auth/jwks.json", token_endpoint.jwks, methods=["GET"]),
-            Mount("/api/v1", app=build_api(auth, settings, services.scans, services.vulndb_sync)),
+            Mount(
+                "/api/v1",
+                app=build_api(auth, settings, services.scans, services.vulndb_sync, services.caches),
+            ),
         ],
         lifespan=lifespan,
     )
@@ -264,5 +282,8 @@ def create_app(
         uploads=services.uploads,
         manifests=services.manifests,
         access=access or PolicyAccess(settings, auth.accounts, auth.authenticator, auth.audit),
+        caches=CacheRedirects(
+            services.caches, auth.keys, settings.token_issuer, settings.cache_grant_ttl_seconds
+        ),
     )
     return app

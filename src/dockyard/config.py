@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     login_throttle_base_seconds: int = 2
     login_throttle_max_seconds: int = 900
 
+    # Content caches (docs/caches.md): how long a redirect's grant lives, how often caches are pinged.
+    cache_grant_ttl_seconds: int = 120
+    cache_check_interval_seconds: int = 15
+
     # Vulnerability scanning (docs/scanning.md).
     scan_workers: int = 1
     scan_poll_seconds: int = 2
@@ -113,6 +117,8 @@ class Settings(BaseSettings):
         "vulndb_sync_interval_seconds",
         "vulndb_max_download_bytes",
         "vulndb_max_upload_bytes",
+        "cache_grant_ttl_seconds",
+        "cache_check_interval_seconds",
     )
     @classmethod
     def _check_positive(cls, value: int) -> int:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from dockyard import __version__
+from dockyard.api.cache_routes import router as cache_router
 from dockyard.api.deps import Context
 from dockyard.api.routes import router
 from dockyard.api.scan_routes import router as scan_router
@@ -25,6 +26,7 @@ from dockyard.db.engine import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from dockyard.app import AuthServices
+    from dockyard.cache.directory import CacheDirectory
     from dockyard.scanning.service import ScanService
     from dockyard.scanning.vulndb_sync import VulnDbSync
 
@@ -82,7 +84,9 @@ async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return error(503, "UNAVAILABLE", "the metadata database is unavailable; retry later")
 
 
-def build_api(auth: AuthServices, settings: Settings, scans: ScanService, vulndb: VulnDbSync) -> FastAPI:
+def build_api(
+    auth: AuthServices, settings: Settings, scans: ScanService, vulndb: VulnDbSync, caches: CacheDirectory
+) -> FastAPI:
     """The /api/v1 application."""
     api = FastAPI(
         title="Dockyard management API",
@@ -98,6 +102,7 @@ def build_api(auth: AuthServices, settings: Settings, scans: ScanService, vulndb
         openapi_url="/openapi.json",
     )
     api.state.context = Context(auth=auth, settings=settings, scans=scans, vulndb=vulndb)
+    api.state.caches = caches
     api.add_exception_handler(AuthError, _auth_error)
     api.add_exception_handler(HTTPException, _http_error)
     api.add_exception_handler(RequestValidationError, _validation_error)
@@ -105,5 +110,6 @@ def build_api(auth: AuthServices, settings: Settings, scans: ScanService, vulndb
     # First: the repository routes' `{name:path}` would take the scanning routes' longer paths.
     api.include_router(scan_router)
     api.include_router(vulndb_router)
+    api.include_router(cache_router)
     api.include_router(router)
     return api

@@ -45,6 +45,7 @@ class MeOut(UserOut):
     organizations: list[str]
     via_access_token: bool
     read_only: bool
+    cache: str | None = None
 
 
 class UserCreate(_In):
@@ -66,9 +67,11 @@ class UserPatch(_In):
 
 
 class MePatch(_In):
-    """The current user's settings."""
+    """The current user's settings; fields left out stay as they are."""
 
-    full_name: str = Field(max_length=255)
+    full_name: str | None = Field(default=None, max_length=255)
+    # The content cache that serves the user's pulls (GET /caches lists them); null for none.
+    cache: str | None = Field(default=None, max_length=64)
 
 
 class PasswordChange(_In):

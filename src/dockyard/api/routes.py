@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 
 from dockyard.api import models as m
+from dockyard.api.cache_routes import Caches
 from dockyard.api.deps import SESSION_COOKIE, Caller, Ctx, User
 from dockyard.auth.authenticate import client_address
 from dockyard.auth.credentials import AccessToken
@@ -83,7 +84,7 @@ def log_out(request: Request, response: Response, ctx: Ctx, _user: User) -> None
 
 
 @router.get("/me", tags=["me"], response_model=m.MeOut)
-def me(ctx: Ctx, identity: User) -> m.MeOut:
+def me(ctx: Ctx, caches: Caches, identity: User) -> m.MeOut:
     """The current user and their settings."""
     assert identity.name is not None
     row = ctx.auth.accounts.user(identity.name)
@@ -93,15 +94,19 @@ def me(ctx: Ctx, identity: User) -> m.MeOut:
         organizations=orgs,
         via_access_token=identity.token_id is not None,
         read_only=identity.read_only,
+        cache=caches.chosen_by(identity, identity.name),
     )
 
 
 @router.patch("/me", tags=["me"], response_model=m.MeOut)
-def update_me(body: m.MePatch, ctx: Ctx, identity: User) -> m.MeOut:
-    """Change the current user's settings."""
+def update_me(body: m.MePatch, ctx: Ctx, caches: Caches, identity: User) -> m.MeOut:
+    """Change the current user's settings: full name, and the content cache that serves their pulls."""
     assert identity.name is not None
-    ctx.auth.accounts.set_full_name(identity, identity.name, body.full_name)
-    return me(ctx, identity)
+    if body.full_name is not None:
+        ctx.auth.accounts.set_full_name(identity, identity.name, body.full_name)
+    if "cache" in body.model_fields_set:
+        caches.choose_for_user(identity, identity.name, body.cache)
+    return me(ctx, caches, identity)
 
 
 @router.put("/me/password", tags=["me"], status_code=NO_CONTENT)

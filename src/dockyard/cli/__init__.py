@@ -20,6 +20,7 @@ def main() -> None:
 
 def _register() -> None:
     from dockyard.cli.admin import admin
+    from dockyard.cli.cache import cache
     from dockyard.cli.certs import certs
     from dockyard.cli.gc import gc
     from dockyard.cli.scan import scan
@@ -32,6 +33,7 @@ def _register() -> None:
     main.add_command(admin)
     main.add_command(vulndb)
     main.add_command(scan)
+    main.add_command(cache)
 
 
 _register()

@@ -367,3 +367,34 @@ hidden_findings = Table(
     Column("hidden_by", String(64), nullable=False),
     Column("hidden_at", Float, nullable=False),
 )
+
+# Content caches near users (dockyard.cache): registered by administrators, chosen per user, or as a default
+# for an organization or a team. The main registry pings each one and redirects only to caches that answer.
+caches = Table(
+    "caches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("url", String(2048), nullable=False),
+    Column("ca_pem", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("healthy", Boolean, nullable=False, server_default=false()),
+    Column("checked_at", Float, nullable=True),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("stats", Text, nullable=False, server_default="{}"),
+)
+
+# A user's own choice, or an organization's default (accounts hold both).
+account_caches = Table(
+    "account_caches",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("cache_id", Integer, ForeignKey("caches.id", ondelete="CASCADE"), nullable=False),
+)
+
+team_caches = Table(
+    "team_caches",
+    metadata,
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("cache_id", Integer, ForeignKey("caches.id", ondelete="CASCADE"), nullable=False),
+)

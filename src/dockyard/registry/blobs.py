@@ -5,9 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
+from dockyard.cache.grants import GRANT_PARAMETER
 from dockyard.content.digests import parse_digest
 from dockyard.registry.access import DELETE, PULL
 from dockyard.registry.context import RegistryContext, call, read
+from dockyard.registry.errors import error_response
 from dockyard.storage.file_stream import stream_file
 
 _OCTETS = "application/octet-stream"
@@ -16,9 +18,20 @@ _OCTETS = "application/octet-stream"
 async def get_blob(request: Request, ctx: RegistryContext, name: str, arg: str) -> Response:
     """Send a blob's bytes (Range requests answered with 206), or redirect to where they are."""
     digest = str(parse_digest(arg))
-    await ctx.access.require(request, name, [PULL])
+    grant = request.query_params.get(GRANT_PARAMETER)
+    if grant is None:
+        await ctx.access.require(request, name, [PULL])
+    elif ctx.caches is None or not ctx.caches.accepts(grant, name, digest):
+        # A cache fetching on a user's behalf: the grant opens this one blob, and nothing else.
+        return error_response(403, "DENIED", "the cache grant is invalid, expired or for another blob")
     location = await read(ctx, ctx.blobs.locate, name, digest)
     headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000"}
+    if grant is None and request.method == "GET" and ctx.caches is not None:
+        cache_url = await read(
+            ctx, ctx.caches.location, getattr(request.state, "identity", None), name, digest
+        )
+        if cache_url is not None:
+            return RedirectResponse(cache_url, status_code=307, headers=headers)
     if location.redirect_url:
         return RedirectResponse(location.redirect_url, status_code=307, headers=headers)
     if request.method == "HEAD":

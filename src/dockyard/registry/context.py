@@ -8,6 +8,7 @@ from typing import ParamSpec, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
+from dockyard.cache.redirect import CacheRedirects
 from dockyard.content.blobs import BlobService
 from dockyard.content.manifests import ManifestService
 from dockyard.content.uploads import UploadService
@@ -25,6 +26,8 @@ class RegistryContext:
     uploads: UploadService
     manifests: ManifestService
     access: Access
+    # Blob pulls of users whose profile names a cache go there (None: no caches on this registry).
+    caches: CacheRedirects | None = None
 
     @property
     def inline_reads(self) -> bool:

@@ -1,0 +1,112 @@
+"""Helpers for the cache tests: a main registry with users, cache nodes, pushes and pulls."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from support import DockyardServer
+from support.images import BuiltImages
+from support.processes import Service, http_status
+from support.tools import ContainerTools
+
+ADMIN_PASSWORD = "cache-admin-password"
+USER_PASSWORD = "cache-user-password"
+
+
+@dataclass
+class CacheNode:
+    """A running `dockyard cache serve`."""
+
+    name: str
+    port: int
+    data_dir: Path
+    service: Service
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def ping(self) -> dict[str, int]:
+        """The node's /_ping document."""
+        return dict(httpx.get(f"{self.url}/_ping", timeout=10).json())
+
+    def stored_files(self) -> list[Path]:
+        """The blob files on the node's disk."""
+        return [p for p in (self.data_dir / "blobs").rglob("*") if p.is_file()]
+
+    def start(self) -> None:
+        """Start (again) on the same port and data directory."""
+        self.service.start(lambda: http_status(f"{self.url}/_ping") == 200, 30)
+
+    def stop(self) -> None:
+        """Stop the node."""
+        self.service.stop(10)
+
+
+CacheFactory = Callable[..., CacheNode]
+
+
+@dataclass
+class Main:
+    """The main registry, with an administrator client for its API."""
+
+    server: DockyardServer
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        return self.server.url
+
+    def api(self, method: str, path: str, user: str = "admin", **kwargs: object) -> httpx.Response:
+        """Call /api/v1 with Basic credentials."""
+        password = ADMIN_PASSWORD if user == "admin" else USER_PASSWORD
+        return httpx.request(
+            method,
+            f"{self.url}/api/v1{path}",
+            auth=(user, password),
+            timeout=30,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def wait_cache_state(self, name: str, healthy: bool, timeout: float = 20) -> None:
+        """Until the registry's health check found the cache up (or down)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self.api("GET", f"/caches/{name}")
+            if answer.status_code == 200 and answer.json()["healthy"] is healthy:
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"cache {name} never became {'healthy' if healthy else 'unhealthy'}")
+
+
+def push_image(main: Main, tools: ContainerTools, images: BuiltImages, repository: str) -> list[str]:
+    """Push the multi-layer test image as admin into a public repository; its blob digests."""
+    image = images.multilayer
+    tools.skopeo(
+        "copy",
+        "--dest-creds",
+        f"admin:{ADMIN_PASSWORD}",
+        image.ref,
+        f"docker://{main.server.address}/{repository}:1",
+    )
+    made_public = main.api("PATCH", f"/repositories/{repository}", json={"visibility": "public"})
+    assert made_public.status_code == 200, made_public.text
+    manifest = image.document()
+    return [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
+
+
+def pull(main: Main, tools: ContainerTools, user: str, repository: str, dest: Path) -> None:
+    """Pull through the main registry's URL, as a user, with skopeo."""
+    tools.skopeo(
+        "copy",
+        "--src-creds",
+        f"{user}:{USER_PASSWORD}",
+        f"docker://{main.server.address}/{repository}:1",
+        f"dir:{dest}",
+    )
