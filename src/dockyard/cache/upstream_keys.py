@@ -8,6 +8,7 @@ hammer its upstream.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -30,6 +31,7 @@ class UpstreamKeys:
         self._keys: dict[str, ec.EllipticCurvePublicKey] = {}
         self._document: dict[str, Any] = {"keys": []}
         self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
 
     @property
     def document(self) -> dict[str, Any]:
@@ -44,9 +46,13 @@ class UpstreamKeys:
         """Fetch the key set if `kid` is unknown and the last fetch is old enough."""
         if kid is not None and kid in self._keys:
             return
-        if time.monotonic() - self._fetched_at < self.refresh_seconds:
-            return
-        await self.refresh()
+        # Concurrent requests with the same new key wait for one fetch instead of failing meanwhile.
+        async with self._lock:
+            if kid is not None and kid in self._keys:
+                return
+            if time.monotonic() - self._fetched_at < self.refresh_seconds:
+                return
+            await self.refresh()
 
     async def refresh(self) -> None:
         """Fetch the upstream's key set now (errors leave the known keys in place)."""

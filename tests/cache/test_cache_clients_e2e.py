@@ -1,0 +1,64 @@
+"""Real clients follow the registry's redirect to the user's cache with no special flags: podman and docker.
+
+The registry's own view of the cache (GET /api/v1/caches/NAME, from its pings) shows the same counters.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from cache_support import USER_PASSWORD, CacheFactory, CacheNode, Main, push_image
+
+from support.docker import DockerClient
+from support.images import BuiltImages
+from support.tools import ContainerTools
+
+pytestmark = pytest.mark.e2e
+
+REPO = "admin/app"
+
+
+def _serve_alice_from_asia(main: Main, cache_node: CacheFactory) -> CacheNode:
+    asia = cache_node("asia", main.url)
+    assert main.api("POST", "/caches", json={"name": "asia", "url": asia.url}).status_code == 201
+    main.wait_cache_state("asia", healthy=True)
+    assert main.api("PATCH", "/me", user="alice", json={"cache": "asia"}).status_code == 200
+    return asia
+
+
+def _check_filled(main: Main, asia: CacheNode, images: BuiltImages, blobs: list[str]) -> None:
+    stats = asia.ping()
+    assert stats["misses"] == len(blobs), "every blob came through the cache"
+    assert stats["bytes_fetched"] == sum(len(images.multilayer.blob(d)) for d in blobs)
+    deadline = time.monotonic() + 10
+    while main.api("GET", "/caches/asia").json()["stats"].get("misses") != len(blobs):
+        assert time.monotonic() < deadline, "the registry's view of the cache never caught up"
+        time.sleep(0.3)
+
+
+def test_podman_pulls_from_the_cache(
+    main: Main, cache_node: CacheFactory, container_tools: ContainerTools, images: BuiltImages
+) -> None:
+    blobs = push_image(main, container_tools, images, REPO)
+    asia = _serve_alice_from_asia(main, cache_node)
+    container_tools.podman("pull", "--creds", f"alice:{USER_PASSWORD}", f"{main.server.address}/{REPO}:1")
+    _check_filled(main, asia, images, blobs)
+
+
+def test_docker_pulls_from_the_cache(
+    main: Main,
+    cache_node: CacheFactory,
+    container_tools: ContainerTools,
+    images: BuiltImages,
+    docker: DockerClient,
+) -> None:
+    blobs = push_image(main, container_tools, images, REPO)
+    asia = _serve_alice_from_asia(main, cache_node)
+    reference = f"{main.server.address}/{REPO}:1"
+    docker("login", "--username", "alice", "--password-stdin", main.server.address, input=USER_PASSWORD)
+    try:
+        docker("pull", reference)
+        _check_filled(main, asia, images, blobs)
+    finally:
+        docker("rmi", reference, check=False)
