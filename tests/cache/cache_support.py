@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,9 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from support import DockyardServer
 from support.images import BuiltImages
-from support.processes import Service, http_status
+from support.processes import Service
 from support.tools import ContainerTools
 
 ADMIN_PASSWORD = "cache-admin-password"
@@ -26,15 +26,19 @@ class CacheNode:
     port: int
     data_dir: Path
     service: Service
+    # Set when the node serves HTTPS: the CA that signed its certificate.
+    ca: Path | None = None
 
     @property
     def url(self) -> str:
         """Base URL."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.port}"
 
     def ping(self) -> dict[str, int]:
         """The node's /_ping document."""
-        return dict(httpx.get(f"{self.url}/_ping", timeout=10).json())
+        return dict(
+            httpx.get(f"{self.url}/_ping", timeout=10, verify=str(self.ca) if self.ca else True).json()
+        )
 
     def stored_files(self) -> list[Path]:
         """The blob files on the node's disk."""
@@ -42,11 +46,24 @@ class CacheNode:
 
     def start(self) -> None:
         """Start (again) on the same port and data directory."""
-        self.service.start(lambda: http_status(f"{self.url}/_ping") == 200, 30)
+        self.service.start(lambda: answers(f"{self.url}/_ping", self.ca), 30)
 
     def stop(self) -> None:
         """Stop the node."""
         self.service.stop(10)
+
+
+def trust(ca: Path | None) -> ssl.SSLContext | bool:
+    """httpx's `verify` for a server whose certificate `ca` signed (None: the system's trust)."""
+    return ssl.create_default_context(cafile=str(ca)) if ca else True
+
+
+def answers(url: str, ca: Path | None = None) -> bool:
+    """Whether GET url answers 200 (over HTTPS, trusting `ca`)."""
+    try:
+        return httpx.get(url, timeout=2, verify=trust(ca)).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 CacheFactory = Callable[..., CacheNode]
@@ -56,12 +73,15 @@ CacheFactory = Callable[..., CacheNode]
 class Main:
     """The main registry, with an administrator client for its API."""
 
-    server: DockyardServer
+    url: str
+    data_dir: Path
+    # The CA certificate to trust when the registry serves HTTPS.
+    ca: Path | None = None
 
     @property
-    def url(self) -> str:
-        """Base URL."""
-        return self.server.url
+    def address(self) -> str:
+        """HOST:PORT, as image references spell it."""
+        return self.url.partition("://")[2]
 
     def api(self, method: str, path: str, user: str = "admin", **kwargs: object) -> httpx.Response:
         """Call /api/v1 with Basic credentials."""
@@ -71,6 +91,7 @@ class Main:
             f"{self.url}/api/v1{path}",
             auth=(user, password),
             timeout=30,
+            verify=trust(self.ca),
             **kwargs,  # type: ignore[arg-type]
         )
 
@@ -93,7 +114,7 @@ def push_image(main: Main, tools: ContainerTools, images: BuiltImages, repositor
         "--dest-creds",
         f"admin:{ADMIN_PASSWORD}",
         image.ref,
-        f"docker://{main.server.address}/{repository}:1",
+        f"docker://{main.address}/{repository}:1",
     )
     made_public = main.api("PATCH", f"/repositories/{repository}", json={"visibility": "public"})
     assert made_public.status_code == 200, made_public.text
@@ -107,6 +128,6 @@ def pull(main: Main, tools: ContainerTools, user: str, repository: str, dest: Pa
         "copy",
         "--src-creds",
         f"{user}:{USER_PASSWORD}",
-        f"docker://{main.server.address}/{repository}:1",
+        f"docker://{main.address}/{repository}:1",
         f"dir:{dest}",
     )

@@ -20,7 +20,7 @@ def main(dockyard_server: Callable[..., DockyardServer]) -> Main:
     server = dockyard_server(
         env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD, "DOCKYARD_CACHE_CHECK_INTERVAL_SECONDS": "1"}
     )
-    registry = Main(server)
+    registry = Main(server.url, server.data_dir)
     for user in ("alice", "bob"):
         created = registry.api("POST", "/users", json={"name": user, "password": USER_PASSWORD})
         assert created.status_code == 201, created.text
@@ -32,7 +32,9 @@ def cache_node(tmp_path: Path) -> Iterator[CacheFactory]:
     """Factory: start `dockyard cache serve` for an upstream; every node is stopped at the end."""
     with contextlib.ExitStack() as cleanup:
 
-        def start(name: str, upstream: str, *options: str, data_dir: Path | None = None) -> CacheNode:
+        def start(
+            name: str, upstream: str, *options: str, data_dir: Path | None = None, ca: Path | None = None
+        ) -> CacheNode:
             port = free_port()
             directory = data_dir or tmp_path / f"cache-{name}"
             argv = [
@@ -41,7 +43,7 @@ def cache_node(tmp_path: Path) -> Iterator[CacheFactory]:
             ]  # fmt: skip
             log = tmp_path / f"cache-{name}.log"
             service = Service(f"cache {name}", argv, log, environment_without("DOCKYARD_"))
-            node = CacheNode(name, port, directory, service)
+            node = CacheNode(name, port, directory, service, ca)
             cleanup.callback(node.stop)
             node.start()
             return node

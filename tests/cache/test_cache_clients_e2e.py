@@ -42,7 +42,7 @@ def test_podman_pulls_from_the_cache(
 ) -> None:
     blobs = push_image(main, container_tools, images, REPO)
     asia = _serve_alice_from_asia(main, cache_node)
-    container_tools.podman("pull", "--creds", f"alice:{USER_PASSWORD}", f"{main.server.address}/{REPO}:1")
+    container_tools.podman("pull", "--creds", f"alice:{USER_PASSWORD}", f"{main.address}/{REPO}:1")
     _check_filled(main, asia, images, blobs)
 
 
@@ -55,8 +55,8 @@ def test_docker_pulls_from_the_cache(
 ) -> None:
     blobs = push_image(main, container_tools, images, REPO)
     asia = _serve_alice_from_asia(main, cache_node)
-    reference = f"{main.server.address}/{REPO}:1"
-    docker("login", "--username", "alice", "--password-stdin", main.server.address, input=USER_PASSWORD)
+    reference = f"{main.address}/{REPO}:1"
+    docker("login", "--username", "alice", "--password-stdin", main.address, input=USER_PASSWORD)
     try:
         docker("pull", reference)
         _check_filled(main, asia, images, blobs)

@@ -182,7 +182,7 @@ def test_chain_restart_eviction_and_corruption(
     _register(main, "fresh", fresh.url)
     _choose(main, "alice", "fresh")
     victim = blobs[-1]
-    path = main.server.data_dir / "storage" / "blobs" / "sha256" / victim[7:9] / victim[7:]
+    path = main.data_dir / "storage" / "blobs" / "sha256" / victim[7:9] / victim[7:]
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))

@@ -10,7 +10,7 @@ import click
 
 from dockyard.cli.options import settings_from
 from dockyard.config import ConfigError
-from dockyard.tls.authority import init_directory, renew_directory
+from dockyard.tls.authority import init_directory, issue_for_another_server, renew_directory
 from dockyard.tls.inspect import fingerprint, summarize
 from dockyard.tls.issue import CA_DAYS, SERVER_DAYS
 from dockyard.tls.layout import TlsLayout
@@ -207,3 +207,50 @@ def renew(
     click.echo(f"  not after:  {summary.not_after:%Y-%m-%d} UTC")
     click.echo(f"  issued by:  {summary.issuer} (SHA-256 {fingerprint(ca.certificate)})")
     click.echo("Restart `dockyard serve` to use it.")
+
+
+@certs.command("issue")
+@_name_options
+@_location_options
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the new server.key, server.crt and a copy of ca.crt (created mode 0700).",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=SERVER_DAYS,
+    show_default=True,
+    help="Validity of the certificate (never beyond the CA's).",
+)
+def issue(
+    hosts: tuple[str, ...],
+    ips: tuple[str, ...],
+    config_file: Path | None,
+    data_dir: Path | None,
+    out: Path | None,
+    target: Path,
+    days: int,
+) -> None:
+    """Sign a certificate for another server, such as a content cache, with the registry's CA.
+
+    Clients that already trust the registry's CA then trust that server too, so a pull redirected to a
+    cache needs no new trust anywhere, e.g.
+
+        dockyard certs issue --host cache-asia.example.com --to ./asia-tls
+
+    then `dockyard cache serve --tls-cert ./asia-tls/server.crt --tls-key ./asia-tls/server.key`.
+    """
+    names = _names(hosts, ips)
+    layout = _layout(config_file, data_dir, out)
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        server = issue_for_another_server(layout, TlsLayout(target), names, days=days)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Issued {target / 'server.crt'} and {target / 'server.key'} (mode 0600)")
+    click.echo(f"  names:      {', '.join(names.describe())}")
+    click.echo(f"  not after:  {server.certificate.not_valid_after_utc:%Y-%m-%d} UTC")

@@ -71,6 +71,31 @@ def renew_directory(
     return ca, server
 
 
+def issue_for_another_server(
+    ca_layout: TlsLayout,
+    out: TlsLayout,
+    names: SubjectNames,
+    *,
+    days: int = SERVER_DAYS,
+    now: dt.datetime | None = None,
+) -> Issued:
+    """Sign a key and certificate for another server (a content cache, say) with the registry's CA.
+
+    Writes server.key, server.crt and a copy of ca.crt into `out` (never the CA's key), so clients that trust
+    the registry's CA trust that server too. Refuses to overwrite existing files.
+    """
+    ca = load_ca(ca_layout)
+    targets = [out.server_key, out.server_cert, out.ca_cert]
+    existing = [str(path) for path in targets if path.exists() or path.is_symlink()]
+    if existing:
+        raise ConfigError(f"refusing to overwrite {', '.join(existing)}")
+    server = issue_server(ca, names, days=days, now=now)
+    write_file(out.server_key, server.key_pem(), private=True, overwrite=False)
+    write_file(out.server_cert, server.certificate_pem(), private=False, overwrite=False)
+    write_file(out.ca_cert, ca.certificate_pem(), private=False, overwrite=False)
+    return server
+
+
 def load_ca(layout: TlsLayout) -> Issued:
     """The CA key and certificate of a TLS directory, checked to belong together."""
     if not layout.ca_key.exists():
