@@ -37,7 +37,7 @@ class CacheNode:
     def ping(self) -> dict[str, int]:
         """The node's /_ping document."""
         return dict(
-            httpx.get(f"{self.url}/_ping", timeout=10, verify=str(self.ca) if self.ca else True).json()
+            httpx.get(f"{self.url}/_ping", timeout=10, verify=trust(self.ca)).json()
         )
 
     def stored_files(self) -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,7 @@ def status(
     --url, one cache node's own answer to /_ping."""
     if url is not None:
         try:
-            answer = httpx.get(f"{url.rstrip('/')}/_ping", verify=str(ca) if ca else True, timeout=10)
+            answer = httpx.get(f"{url.rstrip('/')}/_ping", verify=ssl.create_default_context(cafile=str(ca)) if ca else True, timeout=10)
         except httpx.HTTPError as exc:
             raise click.ClickException(f"{url} did not answer: {exc}") from exc
         click.echo(json.dumps(answer.json(), indent=2))
