@@ -36,9 +36,7 @@ class CacheNode:
 
     def ping(self) -> dict[str, int]:
         """The node's /_ping document."""
-        return dict(
-            httpx.get(f"{self.url}/_ping", timeout=10, verify=trust(self.ca)).json()
-        )
+        return dict(httpx.get(f"{self.url}/_ping", timeout=10, verify=trust(self.ca)).json())
 
     def stored_files(self) -> list[Path]:
         """The blob files on the node's disk."""

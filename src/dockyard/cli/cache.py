@@ -180,7 +180,8 @@ def status(
     --url, one cache node's own answer to /_ping."""
     if url is not None:
         try:
-            answer = httpx.get(f"{url.rstrip('/')}/_ping", verify=ssl.create_default_context(cafile=str(ca)) if ca else True, timeout=10)
+            trust = ssl.create_default_context(cafile=str(ca)) if ca else True
+            answer = httpx.get(f"{url.rstrip('/')}/_ping", verify=trust, timeout=10)
         except httpx.HTTPError as exc:
             raise click.ClickException(f"{url} did not answer: {exc}") from exc
         click.echo(json.dumps(answer.json(), indent=2))
