@@ -95,6 +95,13 @@ def test_alice_pulls_through_her_cache_and_bob_from_the_registry(
     listed = {c["name"]: c for c in main.api("GET", "/caches").json()}
     assert listed["asia"]["healthy"] is True
 
+    # A second user of the same cache is served from what the first one's pull left there.
+    _choose(main, "bob", "asia")
+    pull(main, container_tools, "bob", REPO, tmp_path / "bob-cached")
+    third = asia.ping()
+    assert third["hits"] == 2 * len(blobs) and third["misses"] == len(blobs)
+    assert _blob_files(tmp_path / "bob-cached") == pulled
+
 
 def test_grants_open_one_blob_only_and_expire_with_access(
     main: Main, cache_node: CacheFactory, container_tools: ContainerTools, images: BuiltImages
