@@ -22,7 +22,7 @@ from dockyard.api.scan_routes import router as scan_router
 from dockyard.api.vulndb_routes import router as vulndb_router
 from dockyard.auth.errors import AuthError, Throttled, Unauthenticated
 from dockyard.config import Settings
-from dockyard.db.engine import DatabaseUnavailable
+from dockyard.db.engine import DatabaseReadOnly, DatabaseUnavailable
 
 if TYPE_CHECKING:
     from dockyard.app import AuthServices
@@ -81,6 +81,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DatabaseReadOnly):
+        return error(503, "UNAVAILABLE", str(exc), headers={"Retry-After": "10"})
     return error(503, "UNAVAILABLE", "the metadata database is unavailable; retry later")
 
 

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from collections import namedtuple
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,22 @@ _BUSY_SECONDS = 30
 
 class DatabaseUnavailable(Exception):
     """The database cannot be reached, or refuses writes (no quorum, read-only standby)."""
+
+
+class DatabaseReadOnly(DatabaseUnavailable):
+    """Members answer, but none accepts writes: the cluster has no quorum (reads still work)."""
+
+    def __init__(self) -> None:
+        super().__init__("read-only: the database has no quorum")
+
+
+def _any_member_url(url: str) -> str | None:
+    """For a PostgreSQL URL that asks for the writable member (target_session_attrs=read-write), the same
+    URL accepting any member, standbys included; None for any other URL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or parsed.query.get("target_session_attrs") != "read-write":
+        return None
+    return parsed.update_query_dict({"target_session_attrs": "any"}).render_as_string(hide_password=False)
 
 
 def normalise_url(url: str) -> str:
@@ -63,6 +79,14 @@ class Database:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
         self.engine: Engine = create_engine(self.url, **kwargs)
+        # Without a writable member (a cluster without quorum), reads go to any member that answers, so
+        # pulls keep working; writes are refused with DatabaseReadOnly.
+        standby_url = _any_member_url(self.url)
+        self._standby: Engine | None = None
+        if standby_url is not None:
+            self._standby = create_engine(
+                standby_url, pool_pre_ping=True, pool_size=2, max_overflow=pool_size
+            )
         if self.is_sqlite:
             self._configure_sqlite()
         self._migrate_lock = threading.Lock()
@@ -99,12 +123,30 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read transaction."""
+        """A read transaction: on the writable member, or on any member when none is writable."""
         try:
-            with self.engine.begin() as conn:
+            with ExitStack() as stack:
+                try:
+                    conn = stack.enter_context(self.engine.begin())
+                except OperationalError:
+                    if self._standby is None:
+                        raise
+                    conn = stack.enter_context(self._standby.begin())
                 yield conn
         except OperationalError as exc:
             raise DatabaseUnavailable(str(exc.orig)) from exc
+
+    def _refusal(self, exc: OperationalError) -> DatabaseUnavailable:
+        """Why a write could not start: no quorum when another member still answers, else unreachable."""
+        if self._standby is not None:
+            try:
+                with self._standby.connect() as conn:
+                    conn.exec_driver_sql("SELECT 1")
+            except OperationalError:
+                pass
+            else:
+                return DatabaseReadOnly()
+        return DatabaseUnavailable(str(exc.orig))
 
     @contextmanager
     def write(self, durable: bool = True) -> Iterator[Connection]:
@@ -128,7 +170,7 @@ class Database:
                         if driver is not None:
                             driver.execute("PRAGMA synchronous=FULL")
         except OperationalError as exc:
-            raise DatabaseUnavailable(str(exc.orig)) from exc
+            raise self._refusal(exc) from exc
         except TimeoutError as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
@@ -208,5 +250,7 @@ class Database:
             self._quick_connections.clear()
         self._quick_local = threading.local()
         self.engine.dispose()
+        if self._standby is not None:
+            self._standby.dispose()
         if self._gate is not None:
             self._gate.close()

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from dockyard.content.errors import ContentError, NameInvalid
 from dockyard.content.names import validate_name
-from dockyard.db.engine import DatabaseUnavailable
+from dockyard.db.engine import DatabaseReadOnly, DatabaseUnavailable
 from dockyard.registry import blobs, listing, manifests, referrers, uploads
 from dockyard.registry.access import AccessDenied, AuthenticationRequired, TooManyRequests
 from dockyard.registry.context import RegistryContext
@@ -104,6 +104,8 @@ async def _dispatch(request: Request) -> Response:
         return _too_many(exc)
     except ClientDisconnect:
         return Response(status_code=400)
+    except DatabaseReadOnly as exc:
+        return error_response(503, "UNAVAILABLE", str(exc), headers={"Retry-After": "10"})
     except DatabaseUnavailable as exc:
         log.warning("database unavailable: %s", exc)
         return error_response(503, "UNAVAILABLE", "the metadata database is unavailable; retry later")
