@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +11,13 @@ from playwright.sync_api import Browser, sync_playwright
 from ui_support import ADMIN_PASSWORD, CHROMIUM, CHROMIUM_ARGS, Watched, watched
 
 from support import DockyardServer
+
+# The in-process tests reuse the access-control world (users of every level, organization acme).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "auth"))
+
+from auth_support import _cheap_hashes, _clean_environment, make_world, world
+
+__all__ = ["_cheap_hashes", "_clean_environment", "make_world", "world"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

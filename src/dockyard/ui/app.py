@@ -30,6 +30,8 @@ _CONTENT_STATUS: dict[type[ContentError], int] = {
     NameInvalid: 400,
     TagInvalid: 400,
 }
+# Whatever is missing, and whether it is missing or hidden from this viewer, the same words.
+_NOT_FOUND = "There is nothing here, or you may not see it."
 _TITLES = {
     400: "That did not work",
     401: "Sign in required",
@@ -53,20 +55,19 @@ async def _auth_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, Unauthenticated) and request.method == "GET":
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/sign-in?next={quote(target)}", status_code=303)
-    return await _error_page(request, exc.status, exc.message)
+    return await _error_page(request, exc.status, _NOT_FOUND if exc.status == 404 else exc.message)
 
 
 async def _content_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ContentError)
     status = _CONTENT_STATUS.get(type(exc), 400)
-    # A missing repository reads like one the viewer may not see: the same words either way.
-    message = "No such repository or image, or you may not see it." if status == 404 else exc.message
+    message = _NOT_FOUND if status == 404 else exc.message
     return await _error_page(request, status, message)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    message = "There is no page here." if exc.status_code == 404 else str(exc.detail)
+    message = _NOT_FOUND if exc.status_code == 404 else str(exc.detail)
     return await _error_page(request, exc.status_code, message)
 
 

@@ -1,0 +1,60 @@
+"""Pages stay fast as data grows: the tags page and the repository list cost the same number of queries
+whatever the number of rows they show (no query per row)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from auth_support import ADMIN_PASSWORD, World
+from pages_support import SYSTEM, push_image
+from sqlalchemy import event
+
+
+@contextmanager
+def counted(world: World) -> Iterator[list[str]]:
+    """Every SQL statement the services run meanwhile."""
+    engine = world.client.app.state.services.db.engine
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _tags_page_cost(world: World, repo: str) -> int:
+    browser = world.client.app.state.services.browser
+    with counted(world) as statements:
+        page = browser.tags(SYSTEM, repo, limit=50)
+    assert page.tags
+    return len(statements)
+
+
+def test_the_tags_page_costs_the_same_for_two_tags_and_for_forty(world: World) -> None:
+    auth = ("admin", ADMIN_PASSWORD)
+    for index in range(2):
+        push_image(world.client, "acme/public", f"t{index}", auth)
+    for index in range(40):
+        push_image(world.client, "acme/private", f"t{index:02d}", auth)
+    assert _tags_page_cost(world, "acme/public") == _tags_page_cost(world, "acme/private")
+
+
+def test_the_repository_list_costs_the_same_for_few_and_many_repositories(world: World) -> None:
+    services = world.client.app.state.services
+    outsider = services.auth.accounts.identity(services.auth.accounts.user("outsider").id)
+
+    def cost() -> int:
+        with counted(world) as statements:
+            services.browser.repositories(outsider, per_page=100)
+        return len(statements)
+
+    few = cost()
+    for index in range(60):
+        services.auth.accounts.create_repository(SYSTEM, f"acme/many-{index:02d}", "public")
+    assert cost() == few
