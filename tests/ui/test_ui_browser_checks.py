@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from ui_support import ADMIN_PASSWORD, Watched, shot, sign_in, write_image
 
-from support import DockyardServer, dockyard_executable
+from support import DockyardServer
 
 PASSWORD = "browser-user-pw"
 SECRET_REPO = "acme/secret-plans"
@@ -61,7 +61,7 @@ def _push(server: DockyardServer, layout: Path, target: str) -> None:
 @pytest.fixture(scope="module")
 def world(server: DockyardServer, tmp_path_factory: pytest.TempPathFactory) -> DockyardServer:
     """Users, an organization with a read-only team, a private and a public repository, hostile text in
-    every field people write, an image with a vulnerable package, and an advisory for it."""
+    every field people write, and an image with a vulnerable package (no advisory yet)."""
     api = httpx.Client(base_url=f"{server.url}/api/v1", auth=("admin", ADMIN_PASSWORD), timeout=30)
     for name in ("outsider", "reader"):
         api.post("/users", json={"name": name, "password": PASSWORD}).raise_for_status()
@@ -79,12 +79,6 @@ def world(server: DockyardServer, tmp_path_factory: pytest.TempPathFactory) -> D
         f"{server.url}/api/v1/me", json={"full_name": HOSTILE}, auth=("reader", PASSWORD)
     ).raise_for_status()
 
-    feed = tmp_path_factory.mktemp("feed") / "advisories.json"
-    feed.write_text(json.dumps([ADVISORY]))
-    command = [dockyard_executable(), "vulndb", "import", str(feed), "--source", "PyPI"]
-    subprocess.run(
-        [*command, "--data-dir", str(server.data_dir)], check=True, capture_output=True, timeout=120
-    )
     layout = tmp_path_factory.mktemp("layout")
     write_image(
         layout,
@@ -273,8 +267,20 @@ def _wait_for_scan(page: Page, path: str, timeout: float = 90) -> None:
         time.sleep(1)
 
 
-def test_vulnerabilities_of_an_image_hidden_and_shown_again(as_user: Callable[[str | None], Page]) -> None:
+def test_vulnerabilities_imported_through_the_page_then_hidden_and_shown_again(
+    as_user: Callable[[str | None], Page], tmp_path: Path
+) -> None:
     admin = as_user("admin")
+    feed = tmp_path / "pypi-advisories.json"
+    feed.write_text(json.dumps([ADVISORY]))
+    admin.goto("/system")
+    admin.get_by_label("OSV file").set_input_files(str(feed))
+    admin.get_by_label("Source name (optional)").fill("PyPI")
+    admin.get_by_role("button", name="Import").click()
+    expect(admin.locator("main")).to_contain_text("Imported 1 records into PyPI")
+    expect(admin.locator("#vulndb-sources")).to_contain_text("PyPI")
+    shot(admin, "system")
+    # The image was scanned on push, before the advisory existed: the import re-evaluates it.
     admin.goto(f"/repositories/{SECRET_REPO}")
     admin.get_by_role("link", name="latest", exact=True).click()
     image_path = admin.url.removeprefix(admin.url.split("/repositories/")[0])

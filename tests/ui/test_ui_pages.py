@@ -3,6 +3,7 @@ error pages, hostile content, session cookies. The browser tests cover the same 
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 
@@ -338,3 +339,55 @@ def test_every_page_sends_the_security_headers(world: World) -> None:
         assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["cache-control"] == "no-store"
+
+
+def test_system_pages_are_for_administrators(world: World) -> None:
+    for user in ("outsider", "adm", "owner"):
+        client = as_user(world, user)
+        for path in ("/system", "/system/audit"):
+            assert client.get(path).status_code == 403, (user, path)
+        assert post_form(client, "/profile", "/system/gc", {"mode": "run"}).status_code == 403
+    admin = as_user(world, "admin")
+    page = admin.get("/system").text
+    assert "database</th><td>ok" in page and "blob store</th><td>ok" in page
+    dry = post_form(admin, "/system", "/system/gc", {"mode": "dry-run"})
+    assert dry.status_code == 200 and "Would remove 0 blobs" in dry.text
+
+
+def test_advisories_uploaded_through_the_page(world: World) -> None:
+    admin = as_user(world, "admin")
+    feed = json.dumps([{"id": "PYSEC-T-1", "affected": [{"package": {"ecosystem": "PyPI", "name": "x"}}]}])
+    token = csrf_of(admin.get("/system").text)
+    files = {"file": ("advisories.json", feed.encode(), "application/json")}
+    refused = admin.post("/system/vulndb", files=files, data={"source": "PyPI"})
+    assert refused.status_code == 403
+    imported = admin.post("/system/vulndb", files=files, data={"source": "PyPI", "csrf_token": token})
+    assert imported.status_code == 200 and "Imported 1 records into PyPI" in imported.text
+    broken = admin.post(
+        "/system/vulndb",
+        files={"file": ("bad.json", b"{not json", "application/json")},
+        data={"csrf_token": token},
+    )
+    assert broken.status_code == 422 and "not an OSV file" in broken.text
+    outsider = as_user(world, "outsider")
+    assert (
+        outsider.post(
+            "/system/vulndb", files=files, data={"csrf_token": csrf_of(outsider.get("/").text)}
+        ).status_code
+        == 403
+    )
+
+
+def test_the_audit_log_filters_and_pages(world: World) -> None:
+    for _ in range(3):
+        as_user(world, "alice")
+    admin = as_user(world, "admin")
+    logins = admin.get("/system/audit", params={"actor": "alice", "action": "login"}).text
+    assert logins.count("<td>login</td>") == 3 and "<td>admin</td>" not in logins
+    for index in range(60):
+        world.auth.audit.record("test.event", actor="robot", target=f"t{index}")
+    first = admin.get("/system/audit", params={"actor": "robot"}).text
+    older = re.search(r'href="/system/audit\?([^"]+)">Older', first)
+    assert older and first.count("<td>test.event</td>") == 50
+    second = admin.get("/system/audit?" + older.group(1).replace("&amp;", "&")).text
+    assert second.count("<td>test.event</td>") == 10 and ">t0<" in second

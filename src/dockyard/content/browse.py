@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from dockyard.auth import policy as p
 from dockyard.auth.accounts import AccountService, Repository, namespace_of
-from dockyard.auth.errors import InvalidInput, NotFound
+from dockyard.auth.errors import Forbidden, InvalidInput, NotFound
 from dockyard.auth.identity import Identity
 from dockyard.content.manifest_format import IMAGE_MANIFESTS, INDEXES
 from dockyard.content.manifests import ManifestService
@@ -339,6 +339,13 @@ class Browser:
         self.accounts.require(actor, name, p.Action.MANAGE_ACCESS)
         with self.db.read() as conn:
             return q.repository_events(conn, name, limit, before_id)
+
+    def job_counts(self, actor: Identity) -> dict[tuple[str, str], int]:
+        """Background jobs by kind and state (system administrators, for the health page)."""
+        if not p.may_administer(actor):
+            raise Forbidden("only system administrators may see the job queue")
+        with self.db.read() as conn:
+            return q.job_counts(conn)
 
     # Tags
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from dockyard.db.audit import AuditRow
 from dockyard.db.batches import batches
-from dockyard.db.schema import audit_events, manifests, repositories, tags
+from dockyard.db.schema import audit_events, jobs, manifests, repositories, tags
 
 MAX_README = 64 * 1024
 
@@ -146,3 +146,9 @@ def repository_events(conn: Connection, name: str, limit: int, before_id: int | 
     if before_id is not None:
         stmt = stmt.where(audit_events.c.id < before_id)
     return [AuditRow(**row) for row in conn.execute(stmt).mappings()]
+
+
+def job_counts(conn: Connection) -> dict[tuple[str, str], int]:
+    """How many background jobs there are of each (kind, state)."""
+    stmt = select(jobs.c.kind, jobs.c.state, func.count()).group_by(jobs.c.kind, jobs.c.state)
+    return {(str(row[0]), str(row[1])): int(row[2]) for row in conn.execute(stmt)}
