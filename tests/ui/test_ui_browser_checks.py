@@ -118,6 +118,7 @@ def test_what_each_viewer_sees(as_user: Callable[[str | None], Page]) -> None:
     response = anonymous.goto(f"/repositories/{SECRET_REPO}")
     assert response is not None and response.status == 404
     expect(anonymous.locator("h1")).to_have_text("Not found")
+    shot(anonymous, "error-404")
     anonymous.goto("/profile")
     expect(anonymous).to_have_url(re.compile(r"/sign-in\?next=/profile"))
 
@@ -147,6 +148,9 @@ def test_what_each_viewer_sees(as_user: Callable[[str | None], Page]) -> None:
         admin.get_by_role("link", name=tab).click()
         shot(admin, f"repository-{tab.lower()}")
     expect(admin.locator("table")).to_contain_text("repository.create")
+    admin.goto("/system/audit?action=login")
+    expect(admin.locator("#audit")).to_contain_text("login")
+    shot(admin, "audit-log")
 
 
 def _inert(page: Page) -> None:

@@ -391,3 +391,38 @@ def test_the_audit_log_filters_and_pages(world: World) -> None:
     assert older and first.count("<td>test.event</td>") == 50
     second = admin.get("/system/audit?" + older.group(1).replace("&amp;", "&")).text
     assert second.count("<td>test.event</td>") == 10 and ">t0<" in second
+
+
+def test_repository_administrators_change_settings_and_delete_with_confirmation(world: World) -> None:
+    admin = as_user(world, "adm")
+    page = "/repositories/acme/private"
+    saved = post_form(admin, page, f"{page}/-/settings", {"visibility": "public", "description": "now open"})
+    assert saved.status_code == 303
+    repo = world.auth.accounts.repository(SYSTEM, "acme/private")
+    assert (repo.visibility, repo.description, repo.scan_on_push) == ("public", "now open", False)
+    assert "acme/private" in as_user(world, "outsider").get("/").text
+    wrong = post_form(admin, page, f"{page}/-/delete", {"confirm": "acme/privat"})
+    assert wrong.status_code == 400 and world.auth.accounts.repository_exists("acme/private")
+    done = post_form(admin, page, f"{page}/-/delete", {"confirm": "acme/private"})
+    assert done.status_code == 303 and not world.auth.accounts.repository_exists("acme/private")
+    events = admin.get("/repositories/acme/public?tab=activity").text
+    assert "<td>acme/private</td>" not in events
+
+
+def test_new_repository_offers_only_namespaces_where_the_viewer_may_create(world: World) -> None:
+    def offered(user: str) -> set[str]:
+        html = as_user(world, user).get("/new-repository").text
+        select = html[html.index('<select id="namespace"') : html.index("</select>")]
+        return set(re.findall(r'<option value="([^"]+)"', select))
+
+    assert offered("alice") == {"alice"}
+    assert offered("owner") == {"owner", "acme"}
+    assert offered("rw") == {"rw"}  # grants on two repositories, not on the namespace
+    world.auth.accounts.set_namespace_grant(SYSTEM, "acme", "writers", "read-write")
+    assert offered("rw") == {"rw", "acme"}
+    assert offered("ro") == {"ro"}
+    client = as_user(world, "ro")
+    refused = post_form(client, "/new-repository", "/new-repository", {"namespace": "acme", "name": "x"})
+    assert refused.status_code == 403 and not world.auth.accounts.repository_exists("acme/x")
+    made = post_form(client, "/new-repository", "/new-repository", {"namespace": "ro", "name": "tool"})
+    assert made.status_code == 303 and made.headers["location"].startswith("/repositories/ro/tool")

@@ -3,6 +3,7 @@ whatever the number of rows they show (no query per row)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,12 +15,15 @@ from sqlalchemy import event
 
 @contextmanager
 def counted(world: World) -> Iterator[list[str]]:
-    """Every SQL statement the services run meanwhile."""
+    """Every query this thread runs meanwhile (the app's background workers run theirs in other threads)."""
     engine = world.client.app.state.services.db.engine
     statements: list[str] = []
+    me = threading.get_ident()
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
+        # Queries only: a new pooled connection's set-up (PRAGMAs) is not the page's cost.
+        if threading.get_ident() == me and statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
     try:

@@ -58,6 +58,7 @@ def test_admin_sets_up_a_team_and_the_member_pushes_and_browses(
     shot(admin, "users")
 
     admin.goto("/organizations")
+    shot(admin, "organizations")
     admin.get_by_label("Name", exact=True).fill("acme")
     admin.get_by_label("Owners (user names, comma separated)").fill("admin")
     submit(admin, "Create organization")
@@ -73,6 +74,7 @@ def test_admin_sets_up_a_team_and_the_member_pushes_and_browses(
     admin.get_by_label("Namespace").select_option("acme")
     admin.get_by_label("Name", exact=True).fill("app")
     admin.get_by_label("Short description").fill("The app")
+    shot(admin, "new-repository")
     submit(admin, "Create")
     expect(admin).to_have_url(re.compile(r"/repositories/acme/app"))
     expect(admin.locator("h1")).to_contain_text("private")
