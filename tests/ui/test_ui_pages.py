@@ -426,3 +426,20 @@ def test_new_repository_offers_only_namespaces_where_the_viewer_may_create(world
     assert refused.status_code == 403 and not world.auth.accounts.repository_exists("acme/x")
     made = post_form(client, "/new-repository", "/new-repository", {"namespace": "ro", "name": "tool"})
     assert made.status_code == 303 and made.headers["location"].startswith("/repositories/ro/tool")
+
+
+def test_the_dashboard_counts_only_what_the_viewer_may_see(world: World) -> None:
+    auth = ("admin", ADMIN_PASSWORD)
+    push_image(world.client, "acme/private", "v1", auth)
+    push_image(world.client, "alice/public", "v1", auth)
+    outsider = as_user(world, "outsider").get("/dashboard")
+    assert outsider.status_code == 200 and "<svg" in outsider.text
+    assert "acme/private" not in outsider.text and "alice/public" in outsider.text
+    assert "Over the 2 repositories" in outsider.text
+    admin = as_user(world, "admin").get("/dashboard").text
+    assert "acme/private" in admin and "Over the 4 repositories" in admin
+    # The admin's two pushes of today, through /v2/, are in the last column.
+    assert re.search(r"<title>\d\d-\d\d: 2</title>", admin)
+    assert re.search(r"<title>\d\d-\d\d: 1</title>", outsider.text)
+    # One namespace and one repository hold blobs among those the outsider sees; fourteen days.
+    assert outsider.text.count("<rect") == 1 + 1 + 14

@@ -6,11 +6,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
-from auth_support import ADMIN_PASSWORD, World
+import pytest
+from auth_support import ADMIN_PASSWORD, AppFactory, World
 from pages_support import SYSTEM, push_image
 from sqlalchemy import event
+
+from dockyard.auth.identity import ANONYMOUS
 
 
 @contextmanager
@@ -62,3 +66,28 @@ def test_the_repository_list_costs_the_same_for_few_and_many_repositories(world:
     for index in range(60):
         services.auth.accounts.create_repository(SYSTEM, f"acme/many-{index:02d}", "public")
     assert cost() == few
+
+
+@pytest.mark.parametrize("anonymous_pull", [False, True])
+def test_the_fast_visible_list_answers_as_the_account_service_does(
+    make_world: AppFactory, anonymous_pull: bool
+) -> None:
+    world = make_world(anonymous_pull=anonymous_pull)
+    services = world.client.app.state.services
+    accounts = services.auth.accounts
+    accounts.create_repository(SYSTEM, "toplevel", "public")
+    accounts.create_repository(SYSTEM, "ghost/orphan", "public")  # a namespace with no account
+    accounts.create_organization(SYSTEM, "beta", [])
+    accounts.create_repository(SYSTEM, "beta/hidden", "private")
+    accounts.create_team(SYSTEM, "beta", "crew")
+    accounts.set_member(SYSTEM, "beta", "crew", "outsider", True)
+    accounts.set_repository_grant(SYSTEM, "beta/hidden", "crew", "read-only")
+    accounts.set_namespace_grant(SYSTEM, "acme", "readers", "read-only")
+    identities = [ANONYMOUS, SYSTEM]
+    for name in ("outsider", "ro", "rw", "adm", "owner", "alice", "admin"):
+        identity = accounts.identity(accounts.user(name).id)
+        assert identity is not None
+        identities += [identity, replace(identity, read_only=True)]
+    for identity in identities:
+        expected = [r.name for r in accounts.visible_repositories(identity)]
+        assert [r.name for r in services.browser.visible(identity)] == expected, identity

@@ -8,8 +8,10 @@ queries, however many rows it shows.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -43,6 +45,8 @@ SIGNATURE_TYPES = frozenset(
 )
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_QUERY = 100
+# The dashboard's push chart reads at most this many audit events.
+MAX_PUSH_EVENTS = 100_000
 SORTS = ("name", "pushed")
 VISIBILITIES = ("public", "private")
 
@@ -64,6 +68,16 @@ class RepositoryPage:
     page: int
     pages: int
     namespaces: list[str]
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """Figures over the repositories one viewer may see: storage, largest repositories, daily pushes."""
+
+    repositories: int
+    storage_by_namespace: list[tuple[str, int]]
+    largest: list[tuple[str, int]]
+    pushes_by_day: list[tuple[str, int]]
 
 
 @dataclass(frozen=True)
@@ -267,7 +281,7 @@ class Browser:
             raise InvalidInput("sort by name or pushed", "sort")
         if visibility is not None and visibility not in VISIBILITIES:
             raise InvalidInput("visibility is public or private", "visibility")
-        visible = self.accounts.visible_repositories(actor)
+        visible = self.visible(actor)
         namespaces = sorted({ns for r in visible if (ns := namespace_of(r.name))})
         needle = query.strip().lower()
         chosen = [
@@ -277,15 +291,90 @@ class Browser:
             and (namespace is None or namespace_of(r.name) == namespace)
             and (visibility is None or r.visibility == visibility)
         ]
-        with self.db.read() as conn:
-            pushes = q.last_pushes(conn, [r.name for r in chosen])
-        items = [RepositoryItem(r, pushes.get(r.name)) for r in chosen]
-        if sort == "pushed":
-            items.sort(key=lambda item: (-(item.last_push or 0.0), item.repository.name))
-        pages = max(1, -(-len(items) // per_page))
+        pages = max(1, -(-len(chosen) // per_page))
         page = min(max(page, 1), pages)
         start = (page - 1) * per_page
-        return RepositoryPage(items[start : start + per_page], len(items), page, pages, namespaces)
+        # Sorted by name, only the page needs its last pushes; sorted by push, every repository does.
+        wanted = chosen if sort == "pushed" else chosen[start : start + per_page]
+        with self.db.read() as conn:
+            pushes = q.last_pushes(conn, [r.name for r in wanted])
+        items = [RepositoryItem(r, pushes.get(r.name)) for r in wanted]
+        if sort == "pushed":
+            items.sort(key=lambda item: (-(item.last_push or 0.0), item.repository.name))
+            items = items[start : start + per_page]
+        return RepositoryPage(items, len(chosen), page, pages, namespaces)
+
+    def dashboard(self, actor: Identity, *, days: int = 14, top: int = 10) -> Dashboard:
+        """Storage per namespace, the largest repositories and pushes per day (from the audit log), counting
+        only repositories the actor may browse, so no private name or size leaks into a chart."""
+        visible = {r.name for r in self.visible(actor)}
+        now = time.time()
+        first_day = int(now // 86400) - days + 1
+        with self.db.read() as conn:
+            sizes = q.repository_sizes(conn, visible)
+            pushes = q.push_events_since(conn, first_day * 86400, MAX_PUSH_EVENTS)
+        by_namespace: dict[str, int] = {}
+        for name, size in sizes.items():
+            namespace = namespace_of(name) or "(top level)"
+            by_namespace[namespace] = by_namespace.get(namespace, 0) + size
+        per_day = dict.fromkeys(range(first_day, first_day + days), 0)
+        for at, target in pushes:
+            name = target.split("@", 1)[0].rsplit(":", 1)[0]
+            if name in visible and int(at // 86400) in per_day:
+                per_day[int(at // 86400)] += 1
+        return Dashboard(
+            repositories=len(visible),
+            storage_by_namespace=sorted(by_namespace.items(), key=lambda kv: (-kv[1], kv[0]))[:top],
+            largest=sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:top],
+            pushes_by_day=[
+                (datetime.fromtimestamp(day * 86400, UTC).strftime("%m-%d"), count)
+                for day, count in per_day.items()
+            ],
+        )
+
+    def visible(self, actor: Identity) -> list[Repository]:
+        """Every repository the actor may browse, by name, as `AccountService.visible_repositories` answers,
+        in four queries and one policy decision per repository: facts are gathered once per namespace and
+        completed per repository with its visibility and the actor's grants on it."""
+        with self.db.read() as conn:
+            rows = q.all_repository_rows(conn)
+            grants = (
+                q.repository_grant_levels_of_user(conn, actor.user_id) if actor.user_id is not None else {}
+            )
+        everything = p.may_browse_everything(actor)
+        # "ns/-" and "-" are not valid names, so they never exist: their facts describe the namespace alone.
+        probes = {namespace_of(row.name) for row in rows} if not everything else set()
+        by_namespace = self.accounts.facts_many(actor, [f"{ns}/-" if ns else "-" for ns in probes])
+        settings = self.accounts.policy_settings
+        visible = []
+        for row in rows:
+            if not everything:
+                namespace = namespace_of(row.name)
+                base = by_namespace[f"{namespace}/-" if namespace else "-"]
+                facts = replace(
+                    base,
+                    exists=True,
+                    public=row.visibility == "public",
+                    team_levels=base.team_levels
+                    + tuple(
+                        p.Level.parse(level)
+                        for level in grants.get(row.id, ())
+                        if base.namespace_kind is p.NamespaceKind.ORG
+                    ),
+                )
+                if not p.may(actor, facts, p.Action.BROWSE, settings):
+                    continue
+            visible.append(
+                Repository(
+                    name=row.name,
+                    namespace=namespace_of(row.name),
+                    visibility=row.visibility,
+                    description=row.description,
+                    created_at=row.created_at,
+                    scan_on_push=row.scan_on_push,
+                )
+            )
+        return visible
 
     def creatable_namespaces(self, actor: Identity) -> list[str]:
         """Namespaces where the policy lets the actor create a repository: their own and their

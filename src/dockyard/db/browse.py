@@ -12,9 +12,20 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection
 
+from dockyard.db.accounts import RepositoryRow
 from dockyard.db.audit import AuditRow
 from dockyard.db.batches import batches
-from dockyard.db.schema import audit_events, jobs, manifests, repositories, tags
+from dockyard.db.schema import (
+    audit_events,
+    blobs,
+    jobs,
+    manifests,
+    repositories,
+    repository_blobs,
+    repository_grants,
+    tags,
+    team_members,
+)
 
 MAX_README = 64 * 1024
 
@@ -152,3 +163,59 @@ def job_counts(conn: Connection) -> dict[tuple[str, str], int]:
     """How many background jobs there are of each (kind, state)."""
     stmt = select(jobs.c.kind, jobs.c.state, func.count()).group_by(jobs.c.kind, jobs.c.state)
     return {(str(row[0]), str(row[1])): int(row[2]) for row in conn.execute(stmt)}
+
+
+def repository_sizes(conn: Connection, names: Collection[str]) -> dict[str, int]:
+    """Bytes of the blobs each repository may serve (a blob shared by two repositories counts in both)."""
+    found: dict[str, int] = {}
+    for batch in batches(sorted(names)):
+        stmt = (
+            select(repositories.c.name, func.sum(blobs.c.size))
+            .join(repository_blobs, repository_blobs.c.repository_id == repositories.c.id)
+            .join(blobs, blobs.c.digest == repository_blobs.c.digest)
+            .where(repositories.c.name.in_(batch))
+            .group_by(repositories.c.name)
+        )
+        found.update((str(row[0]), int(row[1] or 0)) for row in conn.execute(stmt))
+    return found
+
+
+def push_events_since(conn: Connection, since: float, limit: int) -> list[tuple[float, str]]:
+    """(time, target) of the newest successful manifest pushes since `since`, at most `limit`."""
+    stmt = (
+        select(audit_events.c.at, audit_events.c.target)
+        .where(
+            audit_events.c.action == "registry.push",
+            audit_events.c.outcome == "success",
+            audit_events.c.at >= since,
+        )
+        .order_by(audit_events.c.id.desc())
+        .limit(limit)
+    )
+    return [(float(row[0]), str(row[1] or "")) for row in conn.execute(stmt)]
+
+
+def all_repository_rows(conn: Connection) -> list[RepositoryRow]:
+    """Every repository's access-control row, by name, in one statement."""
+    stmt = select(
+        repositories.c.id,
+        repositories.c.name,
+        repositories.c.visibility,
+        repositories.c.description,
+        repositories.c.created_at,
+        repositories.c.scan_on_push,
+    ).order_by(repositories.c.name)
+    return [RepositoryRow(**row) for row in conn.execute(stmt).mappings()]
+
+
+def repository_grant_levels_of_user(conn: Connection, user_id: int) -> dict[int, list[str]]:
+    """Levels the user's teams hold on single repositories, by repository id (no list of ids needed)."""
+    stmt = (
+        select(repository_grants.c.repository_id, repository_grants.c.level)
+        .join(team_members, team_members.c.team_id == repository_grants.c.team_id)
+        .where(team_members.c.user_id == user_id)
+    )
+    levels: dict[int, list[str]] = {}
+    for row in conn.execute(stmt):
+        levels.setdefault(int(row[0]), []).append(str(row[1]))
+    return levels

@@ -17,7 +17,7 @@ from dockyard.auth.errors import AuthError, Unauthenticated
 from dockyard.content.errors import ContentError, ManifestUnknown, NameInvalid, NameUnknown, TagInvalid
 from dockyard.ui.render import HERE, page
 from dockyard.ui.session import viewer
-from dockyard.ui.views import accounts, auth, profile, repositories, repository, system
+from dockyard.ui.views import accounts, auth, dashboard, profile, repositories, repository, system
 
 if TYPE_CHECKING:
     from dockyard.app import Services
@@ -95,6 +95,7 @@ def build_ui(services: Services) -> Starlette:
         Route("/organizations/{org}/{action}", accounts.organization_act, methods=["POST"]),
         Route("/users", accounts.users, methods=["GET", "HEAD"]),
         Route("/users/{action}", accounts.users_act, methods=["POST"]),
+        Route("/dashboard", dashboard.dashboard, methods=["GET", "HEAD"]),
         Route("/system", system.system, methods=["GET", "HEAD"]),
         Route("/system/gc", system.collect_garbage, methods=["POST"]),
         Route("/system/vulndb", system.import_advisories, methods=["POST"]),
