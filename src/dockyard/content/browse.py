@@ -346,28 +346,30 @@ class Browser:
         probes = {namespace_of(row.name) for row in rows} if not everything else set()
         by_namespace = self.accounts.facts_many(actor, [f"{ns}/-" if ns else "-" for ns in probes])
         settings = self.accounts.policy_settings
+        # Repositories alike in namespace, visibility and grants get one decision between them.
+        decided: dict[tuple[str | None, str, tuple[str, ...]], bool] = {}
         visible = []
         for row in rows:
+            namespace = namespace_of(row.name)
             if not everything:
-                namespace = namespace_of(row.name)
-                base = by_namespace[f"{namespace}/-" if namespace else "-"]
-                facts = replace(
-                    base,
-                    exists=True,
-                    public=row.visibility == "public",
-                    team_levels=base.team_levels
-                    + tuple(
-                        p.Level.parse(level)
-                        for level in grants.get(row.id, ())
-                        if base.namespace_kind is p.NamespaceKind.ORG
-                    ),
-                )
-                if not p.may(actor, facts, p.Action.BROWSE, settings):
+                key = (namespace, row.visibility, tuple(grants.get(row.id, ())))
+                allowed = decided.get(key)
+                if allowed is None:
+                    base = by_namespace[f"{namespace}/-" if namespace else "-"]
+                    on_repo = key[2] if base.namespace_kind is p.NamespaceKind.ORG else ()
+                    facts = replace(
+                        base,
+                        exists=True,
+                        public=row.visibility == "public",
+                        team_levels=base.team_levels + tuple(p.Level.parse(level) for level in on_repo),
+                    )
+                    allowed = decided[key] = p.may(actor, facts, p.Action.BROWSE, settings)
+                if not allowed:
                     continue
             visible.append(
                 Repository(
                     name=row.name,
-                    namespace=namespace_of(row.name),
+                    namespace=namespace,
                     visibility=row.visibility,
                     description=row.description,
                     created_at=row.created_at,

@@ -205,7 +205,10 @@ def all_repository_rows(conn: Connection) -> list[RepositoryRow]:
         repositories.c.created_at,
         repositories.c.scan_on_push,
     ).order_by(repositories.c.name)
-    return [RepositoryRow(**row) for row in conn.execute(stmt).mappings()]
+    return [
+        RepositoryRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), float(r[4]), bool(r[5]))
+        for r in conn.execute(stmt)
+    ]
 
 
 def repository_grant_levels_of_user(conn: Connection, user_id: int) -> dict[int, list[str]]:

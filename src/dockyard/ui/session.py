@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,6 +20,9 @@ from starlette.responses import Response
 from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import Forbidden
 from dockyard.auth.identity import ANONYMOUS, Identity
+
+if TYPE_CHECKING:
+    from dockyard.app import AuthServices
 
 SESSION_COOKIE = "dockyard_session"
 SIGN_IN_COOKIE = "dockyard_sign_in"
@@ -39,8 +43,9 @@ class Viewer:
         return not self.identity.anonymous
 
 
-def _services(request: Request):  # type: ignore[no-untyped-def]
-    return request.app.state.services.auth
+def _services(request: Request) -> AuthServices:
+    auth: AuthServices = request.app.state.services.auth
+    return auth
 
 
 def _secure(request: Request) -> bool:
