@@ -1,7 +1,7 @@
 """repository README (Markdown) for the web UI; sessions signed in with an access token
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
