@@ -443,3 +443,22 @@ def test_the_dashboard_counts_only_what_the_viewer_may_see(world: World) -> None
     assert re.search(r"<title>\d\d-\d\d: 1</title>", outsider.text)
     # One namespace and one repository hold blobs among those the outsider sees; fourteen days.
     assert outsider.text.count("<rect") == 1 + 1 + 14
+
+
+def test_behind_a_tls_proxy_the_external_origin_is_this_site(make_world: AppFactory) -> None:
+    world = make_world(external_url="https://registry.example/")
+    client = _client(world, "https://testserver")
+    sign_in(client, "alice", PASSWORD)
+    token = csrf_of(client.get("/profile").text)
+    for origin, status in (
+        ("https://registry.example", 201),
+        ("https://testserver", 201),
+        ("http://registry.example", 403),
+        ("https://registry.example.evil", 403),
+    ):
+        response = client.post(
+            "/profile/token",
+            data={"name": f"t-{status}-{len(origin)}", "csrf_token": token},
+            headers={"Origin": origin},
+        )
+        assert response.status_code == status, origin

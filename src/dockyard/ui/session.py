@@ -80,10 +80,21 @@ def remember_sign_in_token(request: Request, response: Response, current: Viewer
         )
 
 
+def _own_origins(request: Request) -> set[str]:
+    """This site as browsers name it: as the request reached us, and as `external_url` (behind a proxy that
+    ends TLS, the browser's origin is https while the request here is http)."""
+    origins = {f"{request.url.scheme}://{request.url.netloc}"}
+    external = request.app.state.services.settings.external_url
+    if external:
+        scheme, _, rest = external.partition("://")
+        origins.add(f"{scheme}://{rest.split('/', 1)[0]}")
+    return origins
+
+
 def check_form(request: Request, current: Viewer, sent: str) -> None:
     """Refuse a POST from another origin or without the viewer's CSRF token (Forbidden)."""
     origin = request.headers.get("origin")
-    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+    if origin is not None and origin not in _own_origins(request):
         raise Forbidden("this form was sent from another site")
     if not sent or not hmac.compare_digest(sent.encode(), current.csrf.encode()):
         raise Forbidden("the form has expired or did not come from this site; reload the page and retry")
