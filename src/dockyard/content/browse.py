@@ -31,6 +31,7 @@ from dockyard.db.audit import AuditRow
 from dockyard.db.engine import Database
 from dockyard.storage.blobstore import BlobStore
 
+# Config media types of runnable images (as scanning/image.py, which content/ does not import).
 IMAGE_CONFIGS = frozenset(
     {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
 )
@@ -441,7 +442,8 @@ class Browser:
     # Tags
 
     def tags(self, actor: Identity, name: str, *, after: str = "", limit: int = 50) -> TagPage:
-        """A page of tags with kind, platforms, size, vulnerability counts and referrers: five queries."""
+        """A page of tags with kind, platforms, size, vulnerability counts and referrers: six queries after
+        the access check, whatever the page size."""
         row = self.accounts.require(actor, name, p.Action.BROWSE)
         with self.db.read() as conn:
             total = q.tag_count(conn, row.id)
