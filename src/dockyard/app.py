@@ -28,6 +28,7 @@ from dockyard.cache.directory import CacheDirectory
 from dockyard.cache.redirect import CacheRedirects
 from dockyard.config import Settings
 from dockyard.content.blobs import BlobService
+from dockyard.content.browse import Browser
 from dockyard.content.gc import GarbageCollector
 from dockyard.content.manifests import ManifestService
 from dockyard.content.uploads import UploadService
@@ -43,6 +44,7 @@ from dockyard.scanning.vulndb_sync import VulnDbSync
 from dockyard.storage.blobstore import BlobStore
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.tls.serving import ca_pem
+from dockyard.ui.app import build_ui
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class Services:
     vulndb_sync: VulnDbSync
     auth: AuthServices
     caches: CacheDirectory
+    browser: Browser
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ def build_services(settings: Settings) -> Services:
         vulndb_sync=VulnDbSync(scans.vulndb, jobs, settings),
         auth=auth,
         caches=CacheDirectory(db),
+        browser=Browser(db, store, auth.accounts, manifests),
     )
 
 
@@ -263,6 +267,8 @@ def create_app(
                 "/api/v1",
                 app=build_api(auth, settings, services.scans, services.vulndb_sync, services.caches),
             ),
+            # Last: the web UI answers every path the surfaces above do not.
+            Mount("", app=build_ui(services)),
         ],
         lifespan=lifespan,
     )

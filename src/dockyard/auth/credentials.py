@@ -210,14 +210,21 @@ class CredentialService:
     # Sessions
 
     def create_session(self, identity: Identity) -> tuple[str, str]:
-        """A new browser session: (cookie value, CSRF token)."""
+        """A new browser session: (cookie value, CSRF token). One signed in with an access token keeps
+        that token's rights (read-only, no token management) and ends when the token does."""
         assert identity.user_id is not None
         public_id, secret_hash, secret = _mint(SESSION_PREFIX)
         csrf = secrets.token_urlsafe(32)
         with self.db.write() as conn:
             q.delete_expired_sessions(conn, time.time())
             q.insert_session(
-                conn, identity.user_id, public_id, secret_hash, csrf, time.time() + self.session_ttl_seconds
+                conn,
+                identity.user_id,
+                public_id,
+                secret_hash,
+                csrf,
+                time.time() + self.session_ttl_seconds,
+                identity.token_id,
             )
         return secret, csrf
 
@@ -228,13 +235,15 @@ class CredentialService:
             return None
         with self.db.read() as conn:
             row = q.session_by_public_id(conn, parts[0])
-        if (
-            row is None
-            or not passwords.secret_matches(row.secret_hash, parts[1])
-            or not _usable(row, time.time())
-        ):
+            pat = q.access_token_by_id(conn, row.access_token_id) if row and row.access_token_id else None
+        now = time.time()
+        if row is None or not passwords.secret_matches(row.secret_hash, parts[1]) or not _usable(row, now):
             return None
-        identity = self.accounts.identity(row.user_id)
+        if row.access_token_id is not None and (pat is None or not _usable(pat, now)):
+            return None
+        identity = self.accounts.identity(
+            row.user_id, token_id=row.access_token_id, read_only=pat.read_only if pat else False
+        )
         return (identity, row.csrf_token) if identity is not None else None
 
     def end_session(self, cookie: str) -> None:

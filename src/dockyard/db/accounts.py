@@ -566,12 +566,19 @@ def revoke_refresh_tokens(conn: Connection, user_id: int, token_id: int | None =
 
 
 def insert_session(
-    conn: Connection, user_id: int, public_id: str, secret_hash: str, csrf_token: str, expires_at: float
+    conn: Connection,
+    user_id: int,
+    public_id: str,
+    secret_hash: str,
+    csrf_token: str,
+    expires_at: float,
+    access_token_id: int | None = None,
 ) -> None:
-    """Store a new browser session."""
+    """Store a new browser session (signed in with an access token when `access_token_id` is given)."""
     conn.execute(
         insert(sessions).values(
             user_id=user_id,
+            access_token_id=access_token_id,
             public_id=public_id,
             secret_hash=secret_hash,
             csrf_token=csrf_token,
@@ -597,6 +604,7 @@ def session_by_public_id(conn: Connection, public_id: str) -> TokenRow | None:
         expires_at=row["expires_at"],
         last_used_at=None,
         revoked_at=None,
+        access_token_id=row["access_token_id"],
         csrf_token=row["csrf_token"],
     )
 

@@ -44,6 +44,8 @@ repositories = Table(
     Column("description", Text, nullable=False, server_default=""),
     # Queue a vulnerability scan of every manifest pushed here.
     Column("scan_on_push", Boolean, nullable=False, server_default=true()),
+    # Markdown shown on the repository's page in the web UI (rendered and sanitised there).
+    Column("readme", Text, nullable=False, server_default=""),
 )
 
 blobs = Table(
@@ -218,6 +220,9 @@ sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
+    # The personal access token the session was signed in with: the session has its rights and ends with
+    # it. No foreign key, so SQLite adds the column without rebuilding the table; a token gone ends it too.
+    Column("access_token_id", Integer, nullable=True),
 )
 
 audit_events = Table(

@@ -1,0 +1,108 @@
+"""The viewer's own profile: full name, password, personal access tokens."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dockyard.auth.errors import AuthError, Forbidden, InvalidInput, Unauthenticated
+from dockyard.ui.render import page
+from dockyard.ui.session import Viewer, viewer
+from dockyard.ui.views.common import Form, audit, back, call, notice, posted, services, signed_in
+
+MAX_TOKEN_DAYS = 3650
+
+
+async def _page(request: Request, current: Viewer, status: int = 200, **extra: object) -> Response:
+    svc = services(request)
+    assert current.identity.name is not None
+    user = await call(svc.auth.accounts.user, current.identity.name)
+    tokens = await call(svc.auth.credentials.access_tokens, current.identity)
+    orgs = await call(svc.auth.accounts.organizations_of, current.identity)
+    return page(
+        request,
+        current,
+        "profile.html",
+        status=status,
+        user=user,
+        tokens=tokens,
+        organizations=orgs,
+        notice=notice(request),
+        **extra,
+    )
+
+
+async def show(request: Request) -> Response:
+    """GET /profile."""
+    current = await viewer(request)
+    signed_in(current)
+    return await _page(request, current)
+
+
+async def act(request: Request) -> Response:
+    """POST /profile/<action>: name, password, token, revoke."""
+    form = await posted(request)
+    signed_in(form.viewer)
+    action = request.path_params["action"]
+    try:
+        if action == "name":
+            return await _name(request, form)
+        if action == "password":
+            return await _password(request, form)
+        if action == "token":
+            return await _token(request, form)
+        if action == "revoke":
+            return await _revoke(request, form)
+    except (InvalidInput, Unauthenticated) as exc:
+        return await _page(request, form.viewer, status=exc.status, error=exc.message)
+    raise AuthError("no such form")
+
+
+async def _name(request: Request, form: Form) -> Response:
+    identity = form.viewer.identity
+    assert identity.name is not None
+    await call(services(request).auth.accounts.set_full_name, identity, identity.name, form.get("full_name"))
+    return back("/profile", "saved")
+
+
+async def _password(request: Request, form: Form) -> Response:
+    identity = form.viewer.identity
+    assert identity.name is not None
+    accounts = services(request).auth.accounts
+    if identity.token_id is not None:
+        raise Forbidden("passwords are changed after signing in with the password, not with a token")
+    if form.get("new_password") != form.get("repeat_password"):
+        raise InvalidInput("the two new passwords differ", "repeat_password")
+    if await call(accounts.authenticate, identity.name, form.get("current_password")) is None:
+        await audit(request, form.viewer, "user.password.change", identity.name, outcome="failure")
+        raise Unauthenticated("the current password is wrong")
+    await call(accounts.set_password, identity, identity.name, form.get("new_password"))
+    await audit(request, form.viewer, "user.password.change", identity.name)
+    return back("/profile", "password")
+
+
+async def _token(request: Request, form: Form) -> Response:
+    days = form.get("expires_in_days")
+    if days and (not days.isdigit() or not 1 <= int(days) <= MAX_TOKEN_DAYS):
+        raise InvalidInput(f"the expiry is 1 to {MAX_TOKEN_DAYS} days, or empty for none", "expires_in_days")
+    expires = time.time() + int(days) * 86400 if days else None
+    token, secret = await call(
+        services(request).auth.credentials.create_access_token,
+        form.viewer.identity,
+        form.get("name").strip(),
+        read_only=form.get("read_only") == "on",
+        expires_at=expires,
+    )
+    await audit(request, form.viewer, "token.create", token.public_id, name=token.name)
+    # Shown in this response only: the page is not cached (Cache-Control: no-store) and never redirected to.
+    return await _page(request, form.viewer, status=201, new_token=token, secret=secret)
+
+
+async def _revoke(request: Request, form: Form) -> Response:
+    token = await call(
+        services(request).auth.credentials.revoke_access_token, form.viewer.identity, form.get("token")
+    )
+    await audit(request, form.viewer, "token.revoke", token.public_id, name=token.name)
+    return back("/profile", "revoked")

@@ -1,0 +1,140 @@
+"""System pages for administrators: health, job queue, vulnerability database (status and upload),
+garbage collection (dry run and run), and the audit log with filters and paging."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dockyard.auth import policy as p
+from dockyard.auth.errors import Forbidden, InvalidInput
+from dockyard.scanning.errors import ScanError
+from dockyard.ui.render import page
+from dockyard.ui.session import Viewer, check_form, viewer
+from dockyard.ui.views.common import audit, call, notice, posted, services, signed_in
+
+AUDIT_PAGE = 50
+# A digest nobody stores: reading its size proves the blob store answers, without writing.
+_PROBE = "sha256:" + "0" * 64
+
+
+def _administrator(current: Viewer) -> None:
+    signed_in(current)
+    if not p.may_administer(current.identity):
+        raise Forbidden("only system administrators may see this page")
+
+
+def _health(request: Request) -> dict[str, str]:
+    svc = services(request)
+
+    def blob_store() -> None:
+        svc.store.size(_PROBE)
+
+    probes: dict[str, Callable[[], None]] = {"database": svc.db.ping, "blob store": blob_store}
+    checks: dict[str, str] = {}
+    for part, probe in probes.items():
+        try:
+            probe()
+            checks[part] = "ok"
+        except Exception as exc:
+            checks[part] = f"failing: {type(exc).__name__}"
+    return checks
+
+
+async def _system_page(request: Request, current: Viewer, status: int = 200, **extra: Any) -> Response:
+    svc = services(request)
+    vulndb, sync = await call(svc.vulndb_sync.status)
+    return page(
+        request,
+        current,
+        "system.html",
+        status=status,
+        health=await call(_health, request),
+        jobs=sorted((await call(svc.browser.job_counts, current.identity)).items()),
+        vulndb=vulndb,
+        sync=sync,
+        max_upload=svc.settings.vulndb_max_upload_bytes,
+        notice=notice(request),
+        **extra,
+    )
+
+
+async def system(request: Request) -> Response:
+    """GET /system."""
+    current = await viewer(request)
+    _administrator(current)
+    return await _system_page(request, current)
+
+
+async def collect_garbage(request: Request) -> Response:
+    """POST /system/gc: a dry run, or a collection."""
+    form = await posted(request)
+    _administrator(form.viewer)
+    dry_run = form.get("mode") != "run"
+    report = await call(services(request).gc.run, dry_run)
+    if not dry_run:
+        await audit(request, form.viewer, "gc.run", "blobs", blobs=len(report.blobs), bytes=report.bytes)
+    return await _system_page(request, form.viewer, gc=report)
+
+
+async def import_advisories(request: Request) -> Response:
+    """POST /system/vulndb: an OSV zip or JSON file uploaded from the browser."""
+    current = await viewer(request)
+    _administrator(current)
+    limit = services(request).settings.vulndb_max_upload_bytes
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > limit + 64 * 1024:
+        raise InvalidInput(f"the file is over the limit of {limit} bytes", "file")
+    data = await request.form(max_files=1, max_fields=4)
+    token = data.get("csrf_token")
+    check_form(request, current, token if isinstance(token, str) else "")
+    upload = data.get("file")
+    source = data.get("source")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise InvalidInput("choose an OSV zip or JSON file", "file")
+    try:
+        name, report = await call(
+            services(request).vulndb_sync.import_upload,
+            current.identity,
+            upload.file,
+            upload.filename,
+            source if isinstance(source, str) and source.strip() else None,
+        )
+    except ScanError as exc:
+        return await _system_page(request, current, status=422, error=f"not an OSV file: {exc}")
+    finally:
+        await upload.close()
+    await audit(request, current, "vulndb.import", name, records=report.total, added=report.added)
+    return await _system_page(request, current, imported=(name, report))
+
+
+async def audit_log(request: Request) -> Response:
+    """GET /system/audit: events newest first, filtered by actor and action, paged by id."""
+    current = await viewer(request)
+    _administrator(current)
+    params = request.query_params
+    actor = params.get("actor", "")[:64] or None
+    action = params.get("action", "")[:64] or None
+    before = params.get("before", "")
+    rows = await call(
+        services(request).auth.audit.events,
+        current.identity,
+        limit=AUDIT_PAGE + 1,
+        before_id=int(before) if before.isdigit() and len(before) < 19 else None,
+        action=action,
+        who=actor,
+    )
+    more = len(rows) > AUDIT_PAGE
+    rows = rows[:AUDIT_PAGE]
+    return page(
+        request,
+        current,
+        "audit.html",
+        events=rows,
+        filters={"actor": actor or "", "action": action or ""},
+        next_before=rows[-1].id if more and rows else None,
+    )
