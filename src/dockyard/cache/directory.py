@@ -27,6 +27,8 @@ from dockyard.db import caches as q
 from dockyard.db.engine import Database
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# scheme://host[:port][/path] in plain characters: the URL goes into redirects and pages as it is.
+_URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?$")
 _MAX_CA_BYTES = 64 * 1024
 _MAX_PING_BYTES = 64 * 1024
 # A cache whose last good check is older than this is not used (the checker runs every few seconds).
@@ -70,11 +72,10 @@ def usable(row: q.CacheRow, now: float) -> bool:
 
 
 def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
-        raise InvalidInput("the cache's URL must be http(s)://host[:port][/path]", "url")
-    if parts.username or parts.password:
+    if "@" in url:
         raise InvalidInput("a cache's URL carries no credentials", "url")
+    if not _URL.match(url) or not urlsplit(url).hostname:
+        raise InvalidInput("the cache's URL must be http(s)://host[:port][/path]", "url")
     return url.rstrip("/")
 
 

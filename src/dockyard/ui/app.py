@@ -98,6 +98,7 @@ def build_ui(services: Services) -> Starlette:
         Route("/dashboard", dashboard.dashboard, methods=["GET", "HEAD"]),
         Route("/system", system.system, methods=["GET", "HEAD"]),
         Route("/system/gc", system.collect_garbage, methods=["POST"]),
+        Route("/system/caches", system.manage_caches, methods=["POST"]),
         Route("/system/vulndb", system.import_advisories, methods=["POST"]),
         Route("/system/audit", system.audit_log, methods=["GET", "HEAD"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),

@@ -1,4 +1,4 @@
-"""The viewer's own profile: full name, password, personal access tokens."""
+"""The viewer's own profile: full name, password, personal access tokens, the content cache for pulls."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.auth.errors import AuthError, Forbidden, InvalidInput, Unauthenticated
+from dockyard.auth.errors import AuthError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from dockyard.ui.render import page
 from dockyard.ui.session import Viewer, viewer
 from dockyard.ui.views.common import Form, audit, back, call, notice, posted, services, signed_in
@@ -21,6 +21,8 @@ async def _page(request: Request, current: Viewer, status: int = 200, **extra: o
     user = await call(svc.auth.accounts.user, current.identity.name)
     tokens = await call(svc.auth.credentials.access_tokens, current.identity)
     orgs = await call(svc.auth.accounts.organizations_of, current.identity)
+    caches = await call(svc.caches.all)
+    chosen = await call(svc.caches.chosen_by, current.identity, current.identity.name)
     return page(
         request,
         current,
@@ -29,6 +31,8 @@ async def _page(request: Request, current: Viewer, status: int = 200, **extra: o
         user=user,
         tokens=tokens,
         organizations=orgs,
+        caches=caches,
+        chosen_cache=chosen,
         notice=notice(request),
         **extra,
     )
@@ -42,7 +46,7 @@ async def show(request: Request) -> Response:
 
 
 async def act(request: Request) -> Response:
-    """POST /profile/<action>: name, password, token, revoke."""
+    """POST /profile/<action>: name, password, token, revoke, cache."""
     form = await posted(request)
     signed_in(form.viewer)
     action = request.path_params["action"]
@@ -55,7 +59,9 @@ async def act(request: Request) -> Response:
             return await _token(request, form)
         if action == "revoke":
             return await _revoke(request, form)
-    except (InvalidInput, Unauthenticated) as exc:
+        if action == "cache":
+            return await _cache(request, form)
+    except (InvalidInput, Unauthenticated, NotFound) as exc:
         return await _page(request, form.viewer, status=exc.status, error=exc.message)
     raise AuthError("no such form")
 
@@ -106,3 +112,12 @@ async def _revoke(request: Request, form: Form) -> Response:
     )
     await audit(request, form.viewer, "token.revoke", token.public_id, name=token.name)
     return back("/profile", "revoked")
+
+
+async def _cache(request: Request, form: Form) -> Response:
+    identity = form.viewer.identity
+    assert identity.name is not None
+    chosen = form.get("cache") or None
+    await call(services(request).caches.choose_for_user, identity, identity.name, chosen)
+    await audit(request, form.viewer, "user.cache", identity.name, cache=chosen)
+    return back("/profile", "saved")

@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.auth import policy as p
-from dockyard.auth.errors import Forbidden, InvalidInput
+from dockyard.auth.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dockyard.scanning.errors import ScanError
 from dockyard.ui.render import page
 from dockyard.ui.session import Viewer, check_form, viewer
-from dockyard.ui.views.common import audit, call, notice, posted, services, signed_in
+from dockyard.ui.views.common import audit, back, call, notice, posted, services, signed_in
 
 AUDIT_PAGE = 50
 # A digest nobody stores: reading its size proves the blob store answers, without writing.
@@ -58,6 +58,7 @@ async def _system_page(request: Request, current: Viewer, status: int = 200, **e
         vulndb=vulndb,
         sync=sync,
         max_upload=svc.settings.vulndb_max_upload_bytes,
+        caches=await call(svc.caches.all),
         notice=notice(request),
         **extra,
     )
@@ -138,3 +139,22 @@ async def audit_log(request: Request) -> Response:
         filters={"actor": actor or "", "action": action or ""},
         next_before=rows[-1].id if more and rows else None,
     )
+
+
+async def manage_caches(request: Request) -> Response:
+    """POST /system/caches: register a content cache, or remove one."""
+    form = await posted(request)
+    _administrator(form.viewer)
+    caches = services(request).caches
+    name = form.get("name").strip()
+    try:
+        if form.get("action") == "remove":
+            await call(caches.remove, form.viewer.identity, name)
+            await audit(request, form.viewer, "cache.remove", name)
+            return back("/system", "deleted")
+        ca_pem = form.get("ca_certificate").strip() or None
+        await call(caches.add, form.viewer.identity, name, form.get("url").strip(), ca_pem)
+    except (InvalidInput, NotFound, Conflict) as exc:
+        return await _system_page(request, form.viewer, status=exc.status, error=exc.message)
+    await audit(request, form.viewer, "cache.add", name)
+    return back("/system", "created")
