@@ -9,6 +9,7 @@ are written by hand, since `tarfile` refuses to write most of these.
 from __future__ import annotations
 
 import gzip
+import struct
 from dataclasses import dataclass
 
 BLOCK = 512
@@ -115,6 +116,17 @@ def _extension_block(structs: list[tuple[int, int]], extended: bool) -> bytes:
 
 def _long(typeflag: bytes, text: bytes, size: int | None = None) -> bytes:
     return header(b"././@LongLink", len(text) if size is None else size, typeflag, gnu=True) + pad(text)
+
+
+def _zip_directory_bomb(entries: int) -> bytes:
+    """A zip whose central directory lists `entries` minimal entries (all named `a`): `zipfile` would
+    build an object for each before reading anything."""
+    entry = struct.pack(
+        "<4s4B4HL2L5H2L", b"PK\x01\x02", 20, 3, 20, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0
+    )
+    directory = (entry + b"a") * entries
+    end_record = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, len(directory), 0, 0)
+    return directory + end_record
 
 
 def _cases() -> list[tuple[str, bytes, str | None, str | None]]:
@@ -248,6 +260,13 @@ def _cases() -> list[tuple[str, bytes, str | None, str | None]]:
             + end(),
             bad,
             "malformed",
+        ),
+        # A detector's input: a jar whose central directory would cost zipfile far more than its size.
+        (
+            "jar-central-directory-bomb",
+            member(b"app/lib/huge.jar", _zip_directory_bomb(400_000)) + end(),
+            None,
+            None,
         ),
         # Declared sizes past what the layer holds or may hold.
         ("member-size-past-layer", header(b"f", 1 << 80) + b"x" * BLOCK, limit, "past"),

@@ -94,9 +94,14 @@ class LayerStream:
         if size < 0:
             raise tarfile.StreamError("a layer stream is not read to its end at once")
         self._guard(size)
-        self._fill(size)
-        data = self._buffer[self._at : self._at + size]
-        self._at += len(data)
+        if size >= _CHUNK and self._at == len(self._buffer):
+            # A large read with nothing buffered (a file's content): hand over what the source gives
+            # instead of copying it through the buffer, which would hold it until the next read.
+            data = self._pull(size)
+        else:
+            self._fill(size)
+            data = self._buffer[self._at : self._at + size]
+            self._at += len(data)
         self.pos += len(data)
         return data
 
@@ -169,19 +174,23 @@ class LayerStream:
     def _fill(self, size: int) -> None:
         """Make the buffer hold `size` unread bytes, or all that is left."""
         have = len(self._buffer) - self._at
-        if have >= size:
-            return
-        chunks = [self._buffer[self._at :]]
+        if have < size:
+            self._buffer = self._buffer[self._at :] + self._pull(max(size - have, _CHUNK))
+            self._at = 0
+
+    def _pull(self, size: int) -> bytes:
+        """Up to `size` bytes from the source (fewer only at its end), charged to the budget."""
+        chunks: list[bytes] = []
+        have = 0
         while have < size:
-            data = self._read(max(size - have, _CHUNK))
+            data = self._read(size - have)
             if not data:
                 break
             self.decompressed += len(data)
             self.budget.charge(len(data), self.decompressed, self.digest)
             chunks.append(data)
             have += len(data)
-        self._buffer = b"".join(chunks)
-        self._at = 0
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _stream(archive: tarfile.TarFile) -> LayerStream:
