@@ -168,3 +168,26 @@ def test_well_formed_pax_records_pass(data: bytes) -> None:
 def test_malformed_or_quadratic_pax_records_are_refused(data: bytes) -> None:
     with pytest.raises(LayerFormatError):
         check_pax_records(data, "here")
+
+
+def test_many_whiteouts_over_a_large_merged_view_remove_exactly_their_subtrees() -> None:
+    # Each removal walks only the subtree it removes (it used to scan the whole view for each one).
+    lower: list[tuple[str, ...] | tuple[str, str, bytes]] = [
+        *(("symlink", f"/b/{i}", "t") for i in range(5000)),
+        *(("symlink", f"/a/x{j}/s", "t") for j in range(500)),
+        ("file", "/etc/os-release", b"ID=old"),
+    ]
+    upper: list[tuple[str, ...] | tuple[str, str, bytes]] = [
+        *(("whiteout", f"/a/x{j}") for j in range(0, 500, 2)),
+        ("opaque", "/etc"),
+        ("file", "/etc/os-release", b"ID=new"),
+        ("symlink", "/a/x0/s", "again"),
+    ]
+    files = read_layers([layer(lower), layer(upper)], WANTS)
+    assert files.resolve("/a/x2/s") == "/a/x2/s"  # gone: nothing to follow
+    assert files.resolve("/a/x1/s") == "/a/x1/t"
+    assert files.resolve("/a/x0/s") == "/a/x0/again"
+    assert all(files.resolve(f"/b/{i}") == "/b/t" for i in range(0, 5000, 499))
+    copy = files.read("files", "/etc/os-release")
+    assert copy is not None and copy.data == b"ID=new"
+    assert len(files.history("files", "/etc/os-release")) == 1

@@ -20,7 +20,7 @@ import re
 import stat
 import tarfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, cast
 
@@ -123,10 +123,6 @@ def normalize_member_name(name: str) -> str:
     if ".." in parts:
         raise UnsafeLayerError(f"member name {name!r} climbs out of the image root")
     return "/" + "/".join(parts)
-
-
-def _under(path: str, top: str) -> bool:
-    return top == "/" or path == top or path.startswith(top + "/")
 
 
 class _Prefixed(io.RawIOBase):
@@ -275,29 +271,62 @@ class ImageFiles:
         return "/" + "/".join(done)
 
 
-def _parents(path: str) -> Iterator[str]:
-    """`path` and each directory above it, up to (not including) the root."""
-    while path not in ("", "/"):
-        yield path
-        path = path.rpartition("/")[0]
+def _dirname(path: str) -> str:
+    return path.rpartition("/")[0] or "/"
 
 
-def _delete(nodes: dict[str, _Node], top: str, keep_top: bool, parents: set[str]) -> None:
-    """Drop `top` and everything under it; `parents` (directories holding nodes) spares a full scan when
-    nothing can be under `top`."""
-    if top in parents or top == "/":
-        for path in [p for p in nodes if _under(p, top)]:
-            if not (keep_top and path == top):
-                del nodes[path]
-    elif not keep_top:
-        nodes.pop(top, None)
+class _Tree:
+    """The merged view being built: its nodes by path, and each directory's children that hold nodes,
+    so removing a subtree costs what it holds, whatever the rest of the image holds."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, _Node] = {}
+        self._children: dict[str, set[str]] = {}
+
+    def __contains__(self, path: object) -> bool:
+        """Whether `path` is a node or a directory above one."""
+        return path in self.nodes or path in self._children
+
+    def add(self, path: str, node: _Node) -> None:
+        """Put `node` at `path`, linking it under each directory above it."""
+        self.nodes[path] = node
+        child = path
+        while child != "/":
+            parent = _dirname(child)
+            siblings = self._children.setdefault(parent, set())
+            if child in siblings:
+                break
+            siblings.add(child)
+            child = parent
+
+    def remove(self, top: str, keep_top: bool = False) -> None:
+        """Drop everything under `top`, and `top` itself unless `keep_top`."""
+        pending = list(self._children.pop(top, ()))
+        while pending:
+            path = pending.pop()
+            self.nodes.pop(path, None)
+            pending.extend(self._children.pop(path, ()))
+        if not keep_top:
+            self.nodes.pop(top, None)
+        # Unlink what no longer holds a node from the directories above it.
+        path = top
+        while path != "/" and path not in self:
+            parent = _dirname(path)
+            siblings = self._children.get(parent)
+            if siblings is None:
+                break
+            siblings.discard(path)
+            if siblings:
+                break
+            del self._children[parent]
+            path = parent
 
 
 def _read_layer(
     layer: Layer,
     wants: Sequence[tuple[Want, re.Pattern[str]]],
     budget: Budget,
-    relevant: set[str],
+    relevant: Container[str],
 ) -> tuple[list[_LayerEntry], list[str], list[str]]:
     """The layer's entries that matter, whiteouts and opaque directories, in archive order.
 
@@ -325,7 +354,7 @@ def _walk(
     stream: LayerStream,
     wants: Sequence[tuple[Want, re.Pattern[str]]],
     budget: Budget,
-    relevant: set[str],
+    relevant: Container[str],
     entries: list[_LayerEntry],
     whiteouts: list[str],
     opaque: list[str],
@@ -371,7 +400,7 @@ def _walk(
 
 
 def _apply(
-    nodes: dict[str, _Node],
+    tree: _Tree,
     index: int,
     digest: str,
     entries: list[_LayerEntry],
@@ -379,28 +408,27 @@ def _apply(
     opaque: list[str],
 ) -> None:
     # Whiteouts and opaque markers hide lower layers only; this layer's own entries are added after.
-    parents = {parent for path in nodes for parent in _parents(path.rpartition("/")[0])}
     for top in opaque:
-        _delete(nodes, top, keep_top=True, parents=parents)
+        tree.remove(top, keep_top=True)
     for gone in whiteouts:
-        _delete(nodes, gone, keep_top=False, parents=parents)
+        tree.remove(gone)
     for entry in entries:
-        node = nodes.get(entry.path)
+        node = tree.nodes.get(entry.path)
         if entry.is_dir:
             if node is not None and (node.link is not None or node.copies):
-                del nodes[entry.path]
+                tree.remove(entry.path)
             continue
         # A file or symlink replaces whatever a lower layer had at this path, including a directory.
-        _delete(nodes, entry.path, keep_top=True, parents=parents)
+        tree.remove(entry.path, keep_top=True)
         if entry.link is not None:
-            nodes[entry.path] = _Node(link=entry.link)
+            tree.add(entry.path, _Node(link=entry.link))
             continue
         if not entry.kept:
-            nodes.pop(entry.path, None)
+            tree.remove(entry.path)
             continue
         if node is None or node.link is not None:
             node = _Node()
-            nodes[entry.path] = node
+            tree.add(entry.path, node)
         for want in list(node.copies):
             if want not in entry.kept:
                 del node.copies[want]
@@ -413,11 +441,10 @@ def read_layers(layers: Iterable[Layer], wants: Sequence[Want], limits: Limits |
     limits = limits or Limits()
     compiled = [(want, compile_patterns(want.patterns)) for want in wants]
     budget = Budget(limits)
-    nodes: dict[str, _Node] = {}
+    tree = _Tree()
     digests: list[str] = []
     for index, layer in enumerate(layers):
-        relevant = {parent for path in nodes for parent in _parents(path)}
-        entries, whiteouts, opaque = _read_layer(layer, compiled, budget, relevant)
-        _apply(nodes, index, layer.digest, entries, whiteouts, opaque)
+        entries, whiteouts, opaque = _read_layer(layer, compiled, budget, tree)
+        _apply(tree, index, layer.digest, entries, whiteouts, opaque)
         digests.append(layer.digest)
-    return ImageFiles(nodes, digests, limits)
+    return ImageFiles(tree.nodes, digests, limits)
