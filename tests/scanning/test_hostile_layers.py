@@ -5,21 +5,34 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 from hostile_layers import Case, cases
-from registry_images import OS_DEBIAN, REPO, TAR_GZIP, push_image
+from registry_images import (
+    OS_DEBIAN,
+    REPO,
+    TAR_GZIP,
+    descriptor,
+    push_blob,
+    push_image,
+    push_manifest,
+    size_of,
+)
 from scan_support import tar_bytes
 
 from dockyard.app import Services, build_services
 from dockyard.auth import passwords
 from dockyard.auth.identity import Identity
 from dockyard.config import load_settings
+from dockyard.content.manifest_format import OCI_INDEX, OCI_MANIFEST
+from support import dockyard_executable
 
 CORPUS = cases()
 CHILD = Path(__file__).with_name("walk_child.py")
@@ -70,6 +83,31 @@ def test_walker_bounds_each_hostile_layer(case: Case, tmp_path: Path) -> None:
     assert isinstance(growth, int) and growth < MAX_GROWTH_KIB, outcome
 
 
+def _peak_rss_kib(command: list[str], log: Path) -> int:
+    """Run `command` to its end and return its peak resident memory (KiB), as the kernel counted it."""
+    # The address-space cap only keeps a regression from eating the machine; it is far above the bound.
+    cap = 4 * 1024 * 1024 * 1024
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    with log.open("w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, preexec_fn=limit)
+    deadline = time.monotonic() + 600  # a guard against a hang, not a measurement
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            process.kill()
+            os.wait4(process.pid, 0)
+            pytest.fail(f"{command} did not finish")
+        time.sleep(0.2)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    assert process.returncode == 0, log.read_text()[-2000:]
+    return usage.ru_maxrss
+
+
 @pytest.fixture
 def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
     """The registry's services on a fresh SQLite database."""
@@ -84,18 +122,38 @@ def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Servic
         built.db.close()
 
 
-def test_scan_jobs_record_each_hostile_layer(services: Services) -> None:
+def test_scan_jobs_record_each_hostile_layer_with_bounded_memory(services: Services, tmp_path: Path) -> None:
+    """Every corpus layer in one image of a multi-platform index, scanned by `dockyard scan run` in a
+    process of its own (the scan service's job, as a server runs it), whose peak memory is compared with
+    the same command scanning a benign image."""
+    push_blob(services, REPO, b"creates the repository")
+    services.auth.accounts.update_repository(ADMIN, REPO, scan_on_push=False)
     base = tar_bytes([("file", "/etc/os-release", OS_DEBIAN)])
+    benign, _, _ = push_image(services, REPO, "amd64", [(base, TAR_GZIP)])
     images = {}
     for number, case in enumerate(CORPUS):
         # A distinct architecture per image keeps their configs, and so their digests, apart.
         digest, _, _ = push_image(services, REPO, f"arch{number}", [(base, TAR_GZIP), (case.blob, TAR_GZIP)])
         images[case.name] = digest
-    while services.scans.run_pending(limit=50):
-        pass
+    entries = [
+        descriptor(
+            OCI_MANIFEST, digest, size_of(services, digest), platform={"os": "linux", "architecture": a}
+        )
+        for a, digest in ((f"arch{n}", images[c.name]) for n, c in enumerate(CORPUS))
+    ]
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
+    hostile = push_manifest(services, REPO, index, tag="hostile")
+    data_dir = services.settings.data_dir
+    command = [str(dockyard_executable()), "scan", "run", "--data-dir", str(data_dir), "--wait", "600"]
+    baseline = _peak_rss_kib([*command, f"{REPO}@{benign}"], tmp_path / "benign.log")
+    peak = _peak_rss_kib([*command, f"{REPO}@{hostile}"], tmp_path / "hostile.log")
+    assert peak - baseline < MAX_GROWTH_KIB, (baseline, peak)
+
+    report = services.scans.report(ADMIN, REPO, hostile)
+    assert report.status == "partial"
+    by_digest = {image.digest: image for image in report.images}
     for case in CORPUS:
-        report = services.scans.report(ADMIN, REPO, images[case.name])
-        (image,) = report.images
+        image = by_digest[images[case.name]]
         if case.error is None:
             assert (image.status, image.error) == ("done", None), case.name
         else:
