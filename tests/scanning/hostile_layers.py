@@ -132,6 +132,14 @@ def _zip_directory_bomb(entries: int) -> bytes:
 def _cases() -> list[tuple[str, bytes, str | None, str | None]]:
     ok = member(b"etc/os-release", b"ID=debian\nVERSION_ID=12\n")
     plain = member(b"srv/data", b"")
+    symlink_chain = (
+        b"".join(
+            _long(b"K", f"/s{i + 1}/{'x/' * 2000}".encode()) + header(f"s{i}".encode(), 0, b"2")
+            for i in range(38)
+        )
+        + _long(b"K", b"/s0/" + b"x/" * 2000)
+        + header(b"etc/os-release", 0, b"2")
+    )
     limit = "LimitExceededError"
     bad = "LayerFormatError"
     many_blocks = _extension_block([(i + 1, 1) for i in range(21)], True)
@@ -268,6 +276,8 @@ def _cases() -> list[tuple[str, bytes, str | None, str | None]]:
             None,
             None,
         ),
+        # Symlinks whose targets, followed one into the next, would build a path of hundreds of KiB.
+        ("symlink-amplification", symlink_chain + end(), limit, "resolves to a path longer"),
         # Declared sizes past what the layer holds or may hold.
         ("member-size-past-layer", header(b"f", 1 << 80) + b"x" * BLOCK, limit, "past"),
         ("member-size-past-end", header(b"f", 1 << 32) + b"x" * BLOCK, bad, "ends inside"),

@@ -78,7 +78,9 @@ def test_walker_bounds_each_hostile_layer(case: Case, tmp_path: Path) -> None:
     assert outcome["error"] == case.error, outcome
     if case.expect is not None:
         assert case.expect in str(outcome["message"]), outcome
-        assert "sha256:hostile" in str(outcome["message"]) or "limit for a file" in str(outcome["message"])
+        # The message names the layer, or the image path whose reading passed a limit.
+        message = str(outcome["message"])
+        assert "sha256:hostile" in message or message.startswith("/"), outcome
     growth = outcome["growth_kib"]
     assert isinstance(growth, int) and growth < MAX_GROWTH_KIB, outcome
 

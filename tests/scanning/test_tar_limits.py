@@ -191,3 +191,18 @@ def test_many_whiteouts_over_a_large_merged_view_remove_exactly_their_subtrees()
     copy = files.read("files", "/etc/os-release")
     assert copy is not None and copy.data == b"ID=new"
     assert len(files.history("files", "/etc/os-release")) == 1
+
+
+def test_symlinks_resolve_up_to_the_path_limit() -> None:
+    deep = "/".join(["d"] * 1000)
+    files = read_layers(
+        [layer([("symlink", "/etc/os-release", f"/{deep}/../../x"), ("symlink", "/x", "y/./z")])], WANTS
+    )
+    assert files.resolve("/etc/os-release") == f"/{'/'.join(['d'] * 998)}/x"
+    assert files.resolve("/x/..") == "/y"
+    assert files.resolve("/") == "/"
+    # Each target is within the limit; followed one into the other, the path is not.
+    chain = [("symlink", "/etc/os-release", "/a/" + "d/" * 300), ("symlink", "/a", "/b/" + "e/" * 300)]
+    files = read_layers([layer(chain)], WANTS, Limits(max_name_bytes=1000))
+    with pytest.raises(LimitExceededError, match="resolves to a path longer than 1000 bytes"):
+        files.resolve("/etc/os-release")

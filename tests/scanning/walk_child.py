@@ -1,6 +1,7 @@
-"""Read one layer blob with every detector's wants and the default limits, in a process of its own, and
-print what happened as JSON: the error (class and message) if any, and how far the peak resident memory
-grew above the interpreter's own (KiB). The address space is capped so a regression fails, not swaps."""
+"""Read one layer blob with every detector and the default limits (`scan_layers`: the walk, then the
+detectors reading what it kept) in a process of its own, and print what happened as JSON: the error
+(class and message) if any, and how far the peak resident memory grew above the interpreter's own (KiB).
+The address space is capped so a regression fails, not swaps."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ import resource
 import sys
 from pathlib import Path
 
-from dockyard.scanning.detect import DETECTORS
-from dockyard.scanning.detect.os_release import WANT as OS_RELEASE
 from dockyard.scanning.errors import ScanError
-from dockyard.scanning.layers import Layer, read_layers
+from dockyard.scanning.inventory import scan_layers
+from dockyard.scanning.layers import Layer
 
 
 def _status(field: str) -> int:
@@ -33,7 +33,7 @@ def main() -> None:
     outcome: dict[str, object] = {"error": None, "message": None}
     try:
         with Path(sys.argv[1]).open("rb") as stream:
-            read_layers([Layer("sha256:hostile", stream)], [OS_RELEASE, *(d.want for d in DETECTORS)])
+            scan_layers([Layer("sha256:hostile", stream)])
     except ScanError as exc:
         outcome = {"error": type(exc).__name__, "message": str(exc)}
     outcome["growth_kib"] = _status("VmHWM") - before

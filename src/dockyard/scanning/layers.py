@@ -20,6 +20,7 @@ import re
 import stat
 import tarfile
 import zlib
+from collections import deque
 from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, cast
@@ -244,31 +245,41 @@ class ImageFiles:
         return copies[-1] if copies else None
 
     def resolve(self, path: str) -> str:
-        """`path` with every symlink in it followed inside the image (`..` stops at the root)."""
+        """`path` with every symlink in it followed inside the image (`..` stops at the root).
+
+        Raises `LimitExceededError` past `max_symlink_hops` hops, or when the path resolved so far
+        grows longer than `max_name_bytes` (symlink targets of 4 KiB each could otherwise make it
+        hundreds of kilobytes, and each step cost as much).
+        """
         hops = 0
-        pending = [p for p in path.split("/") if p]
-        done: list[str] = []
+        limit = self._limits.max_name_bytes
+        pending = deque(p for p in path.split("/") if p)
+        current = ""  # the part resolved so far, "" for the root
+        starts: list[int] = []  # where each component of `current` starts, to go back up on ".."
         while pending:
-            part = pending.pop(0)
+            part = pending.popleft()
             if part == ".":
                 continue
             if part == "..":
-                if done:
-                    done.pop()
+                if starts:
+                    current = current[: starts.pop()]
                 continue
-            candidate = "/" + "/".join([*done, part])
+            candidate = f"{current}/{part}"
             node = self._nodes.get(candidate)
             if node is None or node.link is None:
-                done.append(part)
+                if len(candidate) > limit:
+                    raise LimitExceededError(f"{path}: resolves to a path longer than {limit} bytes")
+                starts.append(len(current))
+                current = candidate
                 continue
             hops += 1
             if hops > self._limits.max_symlink_hops:
                 raise LimitExceededError(f"{path}: more than {self._limits.max_symlink_hops} symlink hops")
             target = node.link
             if target.startswith("/"):
-                done = []
-            pending = [p for p in target.split("/") if p] + pending
-        return "/" + "/".join(done)
+                current, starts = "", []
+            pending.extendleft(reversed([p for p in target.split("/") if p]))
+        return current or "/"
 
 
 def _dirname(path: str) -> str:
