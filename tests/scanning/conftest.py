@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-OSV_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "osv"
+# Beside the repository (`/work/main` → `/work/shared`), or further up for a worktree (`/work/wt/<name>`).
+OSV_DIR = next(
+    (
+        p / "shared" / "data" / "osv"
+        for p in Path(__file__).resolve().parents[3:]
+        if (p / "shared" / "data" / "osv").is_dir()
+    ),
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "osv",
+)
 
 
 @pytest.fixture(scope="session")

@@ -109,3 +109,38 @@ def test_decompressed_reads_are_bounded_across_nested_archives(monkeypatch: pyte
         coordinates(_zip({**_pom("a", "b", "1"), **padding}))
     with pytest.raises(LimitExceededError):
         scan_layers([layer([("file", "/app.ear", _zip(padding))])])
+
+
+def _end_record_size(data: bytes) -> int:
+    # zipfile's own reading of the end record, as the oracle (a private function, fine in a test).
+    end = zipfile._EndRecData(io.BytesIO(data))  # type: ignore[attr-defined]
+    size: int = end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
+    return size
+
+
+def test_directory_size_reads_the_end_record_as_zipfile_does() -> None:
+    plain = _zip({f"f{i}": b"x" for i in range(10)})
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a", b"x")
+        archive.comment = b"PK\x05\x06 a signature in the comment " * 100
+    commented = buffer.getvalue()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(70_000):  # more entries than the classic end record can count: ZIP64
+            archive.writestr(f"{i}", b"")
+    zip64 = buffer.getvalue()
+    for data in (plain, commented, zip64, LOG4J):
+        assert java.directory_size(data) == _end_record_size(data)
+    assert java.directory_size(b"not a zip") is None
+
+
+def test_archives_with_a_huge_central_directory_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    war = _zip(
+        {**_pom("com.example", "app", "1.0"), **{f"WEB-INF/classes/{i}.class": b"" for i in range(200)}}
+    )
+    assert coordinates(war) == [["com.example", "app", "1.0", ""]]
+    size = java.directory_size(war)
+    assert size is not None
+    monkeypatch.setattr(java, "_MAX_DIRECTORY", size - 1)
+    assert coordinates(war) == []

@@ -6,14 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from advisories import OPENSSL_DSA, OPENSSL_NVD, OPENSSL_UBUNTU, URLLIB3_GHSA, URLLIB3_PYSEC_ID
 
 from dockyard.scanning.match import (
+    SUMMARY_CHARS,
     AdvisoryIndex,
     affected_by,
     index_keys,
     match_packages,
     osv_ecosystems,
     severity_of,
+    summary_of,
 )
 from dockyard.scanning.osv import Advisory, iter_zip, parse_advisory
 from dockyard.scanning.packages import APK, DEB, RPM, OsIdentity, Package
@@ -198,9 +201,100 @@ def test_unparseable_versions_do_not_crash() -> None:
 def test_index_keys_normalize_pypi_names_only() -> None:
     pypi = _advisory("PYSEC-T-K", "PyPI", "Zope.Interface", [{"introduced": "0"}])
     npm = _advisory("GHSA-T-K", "npm", "@Scope/Pkg", [{"introduced": "0"}])
-    assert index_keys(pypi) == {("PyPI", "zope-interface")}
-    assert index_keys(npm) == {("npm", "@Scope/Pkg")}
+    assert index_keys(pypi) == {("PyPI", "zope-interface"), ("", "PYSEC-T-K")}
+    assert index_keys(npm) == {("npm", "@Scope/Pkg"), ("", "GHSA-T-K")}
     index = AdvisoryIndex([pypi, npm])
     assert [a.id for a in index.lookup("PyPI", "zope-interface")] == ["PYSEC-T-K"]
     assert index.lookup("PyPI", "Zope.Interface") == ()
     assert len(index) == 2
+
+
+def _pysec(osv_dir: Path, vuln_id: str) -> Advisory:
+    return next(a for a in iter_zip(osv_dir / "PyPI.zip") if a.id == vuln_id)
+
+
+def test_severity_from_the_ghsa_record_aliasing_a_real_pysec_record(osv_dir: Path) -> None:
+    pysec = _pysec(osv_dir, URLLIB3_PYSEC_ID)
+    assert severity_of(pysec, pysec.affected[0]) == ("UNKNOWN", None)
+    urllib3 = _pkg("PyPI", "urllib3", "1.26.4")
+    alone = match_packages([urllib3], None, AdvisoryIndex([pysec]))
+    assert [(f.vuln_id, f.severity) for f in alone] == [(URLLIB3_PYSEC_ID, "UNKNOWN")]
+    ghsa = parse_advisory(URLLIB3_GHSA)
+    found = match_packages([urllib3], None, AdvisoryIndex([pysec, ghsa]))
+    # The PYSEC record lists the GHSA id among its aliases; the GHSA record lists only the CVE.
+    assert {(f.vuln_id, f.severity, f.score) for f in found} == {
+        (URLLIB3_PYSEC_ID, "MEDIUM", 5.9),
+        ("GHSA-q2q7-5pp4-w6pg", "MEDIUM", 5.9),
+    }
+
+
+@pytest.mark.parametrize(
+    ("related", "expected"),
+    [
+        ([], ("UNKNOWN", None)),
+        ([OPENSSL_UBUNTU], ("HIGH", None)),  # Ubuntu's priority, through its upstream CVE
+        ([OPENSSL_NVD], ("MEDIUM", 5.3)),  # the CVE's own record, named by the alias
+        ([OPENSSL_UBUNTU, OPENSSL_NVD], ("MEDIUM", 5.3)),  # a CVSS score wins over a label
+    ],
+    ids=["none", "ubuntu-priority", "nvd-cvss", "score-over-label"],
+)
+def test_severity_from_another_distributions_record_of_the_same_cve(
+    related: list[dict[str, Any]], expected: tuple[str, float | None]
+) -> None:
+    dsa = parse_advisory(OPENSSL_DSA)
+    index = AdvisoryIndex([dsa, *(parse_advisory(r) for r in related)])
+    openssl = _pkg(DEB, "libssl3", "3.0.11-1~deb12u2", "openssl")
+    (finding,) = match_packages([openssl], DEBIAN_12, index)
+    assert finding.vuln_id == "DSA-0003-1"
+    assert (finding.severity, finding.score) == expected
+
+
+def test_related_records_never_override_an_own_severity_nor_come_from_unrelated_ids() -> None:
+    own = dict(OPENSSL_DSA, database_specific={"severity": "low"})
+    unrelated = dict(OPENSSL_NVD, id="CVE-2099-9999")
+    merely_related = dict(OPENSSL_NVD, id="CVE-2099-8888", related=["CVE-2099-0004"])
+    openssl = _pkg(DEB, "libssl3", "3.0.11-1~deb12u2", "openssl")
+    index = AdvisoryIndex(parse_advisory(r) for r in (own, OPENSSL_NVD))
+    assert [f.severity for f in match_packages([openssl], DEBIAN_12, index)] == ["LOW"]
+    index = AdvisoryIndex(parse_advisory(r) for r in (OPENSSL_DSA, unrelated, merely_related))
+    assert [f.severity for f in match_packages([openssl], DEBIAN_12, index)] == ["UNKNOWN"]
+
+
+def test_most_severe_label_when_no_record_has_a_score() -> None:
+    low = dict(OPENSSL_UBUNTU, id="UBUNTU-CVE-2099-0004-A", severity=[{"type": "Ubuntu", "score": "low"}])
+    critical = dict(
+        OPENSSL_UBUNTU, id="DEBIAN-CVE-2099-0004", severity=[], database_specific={"severity": "critical"}
+    )
+    index = AdvisoryIndex(parse_advisory(r) for r in (OPENSSL_DSA, low, critical))
+    openssl = _pkg(DEB, "libssl3", "3.0.11-1~deb12u2", "openssl")
+    assert [(f.severity, f.score) for f in match_packages([openssl], DEBIAN_12, index)] == [
+        ("CRITICAL", None)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        ({"summary": "Short and whole"}, "Short and whole"),
+        ({"summary": "  spaced\n out  ", "details": "ignored"}, "spaced out"),
+        ({"details": "One paragraph,\nwrapped over lines."}, "One paragraph, wrapped over lines."),
+        ({"details": "First paragraph.\n\nSecond one."}, "First paragraph\u2026"),
+        ({"details": ""}, ""),
+    ],
+)
+def test_summaries(record: dict[str, Any], expected: str) -> None:
+    assert summary_of(parse_advisory({"id": "X-1", **record})) == expected
+
+
+def test_long_summaries_are_cut_at_a_word_with_an_ellipsis(osv_dir: Path) -> None:
+    long = "word " * 100
+    for record in ({"summary": long}, {"details": long}):
+        text = summary_of(parse_advisory({"id": "X-1", **record}))
+        assert len(text) <= SUMMARY_CHARS and text.endswith("word\u2026")
+    unbroken = summary_of(parse_advisory({"id": "X-1", "details": "x" * 500}))
+    assert unbroken == "x" * (SUMMARY_CHARS - 1) + "\u2026"
+    # Real PYSEC records have details only; a long first paragraph is cut, a short one kept whole.
+    records = iter_zip(osv_dir / "PyPI.zip")
+    cut = [summary_of(a) for a in records if not a.summary and len(a.details) > SUMMARY_CHARS]
+    assert cut and all(len(s) <= SUMMARY_CHARS for s in cut)
+    assert all(s.endswith("\u2026") for s in cut)

@@ -142,3 +142,29 @@ def test_hostile_header_blobs(blob: bytes) -> None:
 def test_not_a_database_yields_nothing() -> None:
     inventory = scan_layers([layer([("file", "/var/lib/rpm/rpmdb.sqlite", b"garbage" * 100)])])
     assert inventory.packages == ()
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        # A view computing rows without end, each a large value.
+        "CREATE VIEW Packages AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+        "SELECT i AS hnum, zeroblob(1000000) AS blob FROM n",
+        # A generated column computing a value far larger than the file.
+        "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, blob BLOB AS (zeroblob(900000000)))",
+        "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, n INT, blob BLOB AS (zeroblob(n)) STORED)",
+    ],
+    ids=["endless-view", "generated-column", "stored-generated-column"],
+)
+def test_hostile_schemas_yield_nothing(schema: str, tmp_path: Path) -> None:
+    path = tmp_path / "rpmdb.sqlite"
+    connection = sqlite3.connect(path)
+    connection.execute(schema)
+    if "n INT" in schema:
+        connection.executemany("INSERT INTO Packages (n) VALUES (?)", [(4,)] * 10)
+    elif "TABLE" in schema:
+        connection.executemany("INSERT INTO Packages (hnum) VALUES (?)", [(i,) for i in range(1000)])
+    connection.commit()
+    connection.close()
+    files = [("file", "/etc/os-release", OS_ROCKY), ("file", "/var/lib/rpm/rpmdb.sqlite", path.read_bytes())]
+    assert scan_layers([layer(files)]).packages == ()

@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from advisories import URLLIB3_GHSA, URLLIB3_PYSEC_ID
+from alembic import command
+from alembic.config import Config
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
+from conftest import OSV_DIR
 from dockyard.cli import main
-from dockyard.db.engine import Database
+from dockyard.db.engine import MIGRATIONS, Database
 from dockyard.db.schema import advisory_keys
 from dockyard.scanning.match import AdvisoryIndex, index_keys, match_packages
 from dockyard.scanning.osv import Advisory, parse_advisory, read_advisories
@@ -26,7 +30,6 @@ from dockyard.scanning.packages import Package
 from dockyard.scanning.vulndb import ImportReport, VulnDatabase, advisory_json
 from support import PostgresServer
 
-OSV_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "osv"
 GO_ZIP = OSV_DIR / "Go.zip"
 TEST_ID = "DOCKYARD-TEST-0001"
 
@@ -219,3 +222,58 @@ def test_cli_import_and_status(
     assert runner.invoke(main, ["vulndb", "import", *common, str(tmp_path / "Go" / "all.zip")]).exit_code == 0
     result = runner.invoke(main, ["vulndb", "status", *common])
     assert result.output.splitlines()[0] == "Go 1"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_severity_from_aliases_over_the_database_and_after_upgrading(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'dockyard.db'}"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        url = server.create_database()
+    db = Database(url)
+    try:
+        # The schema as revision 0004 left it; records imported then had no keys for their ids.
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with db.engine.connect() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0004")
+            conn.commit()
+        pysec = next(r for r in _zip_records(OSV_DIR / "PyPI.zip") if r["id"] == URLLIB3_PYSEC_ID)
+        feed = tmp_path / "feed.json"
+        feed.write_text(json.dumps([pysec, URLLIB3_GHSA]))
+        vulndb = VulnDatabase(db)
+        vulndb.import_path(feed, "pypi")
+        urllib3 = Package("PyPI", "urllib3", "1.26.4", "urllib3", "1.26.4", "/m", "sha256:aa")
+        found = {f.vuln_id: (f.severity, f.score) for f in match_packages([urllib3], None, vulndb)}
+        assert found == {URLLIB3_PYSEC_ID: ("MEDIUM", 5.9), "GHSA-q2q7-5pp4-w6pg": ("MEDIUM", 5.9)}
+
+        with db.write() as conn:
+            conn.execute(delete(advisory_keys).where(advisory_keys.c.ecosystem == ""))
+        found = {f.vuln_id: f.severity for f in match_packages([urllib3], None, vulndb)}
+        assert found[URLLIB3_PYSEC_ID] == "UNKNOWN"
+        # Upgrading keys the stored records by their ids; re-importing the same text would not.
+        vulndb.import_path(feed, "pypi")
+        assert {f.vuln_id: f.severity for f in match_packages([urllib3], None, vulndb)} == found
+        db.migrate()
+        found = {f.vuln_id: f.severity for f in match_packages([urllib3], None, vulndb)}
+        assert found == {URLLIB3_PYSEC_ID: "MEDIUM", "GHSA-q2q7-5pp4-w6pg": "MEDIUM"}
+        with db.read() as conn:
+            ids = conn.execute(
+                select(advisory_keys.c.name).where(
+                    advisory_keys.c.ecosystem == "", advisory_keys.c.advisory_id == URLLIB3_PYSEC_ID
+                )
+            ).scalars()
+            assert set(ids) == {URLLIB3_PYSEC_ID, *pysec["aliases"]}
+    finally:
+        db.close()
+
+
+def _zip_records(path: Path) -> Iterator[dict[str, Any]]:
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            if name.endswith(".json"):
+                yield json.loads(archive.read(name))

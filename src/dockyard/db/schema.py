@@ -264,8 +264,9 @@ advisories = Table(
     Index("ix_advisories_source", "source"),
 )
 
-# The (ecosystem, normalized package name) keys each advisory is found under (`index_keys`). The primary
-# key starts with (ecosystem, name), so it is the index lookups use.
+# The (ecosystem, normalized package name) keys each advisory is found under (`index_keys`), and
+# ("", id) for each id it is known by (its own, aliases, upstream). The primary key starts with
+# (ecosystem, name), so it is the index lookups use.
 advisory_keys = Table(
     "advisory_keys",
     metadata,

@@ -1,13 +1,15 @@
 """Read an image's layers as tar streams and keep only the files detectors want, as the image shows them.
 
-Each layer is read once, front to back, with `tarfile` in stream mode: nothing is unpacked to disk. Layers
-are gzip, zstd or plain tar (told apart by magic bytes). Whiteouts (`.wh.<name>`, opaque `.wh..wh..opq`)
+Each layer is read once, front to back, with `tarfile` over a forward-only stream (`tarstream`, which
+bounds what every tar header may cost): nothing is unpacked to disk. Layers are gzip, zstd or plain tar
+(told apart by magic bytes). Whiteouts (`.wh.<name>`, opaque `.wh..wh..opq`)
 delete what lower layers put there; symlinks are recorded so `ImageFiles.read` resolves them inside the
 image. For every wanted file the copies written by successive layers are kept (its history), so a package
 can be credited to the earliest layer that installed it.
 
-Untrusted input fails with a `ScanError` subclass: names escaping the root, oversized headers or files,
-decompression past the per-layer or per-image limit, symlink loops, corrupt or truncated streams.
+Untrusted input fails with a `ScanError` subclass: names escaping the root, oversized or malformed headers
+and sparse maps, oversized files, decompression past the per-layer or per-image limit, too many members,
+symlink loops, corrupt or truncated streams (see `limits.Limits` for every bound).
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ import re
 import stat
 import tarfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Self, cast
+from typing import IO, cast
 
 import zstandard
 
 from dockyard.scanning.errors import LayerFormatError, LimitExceededError, UnsafeLayerError
+from dockyard.scanning.limits import Budget, Limits
+from dockyard.scanning.tarstream import LayerStream, iter_members
 
 __all__ = [
     "FileCopy",
@@ -41,7 +46,6 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
-_HEADER_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME, b"K")
 _CHUNK = 1 << 16
 
 
@@ -54,24 +58,6 @@ class Layer:
     digest: str
     stream: IO[bytes]
     media_type: str = ""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on what one scan may read; passing one raises `LimitExceededError`.
-
-    Bytes are counted decompressed. `max_kept_bytes` and `max_entries` bound the scan's memory over the
-    whole image: what is kept of wanted files (every layer's copy), and the entries recorded besides
-    (symlinks, whiteouts, files replacing earlier ones).
-    """
-
-    max_file_bytes: int = 64 * 1024 * 1024
-    max_layer_bytes: int = 8 * 1024 * 1024 * 1024
-    max_image_bytes: int = 32 * 1024 * 1024 * 1024
-    max_header_bytes: int = 1024 * 1024
-    max_symlink_hops: int = 40
-    max_kept_bytes: int = 512 * 1024 * 1024
-    max_entries: int = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -140,30 +126,6 @@ def normalize_member_name(name: str) -> str:
     return "/" + "/".join(parts)
 
 
-def _under(path: str, top: str) -> bool:
-    return top == "/" or path == top or path.startswith(top + "/")
-
-
-class _Counted(io.RawIOBase):
-    """A read-only stream that counts bytes against the per-layer and per-image limits."""
-
-    def __init__(self, source: Callable[[int], bytes], budget: _Budget, digest: str) -> None:
-        super().__init__()
-        self._source = source
-        self._budget = budget
-        self._digest = digest
-        self.layer_bytes = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._source(size if size >= 0 else _CHUNK)
-        self.layer_bytes += len(data)
-        self._budget.charge(len(data), self.layer_bytes, self._digest)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-
 class _Prefixed(io.RawIOBase):
     """The source stream with the bytes already read to sniff its magic put back in front."""
 
@@ -184,47 +146,16 @@ class _Prefixed(io.RawIOBase):
         return True
 
 
-@dataclass
-class _Budget:
-    limits: Limits
-    image_bytes: int = 0
-    kept_bytes: int = 0
-    entries: int = 0
-
-    def keep(self, kept: dict[str, bytes], path: str) -> None:
-        self.kept_bytes += sum(len(data) for data in kept.values())
-        if self.kept_bytes > self.limits.max_kept_bytes:
-            raise LimitExceededError(
-                f"{path}: wanted files of the image hold more than {self.limits.max_kept_bytes} bytes"
-            )
-
-    def record(self, path: str) -> None:
-        self.entries += 1
-        if self.entries > self.limits.max_entries:
-            raise LimitExceededError(
-                f"{path}: more than {self.limits.max_entries} symlinks, whiteouts and replaced files"
-            )
-
-    def charge(self, n: int, layer_bytes: int, digest: str) -> None:
-        self.image_bytes += n
-        if layer_bytes > self.limits.max_layer_bytes:
-            raise LimitExceededError(
-                f"layer {digest}: more than {self.limits.max_layer_bytes} bytes once decompressed"
-            )
-        if self.image_bytes > self.limits.max_image_bytes:
-            raise LimitExceededError(
-                f"image: more than {self.limits.max_image_bytes} bytes once decompressed"
-            )
-
-
-def _decompressed(stream: IO[bytes]) -> tuple[Callable[[int], bytes], str]:
+def _decompressed(stream: IO[bytes], limits: Limits) -> tuple[Callable[[int], bytes], str]:
     """A read function over the layer's tar bytes and the compression found by magic bytes."""
     head = stream.read(4)
     source = _Prefixed(head, stream)
     if head.startswith(_GZIP_MAGIC):
         return gzip.GzipFile(fileobj=source, mode="rb").read, "gzip"
     if head.startswith(_ZSTD_MAGIC):
-        reader = zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], source), read_across_frames=True)
+        # The window is memory the decompressor allocates as the frame asks: a hostile frame asks for GiBs.
+        decompressor = zstandard.ZstdDecompressor(max_window_size=limits.max_zstd_window_bytes)
+        reader = decompressor.stream_reader(cast(IO[bytes], source), read_across_frames=True)
         return reader.read, "zstd"
     return source.read, "uncompressed"
 
@@ -232,21 +163,6 @@ def _decompressed(stream: IO[bytes]) -> tuple[Callable[[int], bytes], str]:
 def _describe(layer: Layer, compression: str) -> str:
     declared = f", declared {layer.media_type}" if layer.media_type else ""
     return f"layer {layer.digest} ({compression} by its first bytes{declared})"
-
-
-def _safe_tarinfo(limits: Limits) -> type[tarfile.TarInfo]:
-    class _SafeTarInfo(tarfile.TarInfo):
-        # Refuse oversized pax and GNU long-name headers before tarfile reads them whole into memory.
-        @classmethod
-        def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
-            info = super().frombuf(buf, encoding, errors)
-            if info.type in _HEADER_TYPES and info.size > limits.max_header_bytes:
-                raise LimitExceededError(
-                    f"extended header of {info.size} bytes (limit {limits.max_header_bytes})"
-                )
-            return info
-
-    return _SafeTarInfo
 
 
 def _eligible(want: Want, member: tarfile.TarInfo) -> bool:
@@ -329,56 +245,99 @@ class ImageFiles:
         return copies[-1] if copies else None
 
     def resolve(self, path: str) -> str:
-        """`path` with every symlink in it followed inside the image (`..` stops at the root)."""
+        """`path` with every symlink in it followed inside the image (`..` stops at the root).
+
+        Raises `LimitExceededError` past `max_symlink_hops` hops, or when the path resolved so far
+        grows longer than `max_name_bytes` (symlink targets of 4 KiB each could otherwise make it
+        hundreds of kilobytes, and each step cost as much).
+        """
         hops = 0
-        pending = [p for p in path.split("/") if p]
-        done: list[str] = []
+        limit = self._limits.max_name_bytes
+        pending = deque(p for p in path.split("/") if p)
+        current = ""  # the part resolved so far, "" for the root
+        starts: list[int] = []  # where each component of `current` starts, to go back up on ".."
         while pending:
-            part = pending.pop(0)
+            part = pending.popleft()
             if part == ".":
                 continue
             if part == "..":
-                if done:
-                    done.pop()
+                if starts:
+                    current = current[: starts.pop()]
                 continue
-            candidate = "/" + "/".join([*done, part])
+            candidate = f"{current}/{part}"
             node = self._nodes.get(candidate)
             if node is None or node.link is None:
-                done.append(part)
+                if len(candidate) > limit:
+                    raise LimitExceededError(f"{path}: resolves to a path longer than {limit} bytes")
+                starts.append(len(current))
+                current = candidate
                 continue
             hops += 1
             if hops > self._limits.max_symlink_hops:
                 raise LimitExceededError(f"{path}: more than {self._limits.max_symlink_hops} symlink hops")
             target = node.link
             if target.startswith("/"):
-                done = []
-            pending = [p for p in target.split("/") if p] + pending
-        return "/" + "/".join(done)
+                current, starts = "", []
+            pending.extendleft(reversed([p for p in target.split("/") if p]))
+        return current or "/"
 
 
-def _parents(path: str) -> Iterator[str]:
-    """`path` and each directory above it, up to (not including) the root."""
-    while path not in ("", "/"):
-        yield path
-        path = path.rpartition("/")[0]
+def _dirname(path: str) -> str:
+    return path.rpartition("/")[0] or "/"
 
 
-def _delete(nodes: dict[str, _Node], top: str, keep_top: bool, parents: set[str]) -> None:
-    """Drop `top` and everything under it; `parents` (directories holding nodes) spares a full scan when
-    nothing can be under `top`."""
-    if top in parents or top == "/":
-        for path in [p for p in nodes if _under(p, top)]:
-            if not (keep_top and path == top):
-                del nodes[path]
-    elif not keep_top:
-        nodes.pop(top, None)
+class _Tree:
+    """The merged view being built: its nodes by path, and each directory's children that hold nodes,
+    so removing a subtree costs what it holds, whatever the rest of the image holds."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, _Node] = {}
+        self._children: dict[str, set[str]] = {}
+
+    def __contains__(self, path: object) -> bool:
+        """Whether `path` is a node or a directory above one."""
+        return path in self.nodes or path in self._children
+
+    def add(self, path: str, node: _Node) -> None:
+        """Put `node` at `path`, linking it under each directory above it."""
+        self.nodes[path] = node
+        child = path
+        while child != "/":
+            parent = _dirname(child)
+            siblings = self._children.setdefault(parent, set())
+            if child in siblings:
+                break
+            siblings.add(child)
+            child = parent
+
+    def remove(self, top: str, keep_top: bool = False) -> None:
+        """Drop everything under `top`, and `top` itself unless `keep_top`."""
+        pending = list(self._children.pop(top, ()))
+        while pending:
+            path = pending.pop()
+            self.nodes.pop(path, None)
+            pending.extend(self._children.pop(path, ()))
+        if not keep_top:
+            self.nodes.pop(top, None)
+        # Unlink what no longer holds a node from the directories above it.
+        path = top
+        while path != "/" and path not in self:
+            parent = _dirname(path)
+            siblings = self._children.get(parent)
+            if siblings is None:
+                break
+            siblings.discard(path)
+            if siblings:
+                break
+            del self._children[parent]
+            path = parent
 
 
 def _read_layer(
     layer: Layer,
     wants: Sequence[tuple[Want, re.Pattern[str]]],
-    budget: _Budget,
-    relevant: set[str],
+    budget: Budget,
+    relevant: Container[str],
 ) -> tuple[list[_LayerEntry], list[str], list[str]]:
     """The layer's entries that matter, whiteouts and opaque directories, in archive order.
 
@@ -388,22 +347,25 @@ def _read_layer(
     entries: list[_LayerEntry] = []
     whiteouts: list[str] = []
     opaque: list[str] = []
-    read, compression = _decompressed(layer.stream)
-    counted = _Counted(read, budget, layer.digest)
+    read, compression = _decompressed(layer.stream, budget.limits)
+    stream = LayerStream(read, layer.digest, budget)
     try:
-        _walk(counted, wants, budget, relevant, entries, whiteouts, opaque)
+        _walk(stream, wants, budget, relevant, entries, whiteouts, opaque)
     except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
         raise LayerFormatError(f"{_describe(layer, compression)}: not a readable tar stream ({exc})") from exc
     except UnicodeError as exc:
         raise LayerFormatError(f"{_describe(layer, compression)}: undecodable member name ({exc})") from exc
+    except (ValueError, OverflowError, IndexError) as exc:
+        # tarfile's own parsing of numbers and sparse maps in malformed headers.
+        raise LayerFormatError(f"{_describe(layer, compression)}: malformed tar header ({exc})") from exc
     return entries, whiteouts, opaque
 
 
 def _walk(
-    counted: _Counted,
+    stream: LayerStream,
     wants: Sequence[tuple[Want, re.Pattern[str]]],
-    budget: _Budget,
-    relevant: set[str],
+    budget: Budget,
+    relevant: Container[str],
     entries: list[_LayerEntry],
     whiteouts: list[str],
     opaque: list[str],
@@ -411,48 +373,45 @@ def _walk(
     """Append the layer's entries that matter, whiteouts and opaque directories to the lists given."""
     limits = budget.limits
     kept_here: dict[str, dict[str, bytes]] = {}
-    with tarfile.open(fileobj=counted, mode="r|", tarinfo=_safe_tarinfo(limits)) as archive:
-        while (member := archive.next()) is not None:
-            # tarfile remembers every member, even in stream mode; memory must follow what is kept.
-            archive.members.clear()  # type: ignore[attr-defined]  # (typeshed omits it)
-            path = normalize_member_name(member.name)
-            parent, _, base = path.rpartition("/")
-            if base == _OPAQUE:
+    for archive, member in iter_members(stream):
+        path = normalize_member_name(member.name)
+        parent, _, base = path.rpartition("/")
+        if base == _OPAQUE:
+            budget.record(path)
+            opaque.append(parent or "/")
+            continue
+        if base.startswith(_WHITEOUT):
+            budget.record(path)
+            whiteouts.append(f"{parent}/{base[len(_WHITEOUT) :]}")
+            continue
+        if member.issym():
+            budget.record(path)
+            entries.append(_LayerEntry(path, member.linkname, {}, False))
+            continue
+        if member.isdir():
+            if path in relevant:
                 budget.record(path)
-                opaque.append(parent or "/")
-                continue
-            if base.startswith(_WHITEOUT):
+                entries.append(_LayerEntry(path, None, {}, True))
+            continue
+        kept: dict[str, bytes] = {}
+        if member.islnk():
+            # A hard link shares an earlier member's content in this layer, if that was kept.
+            kept = dict(kept_here.get(normalize_member_name(member.linkname), {}))
+        elif member.isreg():
+            matching = [w for w, pattern in wants if pattern.fullmatch(path) and _eligible(w, member)]
+            if matching:
+                kept = _keep(archive, member, matching, path, limits)
+        if kept:
+            budget.keep(kept, path)
+            kept_here[path] = kept
+        if kept or path in relevant:
+            if not kept:
                 budget.record(path)
-                whiteouts.append(f"{parent}/{base[len(_WHITEOUT) :]}")
-                continue
-            if member.issym():
-                budget.record(path)
-                entries.append(_LayerEntry(path, member.linkname, {}, False))
-                continue
-            if member.isdir():
-                if path in relevant:
-                    budget.record(path)
-                    entries.append(_LayerEntry(path, None, {}, True))
-                continue
-            kept: dict[str, bytes] = {}
-            if member.islnk():
-                # A hard link shares an earlier member's content in this layer, if that was kept.
-                kept = dict(kept_here.get(normalize_member_name(member.linkname), {}))
-            elif member.isreg():
-                matching = [w for w, pattern in wants if pattern.fullmatch(path) and _eligible(w, member)]
-                if matching:
-                    kept = _keep(archive, member, matching, path, limits)
-            if kept:
-                budget.keep(kept, path)
-                kept_here[path] = kept
-            if kept or path in relevant:
-                if not kept:
-                    budget.record(path)
-                entries.append(_LayerEntry(path, None, kept, False))
+            entries.append(_LayerEntry(path, None, kept, False))
 
 
 def _apply(
-    nodes: dict[str, _Node],
+    tree: _Tree,
     index: int,
     digest: str,
     entries: list[_LayerEntry],
@@ -460,28 +419,27 @@ def _apply(
     opaque: list[str],
 ) -> None:
     # Whiteouts and opaque markers hide lower layers only; this layer's own entries are added after.
-    parents = {parent for path in nodes for parent in _parents(path.rpartition("/")[0])}
     for top in opaque:
-        _delete(nodes, top, keep_top=True, parents=parents)
+        tree.remove(top, keep_top=True)
     for gone in whiteouts:
-        _delete(nodes, gone, keep_top=False, parents=parents)
+        tree.remove(gone)
     for entry in entries:
-        node = nodes.get(entry.path)
+        node = tree.nodes.get(entry.path)
         if entry.is_dir:
             if node is not None and (node.link is not None or node.copies):
-                del nodes[entry.path]
+                tree.remove(entry.path)
             continue
         # A file or symlink replaces whatever a lower layer had at this path, including a directory.
-        _delete(nodes, entry.path, keep_top=True, parents=parents)
+        tree.remove(entry.path, keep_top=True)
         if entry.link is not None:
-            nodes[entry.path] = _Node(link=entry.link)
+            tree.add(entry.path, _Node(link=entry.link))
             continue
         if not entry.kept:
-            nodes.pop(entry.path, None)
+            tree.remove(entry.path)
             continue
         if node is None or node.link is not None:
             node = _Node()
-            nodes[entry.path] = node
+            tree.add(entry.path, node)
         for want in list(node.copies):
             if want not in entry.kept:
                 del node.copies[want]
@@ -493,12 +451,11 @@ def read_layers(layers: Iterable[Layer], wants: Sequence[Want], limits: Limits |
     """Read `layers` (bottom first) and return the wanted files of the merged image."""
     limits = limits or Limits()
     compiled = [(want, compile_patterns(want.patterns)) for want in wants]
-    budget = _Budget(limits)
-    nodes: dict[str, _Node] = {}
+    budget = Budget(limits)
+    tree = _Tree()
     digests: list[str] = []
     for index, layer in enumerate(layers):
-        relevant = {parent for path in nodes for parent in _parents(path)}
-        entries, whiteouts, opaque = _read_layer(layer, compiled, budget, relevant)
-        _apply(nodes, index, layer.digest, entries, whiteouts, opaque)
+        entries, whiteouts, opaque = _read_layer(layer, compiled, budget, tree)
+        _apply(tree, index, layer.digest, entries, whiteouts, opaque)
         digests.append(layer.digest)
-    return ImageFiles(nodes, digests, limits)
+    return ImageFiles(tree.nodes, digests, limits)

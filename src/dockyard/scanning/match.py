@@ -4,6 +4,10 @@
 name) and returns one `Finding` per (advisory, package). OS packages are looked up in the ecosystem of the
 image's distribution release (`Debian:12`, `Ubuntu:22.04`, `Alpine:v3.19`); Debian, Ubuntu and Alpine
 advisories name source packages, so those match by source name and source version.
+
+Advisories are also keyed by every id they are known by (`ALIAS_ECOSYSTEM`), so a finding whose own
+advisory has no severity takes it from another record of the same vulnerability: a GHSA record aliasing
+a PYSEC one, or a distribution's record of the same CVE.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dockyard.scanning.packages import APK, DEB, RPM, OsIdentity, Package
 from dockyard.scanning.versions import InvalidVersionError, Version, base_ecosystem, parse_version
 
 __all__ = [
+    "ALIAS_ECOSYSTEM",
     "SEVERITIES",
     "AdvisoryIndex",
     "AdvisoryLookup",
@@ -32,6 +37,8 @@ __all__ = [
     "normalize_name",
     "osv_ecosystems",
     "severity_of",
+    "summary_of",
+    "vulnerability_ids",
 ]
 
 # Severity labels, most severe first.
@@ -48,6 +55,18 @@ _LABELS = {
     "negligible": "LOW",
     "unimportant": "LOW",
 }
+
+# The pseudo-ecosystem under which advisories are keyed by each id they are known by. OSV requires a
+# non-empty ecosystem, so no package key can collide with it.
+ALIAS_ECOSYSTEM = ""
+# Ids per advisory keyed and looked up that way; real records list a handful.
+_MAX_IDS = 32
+_MAX_ID_CHARS = 255
+# Related records one finding's severity is looked for in.
+_MAX_RELATED = 64
+# Characters of a finding's summary; a longer text is cut, ending with an ellipsis.
+SUMMARY_CHARS = 200
+_ELLIPSIS = "\u2026"
 
 # os-release IDs of RPM distributions whose OSV ecosystem is `<name>:<major version>`.
 _RPM_DISTROS = {"rocky": "Rocky Linux", "almalinux": "AlmaLinux"}
@@ -86,12 +105,22 @@ def normalize_name(ecosystem: str, name: str) -> str:
     return name
 
 
+def vulnerability_ids(advisory: Advisory) -> tuple[str, ...]:
+    """The ids `advisory` is known by: its own, its aliases and its upstream ones (at most 32, each of
+    at most 255 characters, as advisory ids are stored)."""
+    ids = (advisory.id, *advisory.aliases, *advisory.upstream)
+    return tuple(dict.fromkeys(i for i in ids if 0 < len(i) <= _MAX_ID_CHARS))[:_MAX_IDS]
+
+
 def index_keys(advisory: Advisory) -> set[tuple[str, str]]:
-    """The (ecosystem, normalized name) keys `AdvisoryLookup.lookup` must find `advisory` under; a stored
-    index keys its rows by these."""
-    return {
+    """The keys `AdvisoryLookup.lookup` must find `advisory` under: (ecosystem, normalized name) of each
+    package it affects, and (`ALIAS_ECOSYSTEM`, id) of each id it is known by. A stored index keys its
+    rows by these."""
+    keys = {
         (a.package.ecosystem, normalize_name(a.package.ecosystem, a.package.name)) for a in advisory.affected
     }
+    keys.update((ALIAS_ECOSYSTEM, vuln_id) for vuln_id in vulnerability_ids(advisory))
+    return keys
 
 
 class AdvisoryIndex:
@@ -256,11 +285,48 @@ def severity_of(advisory: Advisory, entry: Affected | None = None) -> tuple[str,
     return "UNKNOWN", None
 
 
+def _related_severity(advisory: Advisory, index: AdvisoryLookup) -> tuple[str, float | None]:
+    """The severity other records of the same vulnerability give: the highest CVSS score among them,
+    else the most severe vendor label, else UNKNOWN."""
+    seen = {advisory.id}
+    found: list[tuple[str, float | None]] = []
+    for vuln_id in vulnerability_ids(advisory):
+        for other in index.lookup(ALIAS_ECOSYSTEM, vuln_id):
+            if other.id in seen or len(seen) > _MAX_RELATED:
+                continue
+            seen.add(other.id)
+            found.append(severity_of(other))
+            found.extend(severity_of(other, entry) for entry in other.affected)
+    scores = [score for _, score in found if score is not None]
+    if scores:
+        best = max(scores)
+        return _label(best), best
+    labels = sorted((label for label, _ in found), key=SEVERITIES.index)
+    return (labels[0] if labels else "UNKNOWN"), None
+
+
+def summary_of(advisory: Advisory) -> str:
+    """A one-line summary: the advisory's own, else the first paragraph of its details, with
+    whitespace collapsed; cut to `SUMMARY_CHARS` with an ellipsis when anything was left out."""
+    summary = advisory.summary.strip()
+    source = summary or advisory.details.strip()
+    paragraph = " ".join(re.split(r"\n\s*\n", source, maxsplit=1)[0].split())
+    whole = " ".join(source.split())
+    if len(paragraph) <= SUMMARY_CHARS and paragraph == whole:
+        return paragraph
+    cut = paragraph[: SUMMARY_CHARS - 1]
+    if len(paragraph) > SUMMARY_CHARS and " " in cut[SUMMARY_CHARS // 2 :]:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.") + _ELLIPSIS
+
+
 def match_packages(
     packages: Iterable[Package], os: OsIdentity | None, index: AdvisoryLookup
 ) -> list[Finding]:
     """Findings for every package an advisory in `index` affects, sorted by severity, then id and name."""
     findings: dict[tuple[str, str, str, str, str], Finding] = {}
+    # Per advisory: one lookup of its related records however many packages it affects.
+    related: dict[str, tuple[str, float | None]] = {}
     for package in packages:
         name, version = _lookup_identity(package)
         for ecosystem in osv_ecosystems(package, os):
@@ -278,6 +344,10 @@ def match_packages(
                     if key in findings:
                         continue
                     label, score = severity_of(advisory, entry)
+                    if label == "UNKNOWN":
+                        if advisory.id not in related:
+                            related[advisory.id] = _related_severity(advisory, index)
+                        label, score = related[advisory.id]
                     findings[key] = Finding(
                         vuln_id=advisory.id,
                         aliases=advisory.aliases,
@@ -285,7 +355,7 @@ def match_packages(
                         installed_version=version,
                         fixed_version=fixed,
                         severity=label,
-                        summary=advisory.summary or advisory.details.split("\n", 1)[0][:200],
+                        summary=summary_of(advisory),
                         layer_digest=package.layer_digest,
                         path=package.path,
                         score=score,

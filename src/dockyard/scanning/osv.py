@@ -86,7 +86,8 @@ class Affected:
 
 @dataclass(frozen=True)
 class Advisory:
-    """One OSV record."""
+    """One OSV record. `aliases` name the same vulnerability in other databases; `upstream` the
+    vulnerabilities this record derives from (a distribution's record of an upstream CVE)."""
 
     id: str
     aliases: tuple[str, ...]
@@ -98,6 +99,7 @@ class Advisory:
     affected: tuple[Affected, ...]
     database_specific: Mapping[str, Any] | None = None
     published: datetime | None = None
+    upstream: tuple[str, ...] = ()
 
 
 def _time(value: Any, field: str) -> datetime | None:
@@ -195,6 +197,7 @@ def parse_advisory(record: Any) -> Advisory:
             affected=tuple(_affected(a) for a in _objects(record.get("affected"), "affected")),
             database_specific=db_specific if isinstance(db_specific, dict) else None,
             published=_time(record.get("published"), "published"),
+            upstream=_strings(record.get("upstream"), "upstream"),
         )
     except AdvisoryFormatError as exc:
         raise AdvisoryFormatError(f"{vuln_id}: {exc}") from None

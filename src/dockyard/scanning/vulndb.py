@@ -100,6 +100,9 @@ def advisory_json(advisory: Advisory) -> str:
     }
     if advisory.database_specific is not None:
         record["database_specific"] = dict(advisory.database_specific)
+    if advisory.upstream:
+        # Only when present, so the stored text of records without it stays what it was.
+        record["upstream"] = list(advisory.upstream)
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
 from typing import IO
 from urllib.parse import quote
@@ -25,6 +26,14 @@ _MAX_DEPTH = 3
 _MAX_NESTED = 64 * 1024 * 1024
 _MAX_METADATA = 1024 * 1024
 _MAX_MEMBERS = 100_000
+# zipfile parses the whole central directory into objects of a few hundred bytes per entry before any is
+# read: a directory of minimal 46-byte entries costs about eight times its size. Bigger ones are skipped.
+_MAX_DIRECTORY = 8 * 1024 * 1024
+_EOCD = b"PK\x05\x06"
+_EOCD_SIZE = 22
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_ZIP64_EOCD = b"PK\x06\x06"
+_ZIP64_EOCD_SIZE = 56
 # Decompressed bytes read from one archive tree; overlapping-entry zip bombs repeat one compressed
 # stream under many names, so a per-member bound alone does not bound the work.
 _MAX_TOTAL = 512 * 1024 * 1024
@@ -80,6 +89,21 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, reads: _R
     return data if len(data) <= limit else None
 
 
+def directory_size(data: bytes) -> int | None:
+    """The central directory size the archive's end record declares, found as `zipfile` finds it (the
+    end record in the last 64 KiB, the ZIP64 record in front of its locator); None without an end record."""
+    at = len(data) - _EOCD_SIZE
+    if at < 0 or data[at : at + 4] != _EOCD or data[-2:] != b"\0\0":
+        at = data.rfind(_EOCD, max(len(data) - (1 << 16) - _EOCD_SIZE, 0))
+        if at < 0 or at + _EOCD_SIZE > len(data):
+            return None
+    size: int = struct.unpack_from("<I", data, at + 12)[0]
+    zip64 = at - 20 - _ZIP64_EOCD_SIZE
+    if zip64 >= 0 and data[at - 20 : at - 16] == _ZIP64_LOCATOR and data[zip64 : zip64 + 4] == _ZIP64_EOCD:
+        size = struct.unpack_from("<Q", data, zip64 + 40)[0]
+    return size
+
+
 def _from_manifest(manifest: dict[str, str]) -> tuple[str, str, str] | None:
     """(group, artifact, version) from Implementation-* headers, else the OSGi bundle name split at its
     last dot (`com.fasterxml.jackson.core.jackson-databind`)."""
@@ -102,6 +126,9 @@ def coordinates(data: bytes, inner: str = "", depth: int = 0, reads: _Reads | No
     Raises `LimitExceededError` if the members read decompress to more than 512 MiB in all.
     """
     reads = reads or _Reads(_MAX_TOTAL)
+    size = directory_size(data)
+    if size is None or size > _MAX_DIRECTORY:
+        return []
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()[:_MAX_MEMBERS]

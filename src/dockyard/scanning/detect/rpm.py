@@ -1,8 +1,11 @@
 """RPM packages from `rpmdb.sqlite` (RHEL 9, Rocky, Alma, Fedora 33+): header blobs parsed in pure Python.
 
 The database is opened from the bytes kept by the layer reader (`sqlite3` deserialize), never written to
-disk. Each `Packages.blob` is an rpm header without its lead: index count, data length, 16-byte index
-entries (tag, type, offset, count; big-endian), then the data store.
+disk. Its schema is the image's, so untrusted: `Packages` must be a plain table (a view or a generated
+column could compute rows or values without end), and no value may be longer than the file itself.
+
+Each `Packages.blob` is an rpm header without its lead: index count, data length, 16-byte index entries
+(tag, type, offset, count; big-endian), then the data store.
 """
 
 from __future__ import annotations
@@ -62,6 +65,15 @@ def _source(source_rpm: str) -> tuple[str, str] | None:
     return name, f"{version}-{rest}"
 
 
+def _plain_table(connection: sqlite3.Connection) -> bool:
+    """Whether `Packages` is a table whose columns are all stored (no view, no generated column)."""
+    kind = connection.execute("SELECT type FROM sqlite_schema WHERE name = 'Packages'").fetchone()
+    if kind is None or kind[0] != "table":
+        return False
+    # table_xinfo's `hidden` is 2 or 3 for generated columns (1 for hidden columns of virtual tables).
+    return all(row[6] == 0 for row in connection.execute("PRAGMA table_xinfo('Packages')"))
+
+
 def _open(data: bytes) -> sqlite3.Connection:
     image = bytearray(data)
     # A WAL-mode database (format bytes 18/19 = 2) cannot be read from memory; the copy is ours to mark
@@ -70,6 +82,9 @@ def _open(data: bytes) -> sqlite3.Connection:
         image[18:20] = b"\x01\x01"
     connection = sqlite3.connect(":memory:")
     connection.deserialize(bytes(image))
+    connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max(len(image), 1))
+    connection.execute("PRAGMA query_only = ON")
+    connection.execute("PRAGMA trusted_schema = OFF")
     return connection
 
 
@@ -83,6 +98,8 @@ class RpmDetector:
         try:
             connection = _open(data)
             try:
+                if not _plain_table(connection):
+                    return []
                 blobs = [row[0] for row in connection.execute("SELECT blob FROM Packages")]
             finally:
                 connection.close()
