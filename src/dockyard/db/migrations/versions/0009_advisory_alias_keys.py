@@ -5,7 +5,7 @@ before, which an import leaves alone while their text is unchanged. The ecosyste
 empty string, which no OSV package has.
 
 Revision ID: 0009
-Revises: 0013
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0013"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
