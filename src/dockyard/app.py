@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -36,6 +37,9 @@ from dockyard.db.engine import Database
 from dockyard.events.audit import AuditLog
 from dockyard.jobs.queue import JobQueue
 from dockyard.jobs.worker import JobRunner
+from dockyard.observability import metrics
+from dockyard.observability.exposition import metrics_endpoint
+from dockyard.observability.requests import RequestObserver
 from dockyard.registry import endpoint
 from dockyard.registry.access import Access
 from dockyard.registry.context import RegistryContext
@@ -47,6 +51,7 @@ from dockyard.tls.serving import ca_pem
 from dockyard.ui.app import build_ui
 
 log = logging.getLogger(__name__)
+_POOL_SAMPLE_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -192,9 +197,23 @@ async def _collect_garbage_periodically(services: Services) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await run_in_threadpool(services.gc.run)
+            report = await run_in_threadpool(services.gc.run)
         except Exception:
+            metrics.gc_finished(0, ok=False)
             log.exception("background garbage collection failed; retrying in %d s", interval)
+        else:
+            metrics.gc_finished(report.bytes)
+
+
+async def _sample_database_pool(db: Database) -> None:
+    # Sampled rather than counted on every checkout: it keeps the request path free of it.
+    found = metrics.instruments()
+    while True:
+        pool: Any = db.engine.pool
+        with contextlib.suppress(Exception):
+            found.db_pool_in_use.set(pool.checkedout())
+            found.db_pool_size.set(pool.checkedin() + pool.checkedout())
+        await asyncio.sleep(_POOL_SAMPLE_SECONDS)
 
 
 async def _check_caches_periodically(services: Services) -> None:
@@ -231,6 +250,7 @@ def create_app(
             asyncio.create_task(_collect_garbage_periodically(services)),
             asyncio.create_task(_prune_audit_log_periodically(auth.audit)),
             asyncio.create_task(_check_caches_periodically(services)),
+            asyncio.create_task(_sample_database_pool(services.db)),
         ]
         if settings.scan_workers:
             runner = JobRunner(
@@ -251,8 +271,13 @@ def create_app(
                     await worker
             services.db.close()
 
+    extra_routes = []
+    if settings.metrics_enabled:
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        extra_routes.append(Route("/metrics", metrics_endpoint(services.db, token), methods=["GET"]))
     app = Starlette(
         routes=[
+            *extra_routes,
             Route("/v2/", endpoint.base, methods=["GET", "HEAD"]),
             Route(
                 "/v2/{path:path}",
@@ -271,6 +296,11 @@ def create_app(
             Mount("", app=build_ui(services)),
         ],
         lifespan=lifespan,
+    )
+    app.add_middleware(
+        RequestObserver,
+        trust_request_id=settings.trust_request_id,
+        access_log_enabled=settings.access_log,
     )
     app.state.services = services
     app.state.auth = auth

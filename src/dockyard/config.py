@@ -37,10 +37,18 @@ class Settings(BaseSettings):
     database_url: str | None = None
     storage_path: Path | None = None
     log_level: str = "info"
+    # Observability (docs/configuration.md, "Logs and metrics").
+    log_format: str = "text"
+    access_log: bool = True
+    trust_request_id: bool = False
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
 
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
+    # A reverse proxy terminates TLS: external_url may be https:// while this server listens in plain HTTP.
+    behind_tls_proxy: bool = False
 
     max_manifest_bytes: int = 4 * 1024 * 1024
     upload_expiry_seconds: int = 24 * 3600
@@ -89,6 +97,21 @@ class Settings(BaseSettings):
         value = value.lower()
         if value not in {"debug", "info", "warning", "error"}:
             raise ValueError("log_level must be one of debug, info, warning, error")
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"text", "json"}:
+            raise ValueError("log_format must be text or json")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
         return value
 
     @field_validator("external_url")
@@ -195,15 +218,33 @@ class Settings(BaseSettings):
         return self.storage_path or self.data_dir / "storage"
 
 
+# Searched in this order when neither --config nor DOCKYARD_CONFIG names a file: the current directory (a
+# checkout, `scripts/start`), then the system-wide place (a package install).
+DEFAULT_CONFIG_FILES = (Path("dockyard.toml"), Path("/etc/dockyard/dockyard.toml"))
+# Settings holding a path: a relative one in the file is relative to the file, not to the current directory.
+_PATH_KEYS = frozenset({"data_dir", "storage_path", "tls_cert", "tls_key", "tls_ca", "admin_password_file"})
+
+
+def config_file() -> Path | None:
+    """The settings file in force: DOCKYARD_CONFIG (also set by --config), else the first default found."""
+    named = os.environ.get("DOCKYARD_CONFIG")
+    if named:
+        return Path(named)
+    for candidate in DEFAULT_CONFIG_FILES:
+        if candidate.is_file():
+            return candidate.absolute()
+    return None
+
+
 class _TomlFileSource(PydanticBaseSettingsSource):
-    """Reads the file named by DOCKYARD_CONFIG (or `--config`), if any."""
+    """Reads the settings file (see `config_file`), if there is one."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        path = os.environ.get("DOCKYARD_CONFIG")
-        if not path:
+        path = config_file()
+        if path is None:
             return {}
         try:
             with open(path, "rb") as handle:
@@ -214,7 +255,12 @@ class _TomlFileSource(PydanticBaseSettingsSource):
             raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
         except UnicodeDecodeError as exc:
             raise ConfigError(f"configuration file {path} is not UTF-8 text (byte {exc.start})") from exc
-        return {key.replace("-", "_"): value for key, value in data.items()}
+        values = {key.replace("-", "_"): value for key, value in data.items()}
+        base = path.absolute().parent
+        for key in _PATH_KEYS & values.keys():
+            if isinstance(values[key], str):
+                values[key] = base / Path(values[key]).expanduser()
+        return values
 
 
 def load_settings(**overrides: Any) -> Settings:

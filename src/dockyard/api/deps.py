@@ -43,6 +43,13 @@ def context(request: Request) -> Context:
 
 def caller(request: Request, ctx: Annotated[Context, Depends(context)]) -> Identity:
     """The identity behind the request's credentials; anonymous when there are none."""
+    identity = _identify(request, ctx)
+    # Read by the access log (dockyard.observability.requests), as on /v2/.
+    request.state.identity = identity
+    return identity
+
+
+def _identify(request: Request, ctx: Context) -> Identity:
     auth = ctx.auth
     address = client_address(request)
     header = request.headers.get("authorization")

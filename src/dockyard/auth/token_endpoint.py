@@ -128,6 +128,7 @@ async def token(request: Request) -> Response:
             identity, offline = await _get_identity(services, request, fields, address)
     except AuthError as exc:
         return _auth_error(exc)
+    request.state.identity = identity  # for the access log
 
     access = await run_in_threadpool(grant, services.accounts, identity, scopes)
     jwt, expires_in, issued_at = await run_in_threadpool(services.issuer.issue, identity, access)

@@ -12,7 +12,7 @@ import click
 
 from dockyard.app import AuthServices
 from dockyard.auth.identity import Identity
-from dockyard.cli.options import data_options, local_services
+from dockyard.cli.options import local_services, registry_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,7 +50,7 @@ def _read_password(from_stdin: bool) -> str:
 
 
 @admin.command("create-user")
-@data_options
+@registry_options
 @_password_option
 @click.option("--admin", "is_admin", is_flag=True, help="Make the user a system administrator.")
 @click.option("--full-name", default="", help="The user's display name.")
@@ -73,7 +73,7 @@ def create_user(
 
 
 @admin.command("make-admin")
-@data_options
+@registry_options
 @click.argument("name")
 def make_admin(config_file: Path | None, data_dir: Path | None, database_url: str | None, name: str) -> None:
     """Make the user NAME a system administrator."""
@@ -84,7 +84,7 @@ def make_admin(config_file: Path | None, data_dir: Path | None, database_url: st
 
 
 @admin.command("unmake-admin")
-@data_options
+@registry_options
 @click.argument("name")
 def unmake_admin(
     config_file: Path | None, data_dir: Path | None, database_url: str | None, name: str
@@ -97,7 +97,7 @@ def unmake_admin(
 
 
 @admin.command("passwd")
-@data_options
+@registry_options
 @_password_option
 @click.argument("name")
 def passwd(
@@ -112,7 +112,7 @@ def passwd(
 
 
 @admin.command("list-users")
-@data_options
+@registry_options
 def list_users(config_file: Path | None, data_dir: Path | None, database_url: str | None) -> None:
     """List local users: name, administrator flag, active flag."""
     with _auth(config_file, data_dir, database_url) as auth:
@@ -123,7 +123,7 @@ def list_users(config_file: Path | None, data_dir: Path | None, database_url: st
 
 
 @admin.command("rotate-key")
-@data_options
+@registry_options
 @click.option("--prune", is_flag=True, help="Also delete every older key (tokens they signed stop working).")
 def rotate_key(
     config_file: Path | None, data_dir: Path | None, database_url: str | None, prune: bool

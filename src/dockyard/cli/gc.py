@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
-from dockyard.app import build_services
-from dockyard.cli.options import data_options, settings_from
+from dockyard.cli.options import open_services, registry_options, settings_from
 
 
 @click.command()
-@data_options
+@registry_options
 @click.option(
     "--dry-run", is_flag=True, help="List what would be removed, and how many bytes, without removing it."
 )
@@ -34,7 +33,7 @@ def gc(
     within the grace period, which protects pushes in flight.
     """
     settings = settings_from(config_file, data_dir=data_dir, database_url=database_url)
-    services = build_services(settings)
+    services = open_services(settings)
     if grace_seconds is not None:
         services.gc.grace_seconds = grace_seconds
     try:

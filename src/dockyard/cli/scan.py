@@ -12,7 +12,7 @@ import click
 
 from dockyard.app import Services
 from dockyard.auth.identity import Identity
-from dockyard.cli.options import data_options, local_services
+from dockyard.cli.options import local_services, registry_options
 from dockyard.scanning.results import SEVERITIES, FindingFilter, ScanReport, StoredFinding
 
 # The command line works on the data directory directly, as the system administrator would.
@@ -144,7 +144,7 @@ def _wanted(severities: tuple[str, ...], package: str | None, include_hidden: bo
 
 
 @scan.command()
-@data_options
+@registry_options
 @click.argument("image")
 @_filter_options
 def show(
@@ -165,7 +165,7 @@ def show(
 
 
 @scan.command()
-@data_options
+@registry_options
 @click.argument("image")
 @click.option(
     "--wait",

@@ -18,11 +18,14 @@ from granian.log import LogLevels
 from granian.server import Server
 from starlette.applications import Starlette
 
+from dockyard import config
 from dockyard.app import create_app
 from dockyard.cli.options import data_options, settings_from
 from dockyard.config import ConfigError, Settings
 from dockyard.memory import tune_allocator
-from dockyard.tls.serving import resolve_tls
+from dockyard.observability import multiprocess
+from dockyard.observability.logs import LOG_FORMATS, configure_logging, logging_config
+from dockyard.tls.serving import check_external_url, resolve_tls
 
 log = logging.getLogger("dockyard")
 _PR_SET_PDEATHSIG = 1
@@ -101,6 +104,12 @@ def _worker_app(settings: Settings) -> Starlette:
     type=click.Choice(["debug", "info", "warning", "error"]),
     help="Log verbosity (default info).",
 )
+@click.option(
+    "--log-format",
+    envvar="DOCKYARD_LOG_FORMAT",
+    type=click.Choice(LOG_FORMATS),
+    help="Log lines as plain text (default) or one JSON object per line.",
+)
 def serve(
     config_file: Path | None,
     data_dir: Path | None,
@@ -112,6 +121,7 @@ def serve(
     tls_ca: Path | None,
     workers: int | None,
     log_level: str | None,
+    log_format: str | None,
 ) -> None:
     """Run the registry: /v2/ for clients, /_ping for health checks.
 
@@ -130,18 +140,25 @@ def serve(
         tls_key=tls_key,
         tls_ca=tls_ca,
         log_level=log_level,
+        log_format=log_format,
     )
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     try:
         tls = resolve_tls(settings)
+        check_external_url(settings, tls is not None)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if tls is not None:
         for warning in tls.warnings:
             log.warning("%s", warning)
     _check_bindable(settings.listen_host, settings.listen_port)
+    metrics_dir = multiprocess.default_directory(settings.listen_host, settings.listen_port)
+    try:
+        multiprocess.prepare(metrics_dir)
+    except (ConfigError, OSError) as exc:
+        raise click.ClickException(f"cannot prepare the metrics directory: {exc}") from exc
+    # Before anything counts: every process from here on, and the workers forked later, share the directory.
+    multiprocess.enable(metrics_dir)
     try:
         # Build once here (migrations, first-start set-up) so errors show before listening and the
         # workers find everything ready; each worker then builds its own after the fork.
@@ -151,10 +168,11 @@ def serve(
     scheme = "https" if tls else "http"
     count = workers or _default_workers()
     log.info(
-        "Dockyard starting on %s://%s (data in %s, %d workers)",
+        "Dockyard starting on %s://%s (data in %s, settings file %s, %d workers)",
         scheme,
         settings.listen,
         settings.data_dir,
+        config.config_file() or "none",
         count,
     )
     tls_options: dict[str, Any] = {}
@@ -170,7 +188,9 @@ def serve(
         workers=count,
         http=HTTPModes.http1 if tls is None else HTTPModes.auto,
         log_level=LogLevels(settings.log_level),
-        log_access=settings.log_level == "debug",
+        log_dictconfig=logging_config(settings.log_level, settings.log_format),
+        # Dockyard writes its own access log, with the request id and user (dockyard.observability).
+        log_access=False,
         **tls_options,
     )
     try:
@@ -178,3 +198,5 @@ def serve(
     except RuntimeError as exc:
         # Granian reports a bind lost to a race after our probe this way.
         raise click.ClickException(f"cannot serve on {settings.listen}: {exc}") from exc
+    finally:
+        multiprocess.remove(metrics_dir)

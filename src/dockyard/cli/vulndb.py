@@ -10,8 +10,7 @@ from typing import Any
 
 import click
 
-from dockyard.app import build_services
-from dockyard.cli.options import data_options, settings_from
+from dockyard.cli.options import open_services, registry_options, settings_from
 from dockyard.scanning.errors import ScanError
 from dockyard.scanning.vulndb import VulnDatabase
 from dockyard.scanning.vulndb_fetch import default_source, is_url
@@ -36,7 +35,7 @@ def _record_count(location: str) -> int | None:
 
 
 @vulndb.command(name="import")
-@data_options
+@registry_options
 @click.argument("location", metavar="PATH|URL")
 @click.option(
     "--source",
@@ -60,7 +59,7 @@ def import_(
     if not is_url(location) and not Path(location).exists():
         raise click.BadParameter(f"{location!r} is neither an existing path nor a URL", param_hint="PATH|URL")
     settings = settings_from(config_file, data_dir=data_dir, database_url=database_url)
-    services = build_services(settings)
+    services = open_services(settings)
     name = source or default_source(location)
     try:
         with contextlib.ExitStack() as bars:
@@ -107,11 +106,11 @@ class _Bar:
 
 
 @vulndb.command()
-@data_options
+@registry_options
 def status(config_file: Path | None, data_dir: Path | None, database_url: str | None) -> None:
     """Show how many advisories each source holds and when the last import finished."""
     settings = settings_from(config_file, data_dir=data_dir, database_url=database_url)
-    services = build_services(settings)
+    services = open_services(settings)
     try:
         report = VulnDatabase(services.db).status()
     finally:

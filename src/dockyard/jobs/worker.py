@@ -10,11 +10,13 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping
 
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.jobs.queue import Job, JobQueue
+from dockyard.observability import metrics
 
 __all__ = ["GiveUp", "JobRunner", "worker_name"]
 
@@ -60,16 +62,20 @@ class JobRunner:
         job = self.queue.lease(self.handlers.keys(), self.worker, self.lease_seconds)
         if job is None:
             return False
+        started = time.monotonic()
         try:
             self.handlers[job.kind](job)
         except GiveUp as exc:
+            metrics.job_finished(job.kind, time.monotonic() - started, ok=False)
             self.queue.fail(job, str(exc), None)
         except Exception as exc:
+            metrics.job_finished(job.kind, time.monotonic() - started, ok=False)
             log.exception("job %s %s failed (attempt %d)", job.kind, job.key, job.attempts)
             message = f"{type(exc).__name__}: {exc}"
             retry = None if job.attempts >= self.max_attempts else 30.0 * 2 ** (job.attempts - 1)
             self.queue.fail(job, message, retry)
         else:
+            metrics.job_finished(job.kind, time.monotonic() - started, ok=True)
             self.queue.complete(job)
         return True
 

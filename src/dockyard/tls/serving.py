@@ -85,6 +85,30 @@ def resolve_tls(settings: Settings, *, now: dt.datetime | None = None) -> TlsFil
     return TlsFiles(cert=cert_path, key=key_path, ca=ca_path, warnings=warnings)
 
 
+def check_external_url(settings: Settings, serves_tls: bool) -> None:
+    """Refuse an `external_url` whose scheme is not the listener's: clients would be sent to the wrong one.
+
+    The one legitimate mismatch, a reverse proxy in front that terminates TLS (clients use https, the
+    listener speaks HTTP), is allowed when the operator says so with `behind_tls_proxy`.
+    """
+    if settings.external_url is None:
+        return
+    scheme = urlsplit(settings.external_url).scheme
+    if serves_tls and scheme != "https":
+        raise ConfigError(
+            f"external_url {settings.external_url} is http://, but this server serves HTTPS (TLS files are "
+            "configured or found in the data directory); clients would be sent to plain HTTP. "
+            "Use https:// in external_url"
+        )
+    if not serves_tls and scheme != "http" and not settings.behind_tls_proxy:
+        raise ConfigError(
+            f"external_url {settings.external_url} is https://, but this server serves plain HTTP "
+            "(no TLS certificate is configured); clients would try TLS and fail. Give --tls-cert and "
+            "--tls-key (or run `dockyard certs init`), use http:// in external_url, or, when a reverse "
+            "proxy in front terminates TLS, set behind_tls_proxy = true"
+        )
+
+
 def ca_pem(settings: Settings) -> bytes | None:
     """The CA certificate(s) to publish at GET /ca, in PEM, or None when there is none to publish.
 
