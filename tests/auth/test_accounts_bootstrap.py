@@ -88,7 +88,9 @@ def _cli(*args: str | Path, input: str | None = None) -> tuple[int, str]:
 
 def test_admin_commands(tmp_path: Path) -> None:
     data = ["--data-dir", tmp_path]
-    assert _cli("admin", "create-user", *data, "--password-stdin", "bob", input="bob-password-1\n")[0] == 0
+    # The first command makes the registry, which a command only does when asked (--init).
+    first = ["admin", "create-user", *data, "--init", "--password-stdin", "bob"]
+    assert _cli(*first, input="bob-password-1\n")[0] == 0
     code, output = _cli("admin", "create-user", *data, "--password-stdin", "bob", input="bob-password-1\n")
     assert code != 0 and "taken" in output
     code, output = _cli(

@@ -195,7 +195,8 @@ def test_cli_import_and_status(
     common = ["--data-dir", str(tmp_path / "data"), "--database-url", url]
     runner = CliRunner()
 
-    result = runner.invoke(main, ["vulndb", "import", *common, "--source", "extra", str(file)])
+    # The first command makes the registry's database, which needs --init.
+    result = runner.invoke(main, ["vulndb", "import", *common, "--init", "--source", "extra", str(file)])
     assert result.exit_code == 0, result.output
     assert "1 records read, 1 added, 0 updated, 0 unchanged, 0 withdrawn removed" in result.output
 

@@ -33,12 +33,11 @@ class Instruments:
     """Every metric this process updates. Built once per process, after the multiprocess mode is chosen."""
 
     def __init__(self) -> None:
-        route = ("method", "route", "status")
-        self.requests = Counter("dockyard_http_requests", "HTTP requests answered.", route)
+        # Its _count series is the number of requests: no separate counter to update on every request.
         self.latency = Histogram(
             "dockyard_http_request_duration_seconds",
-            "Time from a request's arrival to the end of its answer.",
-            route,
+            "Requests answered, and the time from each one's arrival to the end of its answer.",
+            ("method", "route", "status"),
             buckets=_LATENCY_BUCKETS,
         )
         self.bytes_in = Counter(
