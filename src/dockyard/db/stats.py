@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -24,10 +25,10 @@ def registry_totals(conn: Connection) -> RegistryTotals:
     """Blob count and bytes, open upload sessions, and jobs per state."""
     row = conn.execute(select(func.count(), func.coalesce(func.sum(blobs.c.size), 0))).one()
     open_uploads: int = conn.execute(select(func.count()).select_from(uploads)).scalar_one()
-    states = conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state))
+    states: list[Any] = list(conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)))
     return RegistryTotals(
         blob_count=int(row[0]),
         blob_bytes=int(row[1]),
         uploads=open_uploads,
-        jobs_by_state={str(state): int(count) for state, count in states.tuples()},
+        jobs_by_state={str(row[0]): int(row[1]) for row in states},
     )

@@ -174,7 +174,7 @@ class RequestObserver:
             "client": client[0] if client else "-",
             "request_id": request_id,
         }
-        args = (fields["client"], fields["method"], path, status, sent, seconds * 1000, route, user, request_id)
+        args = (fields["client"], scope["method"], path, status, sent, seconds * 1e3, route, user, request_id)
         # makeRecord + handle is what info() does, less the walk up the stack for the caller's line.
         record = access_log.makeRecord(
             access_log.name, logging.INFO, __file__, 0, _ACCESS_LINE, args, None, extra={"access": fields}
