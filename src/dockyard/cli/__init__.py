@@ -13,8 +13,10 @@ def main() -> None:
     """Dockyard, a trusted private container registry.
 
     Start a registry on embedded defaults (SQLite and a filesystem blob store in one data
-    directory) with `dockyard serve`. Every option can also be set in the configuration file
-    named by DOCKYARD_CONFIG, or with a DOCKYARD_* environment variable.
+    directory) with `dockyard serve`. Every option can also be set in a settings file
+    (--config FILE or DOCKYARD_CONFIG; else ./dockyard.toml or /etc/dockyard/dockyard.toml when
+    present), or with a DOCKYARD_* environment variable. The other commands act on the registry
+    those settings name, and refuse to create a new one unless given --init.
     """
 
 

@@ -22,7 +22,8 @@ def admin() -> None:
     """Manage local users, system administrators and token signing keys.
 
     These commands work on the data directory (or database) directly, so they need no login:
-    run them as the user that runs `dockyard serve`.
+    run them as the user that runs `dockyard serve`, with the same settings (settings file,
+    DOCKYARD_* variables or --data-dir).
     """
 
 

@@ -20,27 +20,34 @@ from dockyard.tls.pem import read_certificates
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _location_options(func: F) -> F:
-    func = click.option(
-        "--out",
-        "--dir",
-        "out",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Directory of the TLS files, instead of DATA_DIR/tls.",
-    )(func)
-    func = click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar="DOCKYARD_DATA_DIR",
-        help="Dockyard's data directory; the files go in its tls/ subdirectory.",
-    )(func)
-    return click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False, exists=True, path_type=Path),
-        envvar="DOCKYARD_CONFIG",
-        help="TOML configuration file naming the data directory, as for `dockyard serve`.",
-    )(func)
+def _location_options(what: str) -> Callable[[F], F]:
+    """--config, --data-dir and --out, their help saying what this command does with the files (`what`,
+    e.g. "are written to")."""
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--out",
+            "--dir",
+            "out",
+            type=click.Path(file_okay=False, path_type=Path),
+            help=f"Directory the TLS files {what}, instead of DATA_DIR/tls.",
+        )(func)
+        func = click.option(
+            "--data-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar="DOCKYARD_DATA_DIR",
+            help=f"Dockyard's data directory; the TLS files {what} its tls/ subdirectory.",
+        )(func)
+        return click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            envvar="DOCKYARD_CONFIG",
+            help="TOML configuration file naming the data directory, as for `dockyard serve` "
+            "(default: ./dockyard.toml, else /etc/dockyard/dockyard.toml, if present).",
+        )(func)
+
+    return decorate
 
 
 def _name_options(func: F) -> F:
@@ -97,7 +104,7 @@ def certs() -> None:
 
 @certs.command()
 @_name_options
-@_location_options
+@_location_options("are written to")
 @click.option("--force", is_flag=True, help="Replace existing files, including the CA.")
 @click.option(
     "--days",
@@ -147,7 +154,7 @@ def init(
 
 @certs.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@_location_options
+@_location_options("are read from")
 def show(files: tuple[Path, ...], config_file: Path | None, data_dir: Path | None, out: Path | None) -> None:
     """Print each certificate's subject, names, validity and SHA-256 fingerprint.
 
@@ -173,7 +180,7 @@ def show(files: tuple[Path, ...], config_file: Path | None, data_dir: Path | Non
 
 @certs.command()
 @_name_options
-@_location_options
+@_location_options("are read from and replaced in")
 @click.option(
     "--days",
     type=click.IntRange(min=1),

@@ -22,7 +22,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def data_options(func: F) -> F:
-    """--config, --data-dir and --database-url."""
+    """--config, --data-dir and --database-url, for `dockyard serve`."""
+    return _location(func, "Directory for the database, blobs and keys")
+
+
+def _location(func: F, data_dir_help: str) -> F:
     func = click.option(
         "--database-url",
         envvar="DOCKYARD_DATABASE_URL",
@@ -33,8 +37,7 @@ def data_options(func: F) -> F:
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
         envvar="DOCKYARD_DATA_DIR",
-        help="Directory for the database, blobs and keys (default: /var/lib/dockyard as root, "
-        "else ~/.local/share/dockyard).",
+        help=f"{data_dir_help} (default: /var/lib/dockyard as root, else ~/.local/share/dockyard).",
     )(func)
     func = click.option(
         "--config",
@@ -55,7 +58,7 @@ def _remember_init(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 
 
 def registry_options(func: F) -> F:
-    """`data_options` plus --init, for commands that work on an existing registry."""
+    """--config, --data-dir and --database-url naming an existing registry, and --init to make one."""
     func = click.option(
         "--init",
         is_flag=True,
@@ -64,7 +67,7 @@ def registry_options(func: F) -> F:
         help="Create a new, empty registry if none is found where the settings point "
         "(without it, the command refuses).",
     )(func)
-    return data_options(func)
+    return _location(func, "Data directory of the registry to work on, the one `dockyard serve` uses")
 
 
 def settings_from(config_file: Path | None, **overrides: Any) -> Settings:
