@@ -18,7 +18,6 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.observability.metrics import Instruments, instruments
-from dockyard.registry.routing import resolve
 
 access_log = logging.getLogger("dockyard.access")
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -49,10 +48,32 @@ def route_template(scope: Scope) -> str:
     if not isinstance(route, Route) or isinstance(route, Mount):
         return UNMATCHED
     if route.path == "/v2/{path:path}":
-        target = resolve(scope.get("path_params", {}).get("path", ""))
-        return _REGISTRY_TEMPLATES[target.kind] if target is not None else UNMATCHED
+        kind = registry_kind(scope.get("path_params", {}).get("path", ""))
+        return _REGISTRY_TEMPLATES[kind] if kind is not None else UNMATCHED
     # Inside a mounted application (the API), root_path holds the mount's prefix.
     return f"{scope.get('root_path', '')}{route.path}"
+
+
+def registry_kind(path: str) -> str | None:
+    """The kind of resource a /v2/ path names, as `registry.routing.resolve` finds it, by splitting the
+    last segments instead of trying each route's pattern (a few string operations per request)."""
+    if path in {"_catalog", "_catalog/"}:
+        return "catalog"
+    head, _, last = path.rpartition("/")
+    name, _, kind = head.rpartition("/")
+    if not name or "\n" in path:
+        return None
+    if kind == "uploads" and name.endswith("/blobs") and name != "/blobs":
+        return "upload" if last else "uploads"
+    if kind == "blobs" and last:
+        return "uploads" if last == "uploads" else "blob"
+    if kind == "manifests" and last:
+        return "manifest"
+    if kind == "referrers" and last:
+        return "referrers"
+    if kind == "tags" and last == "list":
+        return "tags"
+    return None
 
 
 def new_request_id() -> str:
