@@ -64,7 +64,24 @@ def enable(path: Path) -> None:
     if instruments.cache_info().currsize:
         raise RuntimeError("metrics were created before multiprocess mode was enabled")
     os.environ[ENV] = str(path)
-    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    values.ValueClass = values.MultiProcessValue(process_identifier=_current_pid)  # type: ignore[no-untyped-call]
+
+
+# Each value asks for the process id on every update to notice a fork; os.getpid() is a system call each
+# time, so the id is kept here and refreshed in a forked child.
+_pid = os.getpid()
+
+
+def _refresh_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+def _current_pid() -> int:
+    return _pid
+
+
+os.register_at_fork(after_in_child=_refresh_pid)
 
 
 def forget_dead_workers(path: Path) -> None:
