@@ -32,6 +32,10 @@ COMMANDS = [
     ["vulndb", "import", "advisories.json"],
     ["scan", "show", "team/app:latest"],
     ["scan", "run", "team/app:latest", "--wait", "0"],
+    ["cache", "add", "asia", "http://127.0.0.1:9"],
+    ["cache", "list"],
+    ["cache", "status"],
+    ["cache", "remove", "asia"],
 ]
 
 

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 
 from dockyard.cache.directory import Cache
 from dockyard.cache.node import CacheNodeSettings, create_cache_app
-from dockyard.cli.options import data_options, local_services
+from dockyard.cli.options import local_services, registry_options
 from dockyard.cli.units import duration_option, parse_duration, parse_size, size_option
 
 log = logging.getLogger("dockyard")
@@ -168,7 +168,7 @@ def serve(
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="CA certificate to trust for --url over HTTPS.",
 )
-@data_options
+@registry_options
 def status(
     url: str | None,
     ca: Path | None,
@@ -199,7 +199,7 @@ def _describe(item: Cache) -> str:
 
 
 @cache.command("add")
-@data_options
+@registry_options
 @click.option(
     "--ca",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -223,7 +223,7 @@ def add(
 
 
 @cache.command("list")
-@data_options
+@registry_options
 def list_caches(config_file: Path | None, data_dir: Path | None, database_url: str | None) -> None:
     """List the caches registered on this registry, as last checked."""
     with local_services(config_file, data_dir, database_url) as services:
@@ -232,7 +232,7 @@ def list_caches(config_file: Path | None, data_dir: Path | None, database_url: s
 
 
 @cache.command("remove")
-@data_options
+@registry_options
 @click.argument("name")
 def remove(config_file: Path | None, data_dir: Path | None, database_url: str | None, name: str) -> None:
     """Forget the cache NAME; its users are served by the registry itself again."""

@@ -22,7 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _location_options(what: str) -> Callable[[F], F]:
     """--config, --data-dir and --out, their help saying what this command does with the files (`what`,
-    e.g. "are written to")."""
+    e.g. "the new files are written to")."""
 
     def decorate(func: F) -> F:
         func = click.option(
@@ -30,13 +30,13 @@ def _location_options(what: str) -> Callable[[F], F]:
             "--dir",
             "out",
             type=click.Path(file_okay=False, path_type=Path),
-            help=f"Directory the TLS files {what}, instead of DATA_DIR/tls.",
+            help=f"Directory instead of DATA_DIR/tls: {what} it.",
         )(func)
         func = click.option(
             "--data-dir",
             type=click.Path(file_okay=False, path_type=Path),
             envvar="DOCKYARD_DATA_DIR",
-            help=f"Dockyard's data directory; the TLS files {what} its tls/ subdirectory.",
+            help=f"Dockyard's data directory; {what} its tls/ subdirectory.",
         )(func)
         return click.option(
             "--config",
@@ -104,7 +104,7 @@ def certs() -> None:
 
 @certs.command()
 @_name_options
-@_location_options("are written to")
+@_location_options("the CA and server files are written to")
 @click.option("--force", is_flag=True, help="Replace existing files, including the CA.")
 @click.option(
     "--days",
@@ -154,7 +154,7 @@ def init(
 
 @certs.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@_location_options("are read from")
+@_location_options("the certificates shown are read from")
 def show(files: tuple[Path, ...], config_file: Path | None, data_dir: Path | None, out: Path | None) -> None:
     """Print each certificate's subject, names, validity and SHA-256 fingerprint.
 
@@ -180,7 +180,7 @@ def show(files: tuple[Path, ...], config_file: Path | None, data_dir: Path | Non
 
 @certs.command()
 @_name_options
-@_location_options("are read from and replaced in")
+@_location_options("the server key and certificate are renewed in")
 @click.option(
     "--days",
     type=click.IntRange(min=1),
@@ -218,7 +218,7 @@ def renew(
 
 @certs.command("issue")
 @_name_options
-@_location_options
+@_location_options("the CA that signs is read from")
 @click.option(
     "--to",
     "target",
