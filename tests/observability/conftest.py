@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
+from observability_support import ADMIN_PASSWORD, AppFactory
 from starlette.testclient import TestClient
 
 from dockyard.app import create_app
 from dockyard.auth import passwords
 from dockyard.config import load_settings
 from dockyard.registry.access import OpenAccess
-
-ADMIN_PASSWORD = "observability-admin"
-
-AppFactory = Callable[..., TestClient]
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from observability_support import AppFactory
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import AppFactory
 from dockyard.config import ConfigError, load_settings
 from dockyard.observability import metrics
 

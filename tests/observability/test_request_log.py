@@ -7,8 +7,8 @@ import logging
 import re
 
 import pytest
+from observability_support import ADMIN_PASSWORD, AppFactory
 
-from conftest import ADMIN_PASSWORD, AppFactory
 from dockyard.observability.logs import JsonFormatter, RequestIdFilter, TextFormatter
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
