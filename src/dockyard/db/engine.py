@@ -61,7 +61,7 @@ def normalise_url(url: str) -> str:
 class Database:
     """One engine; `read()` and `write()` hand out transactions."""
 
-    def __init__(self, url: str, pool_size: int = 8) -> None:
+    def __init__(self, url: str, pool_size: int = 8, file_mode: int = 0o600) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
@@ -71,8 +71,11 @@ class Database:
             lock_file = None
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # Created with its mode before SQLite opens it: SQLite gives its -wal, -shm and -journal
+                # files the database file's mode.
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, file_mode))
                 lock_file = Path(f"{path}.writer-lock")
-            self._gate = WriterGate(lock_file, _BUSY_SECONDS)
+            self._gate = WriterGate(lock_file, _BUSY_SECONDS, file_mode)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": _BUSY_SECONDS}
             kwargs["pool_size"] = pool_size
         else:
