@@ -155,7 +155,14 @@ def build_services(settings: Settings) -> Services:
         blobs=BlobService(db, store),
         uploads=UploadService(db, store),
         manifests=manifests,
-        gc=GarbageCollector(db, store, settings.gc_grace_seconds, settings.upload_expiry_seconds),
+        gc=GarbageCollector(
+            db,
+            store,
+            settings.gc_grace_seconds,
+            settings.upload_expiry_seconds,
+            # The setting's 0 keeps untagged manifests for ever.
+            settings.gc_untagged_retention_seconds or None,
+        ),
         jobs=jobs,
         scans=scans,
         vulndb_sync=VulnDbSync(scans.vulndb, jobs, settings),
