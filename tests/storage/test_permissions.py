@@ -50,7 +50,8 @@ def test_everything_a_live_server_writes_is_private(
     # The test's own umask lets everybody read: the server must not rely on its parent's. The data
     # directory itself is made by the operator (here, too wide): the server warns about it.
     data_dir = tmp_path / "data"
-    data_dir.mkdir(mode=0o755)
+    data_dir.mkdir()
+    data_dir.chmod(0o755)
     old = os.umask(0o022)
     try:
         env = {"DOCKYARD_ADMIN_PASSWORD": PASSWORD, "DOCKYARD_SCAN_WORKERS": "0"}

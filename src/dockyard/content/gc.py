@@ -102,14 +102,18 @@ class GarbageCollector:
             expired = q.upload_ids_idle_since(conn, cutoff)
         for upload_id in expired:
             if not report.dry_run:
-                # Files first: on a full disk they are what lets the database write again.
+                # Files first: on a full disk they are what lets the database write again. Checked again
+                # just before (a read needs no space): a client may have resumed the session meanwhile.
+                with self.db.read() as conn:
+                    if not q.upload_idle_since(conn, upload_id, cutoff):
+                        continue
                 self.store.discard_upload(upload_id)
-                self._attempt(report, partial(self._forget_upload, upload_id))
+                self._attempt(report, partial(self._forget_upload, upload_id, cutoff))
             report.uploads.append(upload_id)
 
-    def _forget_upload(self, upload_id: str) -> bool:
+    def _forget_upload(self, upload_id: str, cutoff: float) -> bool:
         with self.db.write() as conn:
-            return q.delete_upload(conn, upload_id)
+            return q.delete_upload(conn, upload_id, idle_before=cutoff)
 
     def _collect_untagged(self, report: GcReport, now: float) -> set[int]:
         """Remove manifests untagged past the retention that no index or referrer's subject keeps; the

@@ -509,14 +509,23 @@ def advance_upload(conn: Connection, upload_id: str, expected_size: int, new_siz
     return result.rowcount > 0
 
 
-def delete_upload(conn: Connection, upload_id: str) -> bool:
-    """Close an upload session."""
-    return conn.execute(delete(uploads).where(uploads.c.id == upload_id)).rowcount > 0
+def delete_upload(conn: Connection, upload_id: str, idle_before: float | None = None) -> bool:
+    """Close an upload session; with `idle_before`, only if untouched since then."""
+    stmt = delete(uploads).where(uploads.c.id == upload_id)
+    if idle_before is not None:
+        stmt = stmt.where(uploads.c.updated_at < idle_before)
+    return conn.execute(stmt).rowcount > 0
 
 
 def upload_ids_idle_since(conn: Connection, cutoff: float) -> list[str]:
     """Sessions untouched since `cutoff`."""
     return list(conn.execute(select(uploads.c.id).where(uploads.c.updated_at < cutoff)).scalars())
+
+
+def upload_idle_since(conn: Connection, upload_id: str, cutoff: float) -> bool:
+    """Whether the session is still open and untouched since `cutoff`."""
+    stmt = select(exists().where(uploads.c.id == upload_id, uploads.c.updated_at < cutoff))
+    return bool(conn.execute(stmt).scalar_one())
 
 
 def upload_exists(conn: Connection, upload_id: str) -> bool:
