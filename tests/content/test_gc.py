@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import threading
@@ -12,6 +11,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from click.testing import CliRunner
+from pushing import digest_of as _digest
+from pushing import push_blob as _push
 from sqlalchemy import update
 
 from dockyard.app import Services
@@ -29,20 +30,6 @@ from dockyard.content.manifest_format import OCI_INDEX, OCI_MANIFEST
 from dockyard.db import content as q
 from dockyard.db.schema import blobs
 from dockyard.storage.blobstore import blob_path, upload_path
-
-
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _push(services: Services, name: str, data: bytes) -> str:
-    status = services.uploads.start(name)
-    appender = services.uploads.append(name, status.id, 0)
-    appender.write(data)
-    appender.finish()
-    digest = _digest(data)
-    services.uploads.complete(name, status.id, parse_digest(digest))
-    return digest
 
 
 def _manifest(services: Services, name: str, config: bytes, layer: bytes, tag: str = "v1") -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 
 import pytest
 from click.testing import CliRunner
+from pushing import digest_of as _digest
+from pushing import push_blob as _blob
 from sqlalchemy import select
 
 from dockyard.app import Services
@@ -22,19 +23,6 @@ from dockyard.db.schema import manifests
 EMPTY = b"{}"
 CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar"
-
-
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _blob(services: Services, name: str, data: bytes) -> str:
-    status = services.uploads.start(name)
-    appender = services.uploads.append(name, status.id, 0)
-    appender.write(data)
-    appender.finish()
-    services.uploads.complete(name, status.id, parse_digest(_digest(data)))
-    return _digest(data)
 
 
 def _descriptor(media_type: str, data: bytes) -> dict[str, object]:
