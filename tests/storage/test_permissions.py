@@ -137,3 +137,21 @@ def test_check_is_bounded(tmp_path: Path) -> None:
     report = check_tree([tmp_path], OWNER_ONLY, limit=10)
     assert report.truncated
     assert report.checked == 10
+
+
+def test_every_command_starts_private(tmp_path: Path) -> None:
+    """Commands that never build the services (certs init) still create owner-only directories."""
+    from click.testing import CliRunner
+
+    from dockyard.cli import main
+
+    old = os.umask(0o022)
+    try:
+        result = CliRunner().invoke(main, ["certs", "init", "--data-dir", str(tmp_path / "data")])
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "data" / "tls").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "data" / "tls" / "server.key").stat().st_mode) == 0o600
+    assert check_tree([tmp_path / "data"], OWNER_ONLY).too_wide == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from dockyard import __version__
+from dockyard.storage.permissions import OWNER_ONLY, restrict_process
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -16,6 +17,9 @@ def main() -> None:
     directory) with `dockyard serve`. Every option can also be set in the configuration file
     named by DOCKYARD_CONFIG, or with a DOCKYARD_* environment variable.
     """
+    # Whatever a command writes (TLS files, downloads, the database) is private from the first file on;
+    # the services widen this to the group when data_group_readable is set.
+    restrict_process(OWNER_ONLY)
 
 
 def _register() -> None:
