@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -262,3 +263,32 @@ def test_cli_rejects_bad_durations(value: str) -> None:
     result = CliRunner().invoke(main, ["gc", "--dry-run", "--untagged-retention", value])
     assert result.exit_code == 2
     assert "is not a duration" in result.output
+
+
+def test_retagging_racing_collections(services: Services) -> None:
+    """A tag moving back and forth between two manifests (each push re-storing the manifest it names)
+    while collections with retention 0 run: every push succeeds, and the tag always finds its manifest."""
+    name = "untagged/race-tag"
+    first, second = _image(services, name, "t", "first"), _image(services, name, "t", "second")
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def collect() -> None:
+        try:
+            while not stop.is_set():
+                GarbageCollector(services.db, services.store, 3600, 3600, 0).run()
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    collector = threading.Thread(target=collect)
+    collector.start()
+    try:
+        for i in range(30):
+            content = first if i % 2 else second
+            services.manifests.put(name, "t", content, OCI_MANIFEST)
+            assert services.manifests.get(name, "t").content == content
+    finally:
+        stop.set()
+        collector.join(timeout=60)
+    assert failures == []
+    assert services.manifests.get(name, "t").content == first

@@ -305,10 +305,11 @@ def insert_manifest(
 
     A new manifest counts as untagged from now until `set_tag` points a tag at it.
     """
-    # Share-locked: a collection of this untagged manifest either finished before (the row is gone, and
-    # it is stored anew) or waits for this push, then sees its tag or its new parent.
+    # Locked: a collection of this untagged manifest either finished before (the row is gone, and it is
+    # stored anew) or waits for this push, then sees its tag or its new parent. Exclusively, as `set_tag`
+    # will update the row: two pushes each holding a share lock would deadlock there.
     found = select(manifests.c.id).where(manifests.c.repository_id == repo_id, manifests.c.digest == digest)
-    existing = conn.execute(_locking(conn, found, shared=True)).scalar_one_or_none()
+    existing = conn.execute(_locking(conn, found, shared=False)).scalar_one_or_none()
     if existing is not None:
         return int(existing)
     now = time.time()
