@@ -292,3 +292,31 @@ def test_retagging_racing_collections(services: Services) -> None:
         collector.join(timeout=60)
     assert failures == []
     assert services.manifests.get(name, "t").content == first
+
+
+def test_concurrent_moves_of_one_tag_leave_every_other_manifest_untagged(services: Services) -> None:
+    """Requests moving the same tag at once: each sees where the previous one left it, so no manifest the
+    tag left keeps a stopped clock (it would never be collected)."""
+    name = "untagged/moves"
+    contents = [_image(services, name, f"start{i}", f"move {i}") for i in range(4)]
+    failures: list[BaseException] = []
+
+    def mover(offset: int) -> None:
+        try:
+            for i in range(12):
+                content = contents[(offset + i) % len(contents)]
+                services.manifests.put(name, "t", content, OCI_MANIFEST)
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    for i in range(len(contents)):
+        services.manifests.delete(name, f"start{i}")
+    threads = [threading.Thread(target=mover, args=(offset,)) for offset in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    current = services.manifests.get(name, "t").content
+    for content in contents:
+        assert (_untagged_at(services, content) is None) == (content == current)

@@ -335,9 +335,19 @@ def insert_manifest(
     return manifest_id
 
 
-def _tagged_manifest_id(conn: Connection, repo_id: int, tag: str) -> int | None:
+def lock_tag(conn: Connection, repo_id: int, tag: str) -> int | None:
+    """The manifest a tag points at (None for a new tag), its row locked until the transaction ends.
+
+    A concurrent move of the same tag waits, then reads where this one left it, so every manifest a tag
+    leaves is seen by the request that moved it away. A push takes it before locking any manifest row
+    (`insert_manifest`): always tag, then manifests, so two pushes cannot wait for each other.
+    A tag that does not exist yet has no row to lock: PostgreSQL takes an advisory lock on its name too
+    (SQLite's write transactions are serial already).
+    """
+    if conn.dialect.name != "sqlite":
+        conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"tag {repo_id} {tag}", 0))))
     found = select(tags.c.manifest_id).where(tags.c.repository_id == repo_id, tags.c.name == tag)
-    return conn.execute(found).scalar_one_or_none()
+    return conn.execute(_locking(conn, found, shared=False)).scalar_one_or_none()
 
 
 def _mark_untagged_if_last(conn: Connection, manifest_id: int, now: float) -> None:
@@ -360,14 +370,15 @@ def set_tag(conn: Connection, repo_id: int, tag: str, manifest_id: int) -> None:
     """Point a tag at a manifest, creating or moving it; a manifest left without tags starts its untagged
     clock, and the tagged one stops it."""
     now = time.time()
-    previous = _tagged_manifest_id(conn, repo_id, tag)
     conn.execute(update(manifests).where(manifests.c.id == manifest_id).values(untagged_at=None))
+    # Created first (a new tag reads back as pointing here already), then read under its row lock.
     _insert_ignoring_conflict(
         conn,
         tags,
         {"repository_id": repo_id, "name": tag, "manifest_id": manifest_id, "updated_at": now},
         ["repository_id", "name"],
     )
+    previous = lock_tag(conn, repo_id, tag)
     conn.execute(
         update(tags)
         .where(tags.c.repository_id == repo_id, tags.c.name == tag)
@@ -379,7 +390,7 @@ def set_tag(conn: Connection, repo_id: int, tag: str, manifest_id: int) -> None:
 
 def delete_tag(conn: Connection, repo_id: int, tag: str) -> bool:
     """Remove one tag; its manifest stays, untagged from now if that was its last tag."""
-    previous = _tagged_manifest_id(conn, repo_id, tag)
+    previous = lock_tag(conn, repo_id, tag)
     if previous is None:
         return False
     conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.name == tag))
