@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -14,7 +15,7 @@ from sqlalchemy import select
 
 from dockyard.app import Services
 from dockyard.cli import main
-from dockyard.config import Settings
+from dockyard.config import ConfigError, Settings, load_settings
 from dockyard.content.digests import parse_digest
 from dockyard.content.errors import ManifestUnknown
 from dockyard.content.gc import GarbageCollector, GcReport
@@ -320,3 +321,11 @@ def test_concurrent_moves_of_one_tag_leave_every_other_manifest_untagged(service
     current = services.manifests.get(name, "t").content
     for content in contents:
         assert (_untagged_at(services, content) is None) == (content == current)
+
+
+def test_retention_setting_bounds(tmp_path: Path) -> None:
+    assert load_settings(data_dir=tmp_path).gc_untagged_retention_seconds == 7 * 24 * 3600
+    keep = load_settings(data_dir=tmp_path, gc_untagged_retention_seconds=0)
+    assert keep.gc_untagged_retention_seconds == 0
+    with pytest.raises(ConfigError, match="gc_untagged_retention_seconds"):
+        load_settings(data_dir=tmp_path, gc_untagged_retention_seconds=-1)
