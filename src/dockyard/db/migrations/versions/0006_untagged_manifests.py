@@ -1,7 +1,7 @@
 """manifests remember since when they have had no tag
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
