@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -47,11 +48,14 @@ from dockyard.scanning.service import ScanService
 from dockyard.scanning.vulndb_sync import VulnDbSync
 from dockyard.storage.blobstore import BlobStore
 from dockyard.storage.filesystem import FilesystemDriver
+from dockyard.storage.permissions import Modes, check_tree, make_dirs, modes_for, restrict_process
 from dockyard.tls.serving import ca_pem
 from dockyard.ui.app import build_ui
 
 log = logging.getLogger(__name__)
 _POOL_SAMPLE_SECONDS = 5
+# Data directories whose file modes this process (or the one it was forked from) has checked.
+_MODES_CHECKED: set[tuple[Path, Path]] = set()
 
 
 @dataclass(frozen=True)
@@ -112,12 +116,38 @@ def build_auth(settings: Settings, db: Database) -> AuthServices:
     )
 
 
+def _check_file_modes(settings: Settings, modes: Modes) -> None:
+    """Warn, once per data directory and process tree, about existing files others may read."""
+    roots = (settings.data_dir, settings.effective_storage_path)
+    if roots in _MODES_CHECKED:
+        return
+    _MODES_CHECKED.add(roots)
+    report = check_tree(roots, modes)
+    if report.too_wide:
+        examples = ", ".join(f"{path} ({mode:04o})" for path, mode in report.too_wide[:5])
+        log.warning(
+            "%d of the registry's files and directories can be read by other users, e.g. %s; "
+            "directories should be %04o and files %04o (fix: chmod -R go-rwx %s, or set "
+            "data_group_readable for group access)",
+            len(report.too_wide),
+            examples,
+            modes.directory,
+            modes.file,
+            " ".join(str(root) for root in roots),
+        )
+    if report.truncated:
+        log.info("checked the modes of the first %d entries of the data directory only", report.checked)
+
+
 def build_services(settings: Settings) -> Services:
     """Open the database (migrating it) and the blob store."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url)
+    modes = modes_for(settings.data_group_readable)
+    restrict_process(modes)
+    make_dirs(settings.data_dir, modes.directory)
+    _check_file_modes(settings, modes)
+    db = Database(settings.effective_database_url, file_mode=modes.file)
     db.migrate()
-    store = BlobStore(FilesystemDriver(settings.effective_storage_path))
+    store = BlobStore(FilesystemDriver(settings.effective_storage_path, modes))
     manifests = ManifestService(db, settings.max_manifest_bytes)
     auth = build_auth(settings, db)
     jobs = JobQueue(db)
@@ -130,7 +160,14 @@ def build_services(settings: Settings) -> Services:
         blobs=BlobService(db, store),
         uploads=UploadService(db, store),
         manifests=manifests,
-        gc=GarbageCollector(db, store, settings.gc_grace_seconds, settings.upload_expiry_seconds),
+        gc=GarbageCollector(
+            db,
+            store,
+            settings.gc_grace_seconds,
+            settings.upload_expiry_seconds,
+            # The setting's 0 keeps untagged manifests for ever.
+            settings.gc_untagged_retention_seconds or None,
+        ),
         jobs=jobs,
         scans=scans,
         vulndb_sync=VulnDbSync(scans.vulndb, jobs, settings),

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     external_url: str | None = None
     database_url: str | None = None
     storage_path: Path | None = None
+    # Directories 0750 and files 0640 instead of 0700/0600, for a backup user in the registry's group.
+    data_group_readable: bool = False
     log_level: str = "info"
     # Observability (docs/configuration.md, "Logs and metrics").
     log_format: str = "text"
@@ -54,6 +56,8 @@ class Settings(BaseSettings):
     upload_expiry_seconds: int = 24 * 3600
     gc_interval_seconds: int = 3600
     gc_grace_seconds: int = 3600
+    # Untagged manifests nothing needs are collected after this long; 0 keeps them forever.
+    gc_untagged_retention_seconds: int = 7 * 24 * 3600
 
     # Access control (docs/configuration.md, "Access control").
     anonymous_pull: bool = False
@@ -155,6 +159,13 @@ class Settings(BaseSettings):
         for url in value:
             if not url.startswith(("http://", "https://", "file://")):
                 raise ValueError(f"{url!r} is not an http, https or file URL")
+        return value
+
+    @field_validator("gc_untagged_retention_seconds")
+    @classmethod
+    def _check_retention(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be 0 (keep untagged manifests) or a number of seconds")
         return value
 
     @field_validator("scan_workers")

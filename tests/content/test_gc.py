@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import threading
@@ -12,6 +11,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from click.testing import CliRunner
+from pushing import digest_of as _digest
+from pushing import push_blob as _push
 from sqlalchemy import update
 
 from dockyard.app import Services
@@ -29,20 +30,6 @@ from dockyard.content.manifest_format import OCI_INDEX, OCI_MANIFEST
 from dockyard.db import content as q
 from dockyard.db.schema import blobs
 from dockyard.storage.blobstore import blob_path, upload_path
-
-
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _push(services: Services, name: str, data: bytes) -> str:
-    status = services.uploads.start(name)
-    appender = services.uploads.append(name, status.id, 0)
-    appender.write(data)
-    appender.finish()
-    digest = _digest(data)
-    services.uploads.complete(name, status.id, parse_digest(digest))
-    return digest
 
 
 def _manifest(services: Services, name: str, config: bytes, layer: bytes, tag: str = "v1") -> str:
@@ -237,18 +224,27 @@ def test_cli_dry_run(services: Services, settings: Settings) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert f"blob {digest} {len(b'cli garbage')}" in result.output
-    assert f"would remove 1 blobs, 0 uploads, 0 orphan files: {len(b'cli garbage')} bytes" in result.output
+    assert (
+        f"would remove 0 untagged manifests, 1 blobs, 0 uploads, 0 orphan files: {len(b'cli garbage')} bytes"
+        in result.output
+    )
     assert services.store.size(digest) == len(b"cli garbage")
     result = CliRunner().invoke(main, args[:1] + args[2:])
     assert result.exit_code == 0, result.output
-    assert f"removed 1 blobs, 0 uploads, 0 orphan files: {len(b'cli garbage')} bytes" in result.output
+    assert (
+        f"removed 0 untagged manifests, 1 blobs, 0 uploads, 0 orphan files: {len(b'cli garbage')} bytes"
+        in result.output
+    )
     assert services.store.size(digest) is None
     # Default grace period: nothing that young is touched.
-    _push(services, "gc/repo", b"young")
+    young_digest = _push(services, "gc/repo", b"young")
     services.db.close()
     young = CliRunner().invoke(main, [a for a in args if a not in {"--grace", "0"}])
     assert young.exit_code == 0, young.output
-    assert "would remove 0 blobs" in young.output
+    assert "0 untagged manifests, 0 blobs" in young.output
+    # ...but shown as waiting, rather than as nothing at all.
+    assert f"waiting {young_digest} {len(b'young')} (grace period ends in " in young.output
+    assert "1 unreferenced blobs (5 bytes) wait out the grace period" in young.output
 
 
 def test_blob_committed_from_an_old_upload_is_not_an_orphan(services: Services) -> None:

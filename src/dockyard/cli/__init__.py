@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from dockyard import __version__
+from dockyard.storage.permissions import OWNER_ONLY, restrict_process
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -18,6 +19,9 @@ def main() -> None:
     present), or with a DOCKYARD_* environment variable. The other commands act on the registry
     those settings name, and refuse to create a new one unless given --init.
     """
+    # Whatever a command writes (TLS files, downloads, the database) is private from the first file on;
+    # the services widen this to the group when data_group_readable is set.
+    restrict_process(OWNER_ONLY)
 
 
 def _register() -> None:

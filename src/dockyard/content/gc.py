@@ -1,30 +1,43 @@
-"""Online garbage collection: expired uploads, unreferenced blobs, and files no record points at.
+"""Online garbage collection: expired uploads, untagged manifests, unreferenced blobs, and orphan files.
 
-No read-only window: each blob is re-checked under a row lock in its own transaction, and anything linked or
-written within the grace period is left alone, which protects pushes in flight.
+No read-only window: each manifest and blob is re-checked under a row lock in its own transaction, and
+anything linked or written within the grace period is left alone, which protects pushes in flight.
+Space comes back before the database is asked to write: on a full disk the files go first, so the
+transactions that follow have room to commit.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from dockyard.db import content as q
-from dockyard.db.engine import Database
+from dockyard.db.engine import Database, DatabaseUnavailable
 from dockyard.storage.blobstore import BlobStore, digest_from_path
 
 log = logging.getLogger(__name__)
 
+# Untagged manifests are read in pages of this many; each pass over them frees the children of the
+# indexes the previous pass removed, up to this nesting depth per run (deeper ones go at the next run).
+_PAGE = 500
+_MAX_PASSES = 8
+
 
 @dataclass
 class GcReport:
-    """What a collection removed (or, on a dry run, would remove)."""
+    """What a collection removed (or, on a dry run, would remove), and what waits out the grace period."""
 
     dry_run: bool
+    manifests: list[tuple[str, str]] = field(default_factory=list)
     blobs: list[tuple[str, int]] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
     orphan_files: list[tuple[str, int]] = field(default_factory=list)
+    # (digest, size, when it may go): unreferenced, but linked within the grace period.
+    waiting_blobs: list[tuple[str, int, float]] = field(default_factory=list)
+    failures: int = 0
 
     @property
     def bytes(self) -> int:
@@ -33,59 +46,133 @@ class GcReport:
 
 
 class GarbageCollector:
-    """Finds and removes what nothing needs any more."""
+    """Finds and removes what nothing needs any more.
+
+    `untagged_retention_seconds`: untagged manifests that nothing needs go after this long; None keeps
+    them (the setting's 0), 0 removes them at once (`dockyard gc --untagged-retention 0`).
+    """
 
     def __init__(
-        self, db: Database, store: BlobStore, grace_seconds: int, upload_expiry_seconds: int
+        self,
+        db: Database,
+        store: BlobStore,
+        grace_seconds: int,
+        upload_expiry_seconds: int,
+        untagged_retention_seconds: int | None = None,
     ) -> None:
         self.db = db
         self.store = store
         self.grace_seconds = grace_seconds
         self.upload_expiry_seconds = upload_expiry_seconds
+        self.untagged_retention_seconds = untagged_retention_seconds
 
     def run(self, dry_run: bool = False) -> GcReport:
         """One full collection."""
         report = GcReport(dry_run=dry_run)
         now = time.time()
         self._expire_uploads(report, now - self.upload_expiry_seconds)
-        self._collect_blobs(report, now - self.grace_seconds)
+        removed = self._collect_untagged(report, now)
+        self._collect_blobs(report, now - self.grace_seconds, removed)
         self._collect_orphan_files(report, now - self.grace_seconds, now - self.upload_expiry_seconds)
-        if not dry_run and (report.blobs or report.uploads or report.orphan_files):
+        if not dry_run and (report.manifests or report.blobs or report.uploads or report.orphan_files):
             log.info(
-                "gc removed %d blobs, %d uploads, %d orphan files, %d bytes",
+                "gc removed %d untagged manifests, %d blobs, %d uploads, %d orphan files, %d bytes",
+                len(report.manifests),
                 len(report.blobs),
                 len(report.uploads),
                 len(report.orphan_files),
                 report.bytes,
             )
+        if report.failures:
+            log.warning("gc: %d removals failed and are retried at the next run", report.failures)
         return report
+
+    def _attempt(self, report: GcReport, action: Callable[[], bool]) -> bool:
+        """Run one removal; a database failure (a full disk) is counted and the collection goes on, since
+        the files already removed may be what the next transaction needs to commit."""
+        try:
+            return action()
+        except DatabaseUnavailable as exc:
+            report.failures += 1
+            log.warning("gc: a removal failed: %s", exc)
+            return False
 
     def _expire_uploads(self, report: GcReport, cutoff: float) -> None:
         with self.db.read() as conn:
             expired = q.upload_ids_idle_since(conn, cutoff)
         for upload_id in expired:
             if not report.dry_run:
-                with self.db.write() as conn:
-                    q.delete_upload(conn, upload_id)
+                # Files first: on a full disk they are what lets the database write again. Checked again
+                # just before (a read needs no space): a client may have resumed the session meanwhile.
+                with self.db.read() as conn:
+                    if not q.upload_idle_since(conn, upload_id, cutoff):
+                        continue
                 self.store.discard_upload(upload_id)
+                self._attempt(report, partial(self._forget_upload, upload_id, cutoff))
             report.uploads.append(upload_id)
 
-    def _collect_blobs(self, report: GcReport, cutoff: float) -> None:
+    def _forget_upload(self, upload_id: str, cutoff: float) -> bool:
+        with self.db.write() as conn:
+            return q.delete_upload(conn, upload_id, idle_before=cutoff)
+
+    def _collect_untagged(self, report: GcReport, now: float) -> set[int]:
+        """Remove manifests untagged past the retention that no index or referrer's subject keeps; the
+        ids removed (on a dry run, that would be)."""
+        removed: set[int] = set()
+        if self.untagged_retention_seconds is None:
+            return removed
+        cutoff = now - self.untagged_retention_seconds
+        for _ in range(_MAX_PASSES):
+            before = len(removed)
+            after_id = 0
+            while True:
+                with self.db.read() as conn:
+                    page = q.untagged_manifests(conn, cutoff, after_id, _PAGE)
+                    keepers = q.manifest_keepers(conn, [row.id for row in page])
+                if not page:
+                    break
+                after_id = page[-1].id
+                for row in page:
+                    if row.id in removed or not keepers.get(row.id, set()) <= removed:
+                        continue
+                    if report.dry_run or self._attempt(
+                        report, partial(self._delete_manifest, row.id, cutoff)
+                    ):
+                        removed.add(row.id)
+                        report.manifests.append((row.repository, row.digest))
+            if len(removed) == before:
+                break
+        return removed
+
+    def _delete_manifest(self, manifest_id: int, cutoff: float) -> bool:
+        with self.db.write() as conn:
+            return q.delete_untagged_manifest(conn, manifest_id, cutoff)
+
+    def _collect_blobs(self, report: GcReport, cutoff: float, removed_manifests: set[int]) -> None:
         with self.db.read() as conn:
             candidates = q.unreferenced_blobs(conn, cutoff)
+            waiting = q.unreferenced_blobs_linked_since(conn, cutoff)
+            if report.dry_run and removed_manifests:
+                # Blobs the manifests a dry run would remove leave behind.
+                for digest, size, linked_at in q.blobs_referenced_only_by(conn, removed_manifests):
+                    if linked_at < cutoff:
+                        candidates.append((digest, size))
+                    else:
+                        waiting.append((digest, size, linked_at))
+        report.waiting_blobs = [(d, size, at + self.grace_seconds) for d, size, at in waiting]
         for digest, size in candidates:
-            if report.dry_run:
+            if report.dry_run or self._attempt(report, partial(self._delete_blob, digest, cutoff)):
                 report.blobs.append((digest, size))
-                continue
-            with self.db.write() as conn:
-                removed = q.delete_blob_if_unreferenced(conn, digest, cutoff)
-                if removed:
-                    # Before the commit: an upload of the same digest waits for it, then finds no file and
-                    # moves its own bytes in. A crash in between leaves a record of garbage without bytes,
-                    # which reads as absent and goes at the next collection.
-                    self.store.delete(digest)
+
+    def _delete_blob(self, digest: str, cutoff: float) -> bool:
+        with self.db.write() as conn:
+            removed = q.delete_blob_if_unreferenced(conn, digest, cutoff)
             if removed:
-                report.blobs.append((digest, size))
+                # Before the commit: an upload of the same digest waits for it, then finds no file and
+                # moves its own bytes in. A crash (or a commit refused by a full disk) in between leaves a
+                # record of garbage without bytes, which reads as absent and goes at the next collection.
+                self.store.delete(digest)
+        return removed
 
     def _collect_orphan_files(self, report: GcReport, blob_cutoff: float, upload_cutoff: float) -> None:
         collected = {digest for digest, _ in report.blobs}

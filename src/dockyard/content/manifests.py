@@ -114,6 +114,9 @@ class ManifestService:
             )
         with self.db.write() as conn:
             repo_id = q.ensure_repository(conn, name)
+            if isinstance(reference, str):
+                # First of the rows this push locks (see q.lock_tag).
+                q.lock_tag(conn, repo_id, reference)
             blobs = [b.digest for b in parsed.blobs]
             _require_all("blob", name, blobs, q.lock_blobs_in_repository(conn, repo_id, blobs))
             children = [c.digest for c in parsed.children]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections import OrderedDict
@@ -10,11 +11,15 @@ from dataclasses import dataclass
 from dockyard.content.digests import Digest, Hasher, new_hasher
 from dockyard.content.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid
 from dockyard.db import content as q
-from dockyard.db.engine import Database
+from dockyard.db.engine import Database, DatabaseFull, DatabaseUnavailable
 from dockyard.storage.blobstore import BlobStore
-from dockyard.storage.driver import PathBusy, Writer
+from dockyard.storage.driver import PathBusy, StorageError, StorageFull, Writer
+
+log = logging.getLogger(__name__)
 
 _HASHER_CACHE_SIZE = 4096
+# Running out of room, for the bytes or for the database: the upload's bytes are released at once.
+_NO_SPACE = (StorageFull, DatabaseFull)
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,13 @@ class Appender:
         return self._writer.size
 
     def write(self, data: bytes) -> None:
-        """Append and hash."""
-        self._writer.write(data)
+        """Append and hash. Out of space, the session is released at once (UploadService.release)."""
+        try:
+            self._writer.write(data)
+        except StorageFull:
+            self._writer.close()
+            self._service.release(self.upload_id)
+            raise
         self._hasher.update(data)
 
     def finish(self) -> int:
@@ -92,6 +102,10 @@ class Appender:
             with self._service.db.write(durable=False) as conn:
                 if not q.advance_upload(conn, self.upload_id, self.start, size):
                     raise BlobUploadInvalid("the upload was changed by another request; restart it")
+        except _NO_SPACE:
+            self._writer.close()
+            self._service.release(self.upload_id)
+            raise
         finally:
             self._writer.close()
         self._service.hashers.put(self.upload_id, size, self._hasher)
@@ -209,25 +223,33 @@ class UploadService:
         `hasher` holds their sha256 state if known; `recorded` is the size the session's row must
         still have (another request that moved it meanwhile wins, and this one fails).
         """
-        # Durable first, and flushed where a re-hash reads it.
-        writer.commit()
-        computed = (hasher or self._rehash(row.id, size, digest.algorithm)).hexdigest()
-        if computed != digest.hex:
-            self._drop(row.id)
-            raise DigestInvalid(
-                f"uploaded content has digest {digest.algorithm}:{computed}, not {digest}",
-                detail={"digest": str(digest)},
-            )
-        with self.db.write() as conn:
-            if not q.advance_upload(conn, row.id, recorded, size):
-                raise BlobUploadInvalid("the upload was changed by another request; restart it")
-            # Record first and move the bytes inside the transaction: the blob's row lock (SQLite: the
-            # write lock) orders this against a collection of the same digest, which deletes the file
-            # before it commits. Moving first, this could keep a file that collection then deletes.
-            q.record_blob(conn, str(digest), size)
-            self.store.commit_upload(row.id, str(digest))
-            q.link_blob(conn, row.repository_id, str(digest))
-            q.delete_upload(conn, row.id)
+        try:
+            # Durable first, and flushed where a re-hash reads it.
+            writer.commit()
+            computed = (hasher or self._rehash(row.id, size, digest.algorithm)).hexdigest()
+            if computed != digest.hex:
+                writer.close()
+                self._drop(row.id)
+                raise DigestInvalid(
+                    f"uploaded content has digest {digest.algorithm}:{computed}, not {digest}",
+                    detail={"digest": str(digest)},
+                )
+            with self.db.write() as conn:
+                if not q.advance_upload(conn, row.id, recorded, size):
+                    raise BlobUploadInvalid("the upload was changed by another request; restart it")
+                # Record first and move the bytes inside the transaction: the blob's row lock (SQLite: the
+                # write lock) orders this against a collection of the same digest, which deletes the file
+                # before it commits. Moving first, this could keep a file that collection then deletes.
+                q.record_blob(conn, str(digest), size)
+                self.store.commit_upload(row.id, str(digest))
+                q.link_blob(conn, row.repository_id, str(digest))
+                q.delete_upload(conn, row.id)
+        except _NO_SPACE:
+            # A blob moved into place by a transaction that could not commit is an orphan file, which the
+            # collector removes after the grace period (another push of it may be recording it meanwhile).
+            writer.close()
+            self.release(row.id)
+            raise
         self.hashers.drop(row.id)
         return size
 
@@ -237,7 +259,20 @@ class UploadService:
         self._drop(upload_id)
 
     def _drop(self, upload_id: str) -> None:
-        with self.db.write() as conn:
-            q.delete_upload(conn, upload_id)
+        # Bytes first: on a full disk, removing them is what lets the database commit the rest.
         self.hashers.drop(upload_id)
         self.store.discard_upload(upload_id)
+        with self.db.write() as conn:
+            q.delete_upload(conn, upload_id)
+
+    def release(self, upload_id: str) -> None:
+        """Give an upload's space back at once after running out of it: its bytes go first, then the
+        session. Never raises: the caller is already failing with the reason; a session the database could
+        not forget (full too) holds no bytes and is expired by the collector."""
+        self.hashers.drop(upload_id)
+        try:
+            self.store.discard_upload(upload_id)
+            with self.db.write() as conn:
+                q.delete_upload(conn, upload_id)
+        except (StorageError, DatabaseUnavailable) as exc:
+            log.warning("could not fully release upload %s after running out of space: %s", upload_id, exc)

@@ -301,10 +301,18 @@ def insert_manifest(
     blob_refs: Iterable[str],
     manifest_refs: Iterable[str],
 ) -> int:
-    """Store a manifest and what it references; an identical existing one is kept. Returns its id."""
-    existing = manifest_by_digest(conn, repo_id, digest)
-    if existing:
-        return existing.id
+    """Store a manifest and what it references; an identical existing one is kept. Returns its id.
+
+    A new manifest counts as untagged from now until `set_tag` points a tag at it.
+    """
+    # Locked: a collection of this untagged manifest either finished before (the row is gone, and it is
+    # stored anew) or waits for this push, then sees its tag or its new parent. Exclusively, as `set_tag`
+    # will update the row: two pushes each holding a share lock would deadlock there.
+    found = select(manifests.c.id).where(manifests.c.repository_id == repo_id, manifests.c.digest == digest)
+    existing = conn.execute(_locking(conn, found, shared=False)).scalar_one_or_none()
+    if existing is not None:
+        return int(existing)
+    now = time.time()
     manifest_id: int = conn.execute(
         insert(manifests)
         .values(
@@ -315,7 +323,8 @@ def insert_manifest(
             size=len(content),
             artifact_type=artifact_type,
             subject=subject,
-            created_at=time.time(),
+            created_at=now,
+            untagged_at=now,
         )
         .returning(manifests.c.id)
     ).scalar_one()
@@ -326,25 +335,67 @@ def insert_manifest(
     return manifest_id
 
 
+def lock_tag(conn: Connection, repo_id: int, tag: str) -> int | None:
+    """The manifest a tag points at (None for a new tag), its row locked until the transaction ends.
+
+    A concurrent move of the same tag waits, then reads where this one left it, so every manifest a tag
+    leaves is seen by the request that moved it away. A push takes it before locking any manifest row
+    (`insert_manifest`): always tag, then manifests, so two pushes cannot wait for each other.
+    A tag that does not exist yet has no row to lock: PostgreSQL takes an advisory lock on its name too
+    (SQLite's write transactions are serial already).
+    """
+    if conn.dialect.name != "sqlite":
+        conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"tag {repo_id} {tag}", 0))))
+    found = select(tags.c.manifest_id).where(tags.c.repository_id == repo_id, tags.c.name == tag)
+    return conn.execute(_locking(conn, found, shared=False)).scalar_one_or_none()
+
+
+def _mark_untagged_if_last(conn: Connection, manifest_id: int, now: float) -> None:
+    """Start a manifest's untagged clock when no tag points at it any more."""
+    # Locked first: two requests moving this manifest's last two tags away at once would each still see
+    # the other's tag. The second waits here, then its statement sees the first's change.
+    conn.execute(_locking(conn, select(manifests.c.id).where(manifests.c.id == manifest_id), shared=False))
+    conn.execute(
+        update(manifests)
+        .where(
+            manifests.c.id == manifest_id,
+            manifests.c.untagged_at.is_(None),
+            ~exists().where(tags.c.manifest_id == manifest_id),
+        )
+        .values(untagged_at=now)
+    )
+
+
 def set_tag(conn: Connection, repo_id: int, tag: str, manifest_id: int) -> None:
-    """Point a tag at a manifest, creating or moving it."""
+    """Point a tag at a manifest, creating or moving it; a manifest left without tags starts its untagged
+    clock, and the tagged one stops it."""
     now = time.time()
+    conn.execute(update(manifests).where(manifests.c.id == manifest_id).values(untagged_at=None))
+    # Created first (a new tag reads back as pointing here already), then read under its row lock.
     _insert_ignoring_conflict(
         conn,
         tags,
         {"repository_id": repo_id, "name": tag, "manifest_id": manifest_id, "updated_at": now},
         ["repository_id", "name"],
     )
+    previous = lock_tag(conn, repo_id, tag)
     conn.execute(
         update(tags)
         .where(tags.c.repository_id == repo_id, tags.c.name == tag)
         .values(manifest_id=manifest_id, updated_at=now)
     )
+    if previous is not None and previous != manifest_id:
+        _mark_untagged_if_last(conn, previous, now)
 
 
 def delete_tag(conn: Connection, repo_id: int, tag: str) -> bool:
-    """Remove one tag; its manifest stays."""
-    return conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.name == tag)).rowcount > 0
+    """Remove one tag; its manifest stays, untagged from now if that was its last tag."""
+    previous = lock_tag(conn, repo_id, tag)
+    if previous is None:
+        return False
+    conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.name == tag))
+    _mark_untagged_if_last(conn, previous, time.time())
+    return True
 
 
 def _tags_page(lexical: Callable[[Any], Any]) -> Select[Any]:
@@ -470,14 +521,23 @@ def advance_upload(conn: Connection, upload_id: str, expected_size: int, new_siz
     return result.rowcount > 0
 
 
-def delete_upload(conn: Connection, upload_id: str) -> bool:
-    """Close an upload session."""
-    return conn.execute(delete(uploads).where(uploads.c.id == upload_id)).rowcount > 0
+def delete_upload(conn: Connection, upload_id: str, idle_before: float | None = None) -> bool:
+    """Close an upload session; with `idle_before`, only if untouched since then."""
+    stmt = delete(uploads).where(uploads.c.id == upload_id)
+    if idle_before is not None:
+        stmt = stmt.where(uploads.c.updated_at < idle_before)
+    return conn.execute(stmt).rowcount > 0
 
 
 def upload_ids_idle_since(conn: Connection, cutoff: float) -> list[str]:
     """Sessions untouched since `cutoff`."""
     return list(conn.execute(select(uploads.c.id).where(uploads.c.updated_at < cutoff)).scalars())
+
+
+def upload_idle_since(conn: Connection, upload_id: str, cutoff: float) -> bool:
+    """Whether the session is still open and untouched since `cutoff`."""
+    stmt = select(exists().where(uploads.c.id == upload_id, uploads.c.updated_at < cutoff))
+    return bool(conn.execute(stmt).scalar_one())
 
 
 def upload_exists(conn: Connection, upload_id: str) -> bool:
@@ -514,6 +574,123 @@ def delete_blob_if_unreferenced(conn: Connection, digest: str, linked_before: fl
         return False
     conn.execute(delete(repository_blobs).where(repository_blobs.c.digest == digest))
     conn.execute(delete(blobs).where(blobs.c.digest == digest))
+    return True
+
+
+def unreferenced_blobs_linked_since(conn: Connection, linked_since: float) -> list[tuple[str, int, float]]:
+    """Blobs no manifest references that wait out their grace period: (digest, size, linked_at)."""
+    stmt = select(blobs.c.digest, blobs.c.size, blobs.c.linked_at).where(
+        _unreferenced, blobs.c.linked_at >= linked_since
+    )
+    return [(row.digest, row.size, row.linked_at) for row in conn.execute(stmt)]
+
+
+def blobs_referenced_only_by(conn: Connection, manifest_ids: set[int]) -> list[tuple[str, int, float]]:
+    """Blobs that no manifest outside `manifest_ids` references: (digest, size, linked_at)."""
+    digests: set[str] = set()
+    for batch in batches(sorted(manifest_ids)):
+        digests.update(
+            conn.execute(
+                select(manifest_references.c.digest).where(
+                    manifest_references.c.kind == BLOB_REF, manifest_references.c.manifest_id.in_(batch)
+                )
+            ).scalars()
+        )
+    found: list[tuple[str, int, float]] = []
+    for page in batches(sorted(digests)):
+        users: dict[str, set[int]] = {}
+        refs = select(manifest_references.c.digest, manifest_references.c.manifest_id).where(
+            manifest_references.c.kind == BLOB_REF, manifest_references.c.digest.in_(page)
+        )
+        for row in conn.execute(refs):
+            users.setdefault(row.digest, set()).add(row.manifest_id)
+        only = [d for d in page if users.get(d, set()) <= manifest_ids]
+        rows = select(blobs.c.digest, blobs.c.size, blobs.c.linked_at).where(blobs.c.digest.in_(only))
+        found.extend((row.digest, row.size, row.linked_at) for row in conn.execute(rows))
+    return found
+
+
+@dataclass(frozen=True)
+class UntaggedRow:
+    """A manifest untagged since before a collection's cutoff."""
+
+    id: int
+    repository: str
+    digest: str
+
+
+def untagged_manifests(
+    conn: Connection, untagged_before: float, after_id: int, limit: int
+) -> list[UntaggedRow]:
+    """Manifests untagged since before `untagged_before`, by id after `after_id`, at most `limit`."""
+    stmt = (
+        select(manifests.c.id, repositories.c.name, manifests.c.digest)
+        .join(repositories, repositories.c.id == manifests.c.repository_id)
+        .where(manifests.c.untagged_at < untagged_before, manifests.c.id > after_id)
+        .order_by(manifests.c.id)
+        .limit(limit)
+    )
+    return [UntaggedRow(row.id, row.name, row.digest) for row in conn.execute(stmt)]
+
+
+_parent = manifests.alias("parent")
+_child = manifests.alias("child")
+
+
+def manifest_keepers(conn: Connection, manifest_ids: Iterable[int]) -> dict[int, set[int]]:
+    """For each manifest, the manifests of its repository that keep it: the indexes listing it as a
+    child, and the subject it refers to (a signature stays while its image does)."""
+    keepers: dict[int, set[int]] = {}
+    for batch in batches(manifest_ids):
+        parents = (
+            select(_child.c.id, _parent.c.id.label("keeper"))
+            .join(
+                manifest_references,
+                and_(
+                    manifest_references.c.kind == MANIFEST_REF,
+                    manifest_references.c.digest == _child.c.digest,
+                ),
+            )
+            .join(
+                _parent,
+                and_(
+                    _parent.c.id == manifest_references.c.manifest_id,
+                    _parent.c.repository_id == _child.c.repository_id,
+                ),
+            )
+            .where(_child.c.id.in_(batch))
+        )
+        subjects = (
+            select(_child.c.id, _parent.c.id.label("keeper"))
+            .join(
+                _parent,
+                and_(_parent.c.repository_id == _child.c.repository_id, _parent.c.digest == _child.c.subject),
+            )
+            .where(_child.c.id.in_(batch))
+        )
+        for statement in (parents, subjects):
+            for row in conn.execute(statement):
+                keepers.setdefault(row.id, set()).add(row.keeper)
+    return keepers
+
+
+def delete_untagged_manifest(conn: Connection, manifest_id: int, untagged_before: float) -> bool:
+    """Delete a manifest after locking it and checking again that it is untagged since before the cutoff
+    and that nothing keeps it (see `manifest_keepers`); False, and nothing done, otherwise."""
+    locked = conn.execute(
+        _locking(
+            conn,
+            select(manifests.c.repository_id, manifests.c.untagged_at).where(manifests.c.id == manifest_id),
+            shared=False,
+        )
+    ).first()
+    if locked is None or locked.untagged_at is None or locked.untagged_at >= untagged_before:
+        return False
+    if conn.execute(select(exists().where(tags.c.manifest_id == manifest_id))).scalar_one():
+        return False
+    if manifest_keepers(conn, [manifest_id]):
+        return False
+    delete_manifest(conn, locked.repository_id, manifest_id)
     return True
 
 

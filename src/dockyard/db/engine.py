@@ -50,6 +50,27 @@ def _any_member_url(url: str) -> str | None:
     return parsed.update_query_dict({"target_session_attrs": "any"}).render_as_string(hide_password=False)
 
 
+class DatabaseFull(DatabaseUnavailable):
+    """The database has no room left on its disk (SQLITE_FULL, PostgreSQL's disk_full); the failed
+    transaction was rolled back, and writes work again once space is freed."""
+
+
+# SQLITE_FULL; PostgreSQL's SQLSTATE for disk_full.
+_SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
+
+
+def _unavailable(exc: OperationalError) -> DatabaseUnavailable:
+    """The error to raise for a failed statement or commit: DatabaseFull when the disk is full."""
+    orig = exc.orig
+    if (
+        getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL
+        or getattr(orig, "sqlstate", None) == _PG_DISK_FULL
+    ):
+        return DatabaseFull(str(orig))
+    return DatabaseUnavailable(str(orig))
+
+
 def normalise_url(url: str) -> str:
     """Accept plain postgresql:// URLs and pick the psycopg 3 driver for them."""
     parsed = make_url(url)
@@ -61,7 +82,7 @@ def normalise_url(url: str) -> str:
 class Database:
     """One engine; `read()` and `write()` hand out transactions."""
 
-    def __init__(self, url: str, pool_size: int = 8) -> None:
+    def __init__(self, url: str, pool_size: int = 8, file_mode: int = 0o600) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
@@ -71,8 +92,11 @@ class Database:
             lock_file = None
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # Created with its mode before SQLite opens it: SQLite gives its -wal, -shm and -journal
+                # files the database file's mode.
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, file_mode))
                 lock_file = Path(f"{path}.writer-lock")
-            self._gate = WriterGate(lock_file, _BUSY_SECONDS)
+            self._gate = WriterGate(lock_file, _BUSY_SECONDS, file_mode)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": _BUSY_SECONDS}
             kwargs["pool_size"] = pool_size
         else:
@@ -137,7 +161,10 @@ class Database:
             raise DatabaseUnavailable(str(exc.orig)) from exc
 
     def _refusal(self, exc: OperationalError) -> DatabaseUnavailable:
-        """Why a write could not start: no quorum when another member still answers, else unreachable."""
+        """Why a write failed: a full disk; no quorum when another member still answers; else unreachable."""
+        refusal = _unavailable(exc)
+        if isinstance(refusal, DatabaseFull):
+            return refusal
         if self._standby is not None:
             try:
                 with self._standby.connect() as conn:
@@ -146,7 +173,7 @@ class Database:
                 pass
             else:
                 return DatabaseReadOnly()
-        return DatabaseUnavailable(str(exc.orig))
+        return refusal
 
     @contextmanager
     def write(self, durable: bool = True) -> Iterator[Connection]:

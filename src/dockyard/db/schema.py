@@ -79,8 +79,12 @@ manifests = Table(
     Column("artifact_type", String(255), nullable=True),
     Column("subject", DIGEST, nullable=True),
     Column("created_at", Float, nullable=False),
+    # Since when no tag has pointed at it (pushed by digest, or its last tag moved or deleted); NULL while
+    # tagged. The collector removes what stayed untagged past the retention and nothing else needs.
+    Column("untagged_at", Float, nullable=True),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject"),
+    Index("ix_manifests_untagged_at", "untagged_at"),
 )
 
 # What each manifest needs: blobs (config, layers) and child manifests (of an index).

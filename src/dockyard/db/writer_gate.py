@@ -19,8 +19,9 @@ from pathlib import Path
 class WriterGate:
     """Serialises write transactions on one SQLite file (`path`), or within this process only (None)."""
 
-    def __init__(self, path: Path | None, timeout: float) -> None:
+    def __init__(self, path: Path | None, timeout: float, file_mode: int = 0o600) -> None:
         self._path = path
+        self._file_mode = file_mode
         self._timeout = timeout
         self._lock = threading.Lock()
         self._fd: int | None = None
@@ -49,7 +50,7 @@ class WriterGate:
     def _file(self) -> int | None:
         # Under self._lock. Opened on first use: a process that only reads never creates the file.
         if self._fd is None and self._path is not None:
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, self._file_mode)
         return self._fd
 
     def close(self) -> None:

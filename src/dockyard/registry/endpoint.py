@@ -10,13 +10,13 @@ from starlette.responses import JSONResponse, Response
 
 from dockyard.content.errors import ContentError, NameInvalid
 from dockyard.content.names import validate_name
-from dockyard.db.engine import DatabaseReadOnly, DatabaseUnavailable
+from dockyard.db.engine import DatabaseFull, DatabaseReadOnly, DatabaseUnavailable
 from dockyard.registry import blobs, listing, manifests, referrers, uploads
 from dockyard.registry.access import AccessDenied, AuthenticationRequired, TooManyRequests
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.errors import content_error_response, error_response
 from dockyard.registry.routing import resolve
-from dockyard.storage.driver import StorageError
+from dockyard.storage.driver import StorageError, StorageFull
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,12 @@ async def _dispatch(request: Request) -> Response:
         return Response(status_code=400)
     except DatabaseReadOnly as exc:
         return error_response(503, "UNAVAILABLE", str(exc), headers={"Retry-After": "10"})
+    except (StorageFull, DatabaseFull) as exc:
+        # 507, as HTTP names it; clients treat it as any server error (retry, then report the message).
+        log.error("no space left: %s", exc)
+        return error_response(
+            507, "UNKNOWN", "the registry has no storage space left; retry once space is freed"
+        )
     except DatabaseUnavailable as exc:
         log.warning("database unavailable: %s", exc)
         return error_response(503, "UNAVAILABLE", "the metadata database is unavailable; retry later")

@@ -17,6 +17,10 @@ class StorageError(Exception):
     """The storage backend failed (disk full, permission denied, unreachable service)."""
 
 
+class StorageFull(StorageError):
+    """No space or quota is left where the bytes go (ENOSPC, EDQUOT); writes work again once some is freed."""
+
+
 class PathNotFound(StorageError):
     """The path does not exist."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -10,7 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from dockyard.storage.driver import FileInfo, PathBusy, PathNotFound, StorageError
+from dockyard.storage.driver import FileInfo, PathBusy, PathNotFound, StorageError, StorageFull
+from dockyard.storage.permissions import OWNER_ONLY, Modes, make_dirs
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _failure(doing: str, exc: OSError) -> StorageError:
+    """The driver's error for a failed system call: StorageFull when space or quota ran out."""
+    if exc.errno in _NO_SPACE:
+        return StorageFull(f"cannot {doing}: no space left for blob storage ({exc.strerror})")
+    return StorageError(f"cannot {doing}: {exc.strerror}")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -24,18 +35,20 @@ def _fsync_dir(path: Path) -> None:
 class FileWriter:
     """Appends to one file; `commit` fsyncs the file and its directory entry."""
 
-    def __init__(self, path: Path, resume_at: int | None, exclusive: bool = False) -> None:
+    def __init__(self, path: Path, resume_at: int | None, exclusive: bool, modes: Modes) -> None:
         self._path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "ab")  # noqa: SIM115 - lifetime spans calls, closed by close()
+            make_dirs(path.parent, modes.directory)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, modes.file)
+            self._file = os.fdopen(fd, "ab")
         except OSError as exc:
-            raise StorageError(f"cannot open {path.name} for writing: {exc.strerror}") from exc
+            raise _failure(f"open {path.name} for writing", exc) from exc
         try:
             # One writer at a time, before truncating: a second would cut or interleave the first's bytes.
             # The lock goes with the file descriptor, at close or process death.
             if exclusive:
                 fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._file.seek(0, os.SEEK_END)
             if resume_at is not None and self._file.tell() != resume_at:
                 self._file.truncate(resume_at)
                 self._file.seek(resume_at)
@@ -44,7 +57,7 @@ class FileWriter:
             raise PathBusy(f"{path.name} is being written by another request") from None
         except OSError as exc:
             self._file.close()
-            raise StorageError(f"cannot open {path.name} for writing: {exc.strerror}") from exc
+            raise _failure(f"open {path.name} for writing", exc) from exc
         self._size = self._file.tell()
 
     @property
@@ -57,7 +70,7 @@ class FileWriter:
         try:
             self._file.write(data)
         except OSError as exc:
-            raise StorageError(f"cannot write: {exc.strerror}") from exc
+            raise _failure("write", exc) from exc
         self._size += len(data)
 
     def flush(self) -> None:
@@ -65,7 +78,7 @@ class FileWriter:
         try:
             self._file.flush()
         except OSError as exc:
-            raise StorageError(f"cannot write: {exc.strerror}") from exc
+            raise _failure("write", exc) from exc
 
     def commit(self) -> None:
         """Flush and fsync, so a crash cannot lose or tear what was written."""
@@ -73,19 +86,26 @@ class FileWriter:
             self._file.flush()
             os.fsync(self._file.fileno())
         except OSError as exc:
-            raise StorageError(f"cannot sync: {exc.strerror}") from exc
+            raise _failure("sync", exc) from exc
 
     def close(self) -> None:
-        """Close the file."""
-        self._file.close()
+        """Close the file, dropping bytes still buffered if they cannot be written.
+
+        Every path that keeps what it wrote flushes or commits first; a close that still finds bytes to
+        write follows a failure (a full disk) that the caller is already handling.
+        """
+        # The descriptor is closed even when the last flush fails, releasing the lock and the space.
+        with contextlib.suppress(OSError):
+            self._file.close()
 
 
 class FilesystemDriver:
     """Stores objects as files under a root directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, modes: Modes = OWNER_ONLY) -> None:
         self.root = root.resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.modes = modes
+        make_dirs(self.root, modes.directory)
 
     def _full(self, path: str) -> Path:
         parts = [p for p in path.split("/") if p]
@@ -100,7 +120,7 @@ class FilesystemDriver:
         except FileNotFoundError as exc:
             raise PathNotFound(path) from exc
         except OSError as exc:
-            raise StorageError(f"cannot stat {path}: {exc.strerror}") from exc
+            raise _failure(f"stat {path}", exc) from exc
         return FileInfo(path=path, size=st.st_size, modified=st.st_mtime)
 
     def read(self, path: str, offset: int = 0, chunk_size: int = 1 << 20) -> Iterator[bytes]:
@@ -128,13 +148,13 @@ class FilesystemDriver:
 
     def writer(self, path: str, resume_at: int | None = None, exclusive: bool = False) -> FileWriter:
         """Open for appending; exclusive takes a non-blocking flock(2)."""
-        return FileWriter(self._full(path), resume_at, exclusive)
+        return FileWriter(self._full(path), resume_at, exclusive, self.modes)
 
     def move(self, source: str, destination: str) -> None:
         """rename(2) is atomic; fsync the destination directory so the new name survives a crash."""
         src, dst = self._full(source), self._full(destination)
         try:
-            dst.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(dst.parent, self.modes.directory)
             # rename(2) keeps the mtime; the move is what makes the object new (as a copy would on object
             # stores), so age-based clean-ups (GC's grace period) must not see it as old. Touched before the
             # rename, the destination never appears with an old time.
@@ -144,7 +164,7 @@ class FilesystemDriver:
         except FileNotFoundError as exc:
             raise PathNotFound(source) from exc
         except OSError as exc:
-            raise StorageError(f"cannot move {source}: {exc.strerror}") from exc
+            raise _failure(f"move {source}", exc) from exc
 
     def delete(self, path: str) -> None:
         """Remove a file or a directory tree."""
