@@ -11,13 +11,14 @@ from fastapi import APIRouter, Query, Request, Response, status
 from dockyard.api import models as m
 from dockyard.api.cache_routes import Caches
 from dockyard.api.deps import SESSION_COOKIE, Caller, Ctx, User
+from dockyard.api.errors import documented
 from dockyard.auth.authenticate import client_address
 from dockyard.auth.credentials import AccessToken
 from dockyard.auth.errors import Forbidden, NotFound, Unauthenticated
 from dockyard.auth.identity import Identity
 from dockyard.db.accounts import ORG, USER, AccountRow
 
-router = APIRouter()
+router = APIRouter(responses=documented())
 NO_CONTENT = status.HTTP_204_NO_CONTENT
 
 
@@ -55,9 +56,7 @@ def _token_out(token: AccessToken) -> m.TokenOut:
 @router.post("/session", tags=["session"], response_model=m.SessionOut)
 def log_in(body: m.Login, request: Request, response: Response, ctx: Ctx) -> m.SessionOut:
     """Log in for a browser session: sets an HttpOnly cookie and returns the CSRF token."""
-    identity = ctx.auth.authenticator.login(
-        body.username, body.password, client_address(request), via="session"
-    )
+    identity = ctx.auth.authenticator.login(body.name, body.password, client_address(request), via="session")
     cookie, csrf = ctx.auth.credentials.create_session(identity)
     response.set_cookie(
         SESSION_COOKIE,
@@ -68,7 +67,9 @@ def log_in(body: m.Login, request: Request, response: Response, ctx: Ctx) -> m.S
         secure=request.url.scheme == "https" or (ctx.settings.external_url or "").startswith("https://"),
         path="/",
     )
-    return m.SessionOut(user=body.username, csrf_token=csrf, expires_in=ctx.settings.session_ttl_seconds)
+    return m.SessionOut(
+        name=identity.name or body.name, csrf_token=csrf, expires_in=ctx.settings.session_ttl_seconds
+    )
 
 
 @router.delete("/session", tags=["session"], status_code=NO_CONTENT)
@@ -447,7 +448,9 @@ def audit_events(
     ctx: Ctx,
     identity: User,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="Only events with a smaller id (paging)")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=m.INT64_MAX, description="Only events with a smaller id (paging)")
+    ] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     actor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[m.AuditEventOut]:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from dockyard.api import scan_models as m
 from dockyard.api.deps import Caller, Ctx, User
+from dockyard.api.errors import documented
 from dockyard.api.routes import _record
 from dockyard.auth.errors import InvalidInput
 from dockyard.content.digests import parse_digest
@@ -18,7 +19,7 @@ from dockyard.content.errors import ContentError
 from dockyard.scanning.results import SEVERITIES, FindingFilter, Hiding, ScanReport, StoredFinding
 from dockyard.scanning.sbom import cyclonedx_json
 
-router = APIRouter(tags=["scanning"])
+router = APIRouter(tags=["scanning"], responses=documented())
 MANIFEST = "/repositories/{name:path}/manifests/{reference}"
 CYCLONEDX = "application/vnd.cyclonedx+json"
 

@@ -9,11 +9,13 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from pydantic import BaseModel
 
 from dockyard.api.deps import Ctx, User
+from dockyard.api.errors import documented
+from dockyard.api.models import Timestamp
 from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import Unprocessable
 from dockyard.scanning.errors import ScanError
 
-router = APIRouter(tags=["vulnerability database"])
+router = APIRouter(tags=["vulnerability database"], responses=documented())
 
 
 class SyncOut(BaseModel):
@@ -23,7 +25,7 @@ class SyncOut(BaseModel):
     interval_seconds: int
     last_state: str | None
     last_error: str | None
-    last_run_at: datetime | None
+    last_run_at: Timestamp | None
 
 
 class VulnDbOut(BaseModel):
@@ -31,7 +33,7 @@ class VulnDbOut(BaseModel):
 
     sources: dict[str, int]
     total: int
-    last_import_at: datetime | None
+    last_import_at: Timestamp | None
     age_seconds: float | None
     sync: SyncOut
 
