@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from dockyard import __version__
+from dockyard.api.browse_routes import router as browse_router
 from dockyard.api.cache_routes import router as cache_router
 from dockyard.api.deps import Context
 from dockyard.api.docs import router as docs_router
@@ -20,6 +21,8 @@ from dockyard.api.scan_routes import router as scan_router
 from dockyard.api.schema import build_schema
 from dockyard.api.vulndb_routes import router as vulndb_router
 from dockyard.config import Settings
+from dockyard.content.listing import RepositoryBrowser
+from dockyard.content.manifests import ManifestService
 
 if TYPE_CHECKING:
     from dockyard.app import AuthServices
@@ -29,7 +32,12 @@ if TYPE_CHECKING:
 
 
 def build_api(
-    auth: AuthServices, settings: Settings, scans: ScanService, vulndb: VulnDbSync, caches: CacheDirectory
+    auth: AuthServices,
+    settings: Settings,
+    scans: ScanService,
+    vulndb: VulnDbSync,
+    caches: CacheDirectory,
+    manifests: ManifestService,
 ) -> FastAPI:
     """The /api/v1 application."""
     api = FastAPI(
@@ -49,11 +57,12 @@ def build_api(
     )
     api.state.context = Context(auth=auth, settings=settings, scans=scans, vulndb=vulndb)
     api.state.caches = caches
+    api.state.browser = RepositoryBrowser(auth.accounts, manifests, auth.audit)
     install_handlers(api)
     api.add_middleware(HeaderGuard)
     api.openapi = lambda: build_schema(api)  # type: ignore[method-assign]
     # First: the repository routes' `{name:path}` would take the scanning routes' longer paths.
-    routers = (docs_router, scan_router, vulndb_router, cache_router, router)
+    routers = (docs_router, scan_router, vulndb_router, cache_router, browse_router, router)
     for included in routers:
         api.include_router(included)
     # The routes as declared (FastAPI wraps included routers): for the schema and for 405's Allow.

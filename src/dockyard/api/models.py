@@ -201,6 +201,28 @@ class RepositoryOut(BaseModel):
     description: str
     created_at: Timestamp
     scan_on_push: bool
+    last_pushed_at: Timestamp | None = Field(default=None, description="The last manifest push; null: never")
+
+
+class TagOut(BaseModel):
+    """A tag and the manifest it points at."""
+
+    name: str
+    digest: str
+    media_type: str
+    size: int = Field(description="Of the manifest itself, in bytes")
+    artifact_type: str | None
+    pushed_at: Timestamp
+
+
+class ManifestOut(BaseModel):
+    """A manifest of a repository."""
+
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None
+    created_at: Timestamp
 
 
 class AuditEventOut(BaseModel):

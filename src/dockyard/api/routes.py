@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 
 from dockyard.api import models as m
+from dockyard.api.browse_routes import Browser, repository_out
 from dockyard.api.cache_routes import Caches
 from dockyard.api.deps import SESSION_COOKIE, Caller, Ctx, User
 from dockyard.api.errors import documented
@@ -16,6 +17,7 @@ from dockyard.auth.authenticate import client_address
 from dockyard.auth.credentials import AccessToken
 from dockyard.auth.errors import Forbidden, NotFound, Unauthenticated
 from dockyard.auth.identity import Identity
+from dockyard.content.listing import RepositoryBrowser
 from dockyard.db.accounts import ORG, USER, AccountRow
 
 router = APIRouter(responses=documented())
@@ -370,33 +372,18 @@ def _same_org(org: str, name: str) -> None:
 # Repositories
 
 
-def _repo_out(repo: Any) -> m.RepositoryOut:
-    return m.RepositoryOut(
-        name=repo.name,
-        namespace=repo.namespace,
-        visibility=repo.visibility,
-        description=repo.description,
-        created_at=repo.created_at,
-        scan_on_push=repo.scan_on_push,
-    )
-
-
-@router.get("/repositories", tags=["repositories"], response_model=list[m.RepositoryOut])
-def list_repositories(
-    ctx: Ctx, identity: Caller, namespace: Annotated[str | None, Query(max_length=64)] = None
-) -> list[m.RepositoryOut]:
-    """Repositories the caller may see, optionally of one namespace."""
-    return [_repo_out(r) for r in ctx.auth.accounts.visible_repositories(identity, namespace)]
+def _repo_out(browse: RepositoryBrowser, identity: Identity, name: str) -> m.RepositoryOut:
+    return repository_out(browse.repository(identity, name))
 
 
 @router.post("/repositories", tags=["repositories"], response_model=m.RepositoryOut, status_code=201)
 def create_repository(
-    body: m.RepositoryCreate, request: Request, ctx: Ctx, identity: User
+    body: m.RepositoryCreate, request: Request, ctx: Ctx, browse: Browser, identity: User
 ) -> m.RepositoryOut:
     """Create a repository in a namespace the caller may create in."""
     repo = ctx.auth.accounts.create_repository(identity, body.name, body.visibility, body.description)
     _record(ctx, request, "repository.create", identity, repo.name, visibility=repo.visibility)
-    return _repo_out(repo)
+    return _repo_out(browse, identity, repo.name)
 
 
 @router.get("/repository-grants/{name:path}", tags=["grants"], response_model=list[m.GrantOut])
@@ -409,17 +396,17 @@ def repository_grants(name: str, ctx: Ctx, identity: User) -> list[m.GrantOut]:
 
 
 @router.get("/repositories/{name:path}", tags=["repositories"], response_model=m.RepositoryOut)
-def get_repository(name: str, ctx: Ctx, identity: Caller) -> m.RepositoryOut:
+def get_repository(name: str, browse: Browser, identity: Caller) -> m.RepositoryOut:
     """One repository."""
-    return _repo_out(ctx.auth.accounts.repository(identity, name))
+    return _repo_out(browse, identity, name)
 
 
 @router.patch("/repositories/{name:path}", tags=["repositories"], response_model=m.RepositoryOut)
 def update_repository(
-    name: str, body: m.RepositoryPatch, request: Request, ctx: Ctx, identity: User
+    name: str, body: m.RepositoryPatch, request: Request, ctx: Ctx, browse: Browser, identity: User
 ) -> m.RepositoryOut:
     """Change the description, visibility or scan on push (repository administrators)."""
-    repo = ctx.auth.accounts.update_repository(
+    ctx.auth.accounts.update_repository(
         identity,
         name,
         visibility=body.visibility,
@@ -430,7 +417,7 @@ def update_repository(
         _record(ctx, request, "repository.visibility", identity, name, visibility=body.visibility)
     if body.scan_on_push is not None:
         _record(ctx, request, "repository.scan_on_push", identity, name, scan_on_push=body.scan_on_push)
-    return _repo_out(repo)
+    return _repo_out(browse, identity, name)
 
 
 @router.delete("/repositories/{name:path}", tags=["repositories"], status_code=NO_CONTENT)
