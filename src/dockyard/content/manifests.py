@@ -93,6 +93,16 @@ def _existing_repository(conn: Connection, name: str) -> int:
     return repo_id
 
 
+def _refuse_if_in_index(conn: Connection, repo_id: int, digest: str) -> None:
+    """Deleting a child of an index would leave the index pointing at nothing."""
+    parents = q.parents_of_manifest(conn, repo_id, digest)
+    if parents:
+        raise ManifestReferenced(
+            f"manifest {digest} is part of index {parents[0]}; delete the index first",
+            detail={"indexes": parents},
+        )
+
+
 class ManifestService:
     """The rules for manifests: every reference must exist, a tag never points at nothing."""
 
@@ -176,12 +186,7 @@ class ManifestService:
             row = q.manifest_by_digest(conn, repo_id, str(reference))
             if row is None or not q.lock_manifest(conn, row.id):
                 raise ManifestUnknown(f"manifest {reference} is not in repository {name}")
-            parents = q.parents_of_manifest(conn, repo_id, row.digest)
-            if parents:
-                raise ManifestReferenced(
-                    f"manifest {row.digest} is part of index {parents[0]}; delete the index first",
-                    detail={"indexes": parents},
-                )
+            _refuse_if_in_index(conn, repo_id, row.digest)
             q.delete_manifest(conn, repo_id, row.id)
 
     def untag(self, name: str, tag: str) -> str:
@@ -204,12 +209,7 @@ class ManifestService:
             tagged = listing_q.tags_of_manifest(conn, row.id, limit=6)
             if tagged:
                 return tagged
-            parents = q.parents_of_manifest(conn, repo_id, row.digest)
-            if parents:
-                raise ManifestReferenced(
-                    f"manifest {row.digest} is part of index {parents[0]}; delete the index first",
-                    detail={"indexes": parents},
-                )
+            _refuse_if_in_index(conn, repo_id, row.digest)
             q.delete_manifest(conn, repo_id, row.id)
         return []
 
