@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from dockyard.api import models as m
 from dockyard.api.deps import Caller, User
 from dockyard.api.errors import documented
-from dockyard.api.paging import DEFAULT_PAGE, PAGED, After, Limit, link_next
+from dockyard.api.paging import PAGED, Paging
 from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import InvalidInput
 from dockyard.content.digests import Digest, parse_digest
@@ -59,18 +59,15 @@ def _manifest_out(row: ManifestListing) -> m.ManifestOut:
 
 @router.get("/repositories", response_model=list[m.RepositoryOut], responses=PAGED)
 def search_repositories(
-    request: Request,
-    response: Response,
     browse: Browser,
     identity: Caller,
+    paging: Paging,
     q: Annotated[str | None, Query(max_length=255, description="Part of the name (substring)")] = None,
     namespace: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     visibility: m.Visibility | None = None,
     sort: Annotated[
         Literal["name", "last-push"], Query(description="By name, or by last push (newest first)")
     ] = "name",
-    after: After = None,
-    limit: Limit = DEFAULT_PAGE,
 ) -> list[m.RepositoryOut]:
     """Repositories the caller may see, optionally filtered by name, namespace and visibility; paged."""
     page = browse.search(
@@ -79,26 +76,23 @@ def search_repositories(
         namespace=namespace,
         visibility=visibility,
         sort=sort,
-        after=after,
-        limit=limit,
+        after=paging.after,
+        limit=paging.limit,
     )
-    link_next(request, response, page.next)
+    paging.link(page.next)
     return [repository_out(row) for row in page.items]
 
 
 @router.get(REPOSITORY + "/tags", response_model=list[m.TagOut], responses={**PAGED, **documented(403, 404)})
 def list_tags(
     name: str,
-    request: Request,
-    response: Response,
     browse: Browser,
     identity: Caller,
-    after: After = None,
-    limit: Limit = DEFAULT_PAGE,
+    paging: Paging,
 ) -> list[m.TagOut]:
     """The repository's tags in byte order, each with its manifest's digest, type, size and push time."""
-    page = browse.tags(identity, name, after, limit)
-    link_next(request, response, page.next)
+    page = browse.tags(identity, name, paging.after, paging.limit)
+    paging.link(page.next)
     return [_tag_out(row) for row in page.items]
 
 
@@ -122,17 +116,14 @@ def delete_tag(
 )
 def list_untagged(
     name: str,
-    request: Request,
-    response: Response,
     browse: Browser,
     identity: Caller,
-    after: After = None,
-    limit: Limit = DEFAULT_PAGE,
+    paging: Paging,
 ) -> list[m.ManifestOut]:
     """The repository's manifests no tag points at and nothing else in it needs (no index lists them;
     signatures and other referrers belong to their subject), by digest."""
-    page = browse.untagged(identity, name, after, limit)
-    link_next(request, response, page.next)
+    page = browse.untagged(identity, name, paging.after, paging.limit)
+    paging.link(page.next)
     return [_manifest_out(row) for row in page.items]
 
 

@@ -158,7 +158,6 @@ class TeamOut(BaseModel):
 
     name: str
     description: str
-    members: list[str] | None = None
     namespace_access: LevelName | None = None
 
 
