@@ -52,13 +52,18 @@ def _digest(value: str, field: str) -> str:
         raise InvalidInput(f"{value!r} is not a digest (algorithm:hex)", field) from exc
 
 
-@router.get(MANIFEST + "/scan", response_model=m.ScanReportOut)
+@router.get(MANIFEST + "/scan", response_model=m.ScanReportOut, responses=documented(403, 404))
 def scan_report(name: str, reference: str, ctx: Ctx, identity: Caller) -> m.ScanReportOut:
     """The scan report of a manifest (tag or digest): for an index, one entry per platform image."""
     return _report(ctx.scans.report(identity, name, reference))
 
 
-@router.post(MANIFEST + "/scan", response_model=m.ScanReportOut, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    MANIFEST + "/scan",
+    response_model=m.ScanReportOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=documented(403, 404),
+)
 def request_scan(name: str, reference: str, request: Request, ctx: Ctx, identity: User) -> m.ScanReportOut:
     """Scan a manifest again now (read-write access); the report says queued until the job runs."""
     report = ctx.scans.request_scan(identity, name, reference)
@@ -66,7 +71,7 @@ def request_scan(name: str, reference: str, request: Request, ctx: Ctx, identity
     return _report(report)
 
 
-@router.get(MANIFEST + "/vulnerabilities", response_model=list[m.FindingOut])
+@router.get(MANIFEST + "/vulnerabilities", response_model=list[m.FindingOut], responses=documented(403, 404))
 def vulnerabilities(
     name: str,
     reference: str,
@@ -93,7 +98,11 @@ def vulnerabilities(
     return [_finding(f) for f in ctx.scans.findings(identity, name, reference, filters)]
 
 
-@router.get(MANIFEST + "/sbom", response_class=Response, responses={200: {"content": {CYCLONEDX: {}}}})
+@router.get(
+    MANIFEST + "/sbom",
+    response_class=Response,
+    responses={200: {"content": {CYCLONEDX: {}}}, **documented(403, 404)},
+)
 def sbom(
     name: str,
     reference: str,
@@ -112,7 +121,11 @@ def sbom(
     )
 
 
-@router.get("/repositories/{name:path}/scan-summary", response_model=list[m.TagSummaryOut])
+@router.get(
+    "/repositories/{name:path}/scan-summary",
+    response_model=list[m.TagSummaryOut],
+    responses=documented(403, 404),
+)
 def scan_summary(name: str, ctx: Ctx, identity: Caller) -> list[m.TagSummaryOut]:
     """Every tag with its manifest's scan status and counts by severity."""
     return [
@@ -121,7 +134,9 @@ def scan_summary(name: str, ctx: Ctx, identity: Caller) -> list[m.TagSummaryOut]
     ]
 
 
-@router.put(MANIFEST + "/vulnerabilities/{vuln_id}/hidden", response_model=m.HidingOut)
+@router.put(
+    MANIFEST + "/vulnerabilities/{vuln_id}/hidden", response_model=m.HidingOut, responses=documented(403, 404)
+)
 def hide(
     name: str, reference: str, vuln_id: str, body: m.HideIn, request: Request, ctx: Ctx, identity: User
 ) -> m.HidingOut:
@@ -141,7 +156,11 @@ def hide(
     return _hiding(hiding)
 
 
-@router.delete(MANIFEST + "/vulnerabilities/{vuln_id}/hidden", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    MANIFEST + "/vulnerabilities/{vuln_id}/hidden",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=documented(403, 404),
+)
 def unhide(
     name: str,
     reference: str,

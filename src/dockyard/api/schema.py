@@ -60,7 +60,14 @@ def build_schema(api: FastAPI) -> dict[str, Any]:
     """The schema of the API with its security schemes and each operation's security requirements."""
     if api.openapi_schema is not None:
         return api.openapi_schema
-    schema = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
+    # `servers` holds the mount point (/api/v1), which FastAPI adds from the first request's root_path.
+    schema = get_openapi(
+        title=api.title,
+        version=api.version,
+        description=api.description,
+        routes=api.routes,
+        servers=api.servers or None,
+    )
     schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
     for route in api.state.routes:
         if not isinstance(route, APIRoute) or not route.include_in_schema:

@@ -53,7 +53,7 @@ def _time(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-@router.get("/vulndb", response_model=VulnDbOut)
+@router.get("/vulndb", response_model=VulnDbOut, responses=documented(403))
 def vulndb_status(ctx: Ctx, _user: User) -> VulnDbOut:
     """Advisories per source, the last import and its age, and the scheduled sync's state."""
     status, sync = ctx.vulndb.status()
@@ -73,7 +73,7 @@ def vulndb_status(ctx: Ctx, _user: User) -> VulnDbOut:
     )
 
 
-@router.post("/vulndb/imports", response_model=ImportOut)
+@router.post("/vulndb/imports", response_model=ImportOut, responses=documented(403, 413))
 def import_advisories(
     file: Annotated[UploadFile, File(description="An OSV zip (as osv.dev publishes) or JSON file.")],
     request: Request,
