@@ -234,3 +234,14 @@ def test_search_does_bounded_work_for_a_caller_who_sees_little(world: World) -> 
     assert len(statements) <= windows * 8 + 10, len(statements)
     found, requests = _pages(world, "/api/v1/repositories", _as("outsider"), namespace="zz")
     assert _names(found) == ["zz/hidden-09999x"] and requests == 3
+
+
+def test_scan_summary_is_paged_and_bounded(world: World) -> None:
+    services = _services(world)
+    names = ["a", "b", "c"]
+    digest = _image(services, REPO, "summary", *names)
+    path = f"/api/v1/repositories/{REPO}/scan-summary"
+    items, requests = _pages(world, path, _as("ro"), limit=1)
+    assert [(s["tag"], s["digest"]) for s in items] == [(n, digest) for n in names] and requests == 3
+    too_many = world.client.get(path, params={"limit": 51}, auth=_as("ro"))
+    assert too_many.status_code == 422 and too_many.json()["error"]["field"] == "limit"

@@ -10,8 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from dockyard.api import scan_models as m
+from dockyard.api.browse_routes import Browser
 from dockyard.api.deps import Caller, Ctx, User
 from dockyard.api.errors import documented
+from dockyard.api.paging import PAGED, After, link_next
 from dockyard.api.routes import _record
 from dockyard.auth.errors import InvalidInput
 from dockyard.content.digests import parse_digest
@@ -19,6 +21,8 @@ from dockyard.content.errors import ContentError
 from dockyard.scanning.results import SEVERITIES, FindingFilter, Hiding, ScanReport, StoredFinding
 from dockyard.scanning.sbom import cyclonedx_json
 
+# Tags per scan-summary page: each costs a report (a few queries).
+MAX_SUMMARIES = 50
 router = APIRouter(tags=["scanning"], responses=documented())
 MANIFEST = "/repositories/{name:path}/manifests/{reference}"
 CYCLONEDX = "application/vnd.cyclonedx+json"
@@ -124,13 +128,28 @@ def sbom(
 @router.get(
     "/repositories/{name:path}/scan-summary",
     response_model=list[m.TagSummaryOut],
-    responses=documented(403, 404),
+    responses={**PAGED, **documented(403, 404)},
 )
-def scan_summary(name: str, ctx: Ctx, identity: Caller) -> list[m.TagSummaryOut]:
-    """Every tag with its manifest's scan status and counts by severity."""
+def scan_summary(
+    name: str,
+    ctx: Ctx,
+    browse: Browser,
+    identity: Caller,
+    request: Request,
+    response: Response,
+    after: After = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_SUMMARIES, description="At most this many tags")
+    ] = MAX_SUMMARIES,
+) -> list[m.TagSummaryOut]:
+    """A page of the repository's tags, by name, each with its manifest's scan status and counts by severity.
+    Pages are smaller than elsewhere: each tag's report costs a few queries."""
+    page = browse.tags(identity, name, after, limit)
+    link_next(request, response, page.next)
+    reports = [(tag, ctx.scans.report(identity, name, tag.digest)) for tag in page.items]
     return [
-        m.TagSummaryOut(tag=s.tag, digest=s.digest, status=s.report.status, counts=s.report.counts)
-        for s in ctx.scans.tag_summaries(identity, name)
+        m.TagSummaryOut(tag=tag.name, digest=tag.digest, status=report.status, counts=report.counts)
+        for tag, report in reports
     ]
 
 
