@@ -12,6 +12,8 @@ from dockyard.content.listing import MAX_PAGE
 
 T = TypeVar("T")
 DEFAULT_PAGE = 100
+# Audit events are small rows read by administrators with an index on the id: larger pages are fine.
+MAX_AUDIT_PAGE = 1000
 
 Limit = Annotated[
     int, Query(ge=1, le=MAX_PAGE, description=f"At most this many items (default {DEFAULT_PAGE})")

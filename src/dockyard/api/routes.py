@@ -13,7 +13,7 @@ from dockyard.api.browse_routes import Browser, repository_out
 from dockyard.api.cache_routes import Caches
 from dockyard.api.deps import SESSION_COOKIE, Caller, Ctx, User
 from dockyard.api.errors import documented
-from dockyard.api.paging import AFTER, DEFAULT_PAGE, PAGED, Limit, Paging, link_next
+from dockyard.api.paging import AFTER, DEFAULT_PAGE, MAX_AUDIT_PAGE, PAGED, Limit, Paging, link_next
 from dockyard.auth import policy as p
 from dockyard.auth.authenticate import client_address
 from dockyard.auth.credentials import AccessToken
@@ -613,7 +613,9 @@ def audit_events(
     response: Response,
     ctx: Ctx,
     identity: User,
-    limit: Limit = DEFAULT_PAGE,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_AUDIT_PAGE, description=f"At most this many events (default {DEFAULT_PAGE})")
+    ] = DEFAULT_PAGE,
     before: Annotated[
         int | None, Query(ge=1, le=m.INT64_MAX, description="Only events with a smaller id (paging)")
     ] = None,
