@@ -16,6 +16,7 @@ from dockyard.api.deps import Context
 from dockyard.api.docs import router as docs_router
 from dockyard.api.errors import install_handlers
 from dockyard.api.guard import HeaderGuard
+from dockyard.api.organization_routes import router as org_router
 from dockyard.api.routes import router
 from dockyard.api.scan_routes import router as scan_router
 from dockyard.api.schema import build_schema
@@ -62,7 +63,7 @@ def build_api(
     api.add_middleware(HeaderGuard)
     api.openapi = lambda: build_schema(api)  # type: ignore[method-assign]
     # First: the repository routes' `{name:path}` would take the scanning routes' longer paths.
-    routers = (docs_router, scan_router, vulndb_router, cache_router, browse_router, router)
+    routers = (docs_router, scan_router, vulndb_router, cache_router, browse_router, org_router, router)
     for included in routers:
         api.include_router(included)
     # The routes as declared (FastAPI wraps included routers): for the schema and for 405's Allow.
