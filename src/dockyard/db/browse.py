@@ -1,0 +1,224 @@
+"""Read queries for browsing (the web UI): pages of tags with their manifests, last pushes, referrer counts.
+
+Each answers for a whole page in one statement (or one per batch of 500), never one per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import Connection
+
+from dockyard.db.accounts import RepositoryRow
+from dockyard.db.audit import AuditRow
+from dockyard.db.batches import batches
+from dockyard.db.schema import (
+    audit_events,
+    blobs,
+    jobs,
+    manifests,
+    repositories,
+    repository_blobs,
+    repository_grants,
+    tags,
+    team_members,
+)
+
+MAX_README = 64 * 1024
+
+
+@dataclass(frozen=True)
+class TaggedRow:
+    """A tag with the manifest it points at, bytes included (they are small and bounded at push)."""
+
+    tag: str
+    updated_at: float
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    content: bytes
+
+
+def _tagged(tag: Any, row: Sequence[Any]) -> TaggedRow:
+    return TaggedRow(str(tag), float(row[0]), str(row[1]), str(row[2]), row[3], bytes(row[4]))
+
+
+def tag_count(conn: Connection, repo_id: int) -> int:
+    """How many tags the repository has."""
+    return int(conn.execute(select(func.count()).where(tags.c.repository_id == repo_id)).scalar_one())
+
+
+def tagged_page(conn: Connection, repo_id: int, after: str, limit: int) -> list[TaggedRow]:
+    """A page of tags by name after `after` (keyset: as fast on the last page as the first), one statement."""
+    stmt = (
+        select(
+            tags.c.name,
+            tags.c.updated_at,
+            manifests.c.digest,
+            manifests.c.media_type,
+            manifests.c.artifact_type,
+            manifests.c.content,
+        )
+        .join(manifests, manifests.c.id == tags.c.manifest_id)
+        .where(tags.c.repository_id == repo_id, tags.c.name > after)
+        .order_by(tags.c.name)
+        .limit(limit)
+    )
+    return [_tagged(row[0], row[1:]) for row in conn.execute(stmt)]
+
+
+def manifest_with_content(conn: Connection, repo_id: int, digest: str) -> TaggedRow | None:
+    """One manifest of the repository by digest (the tag fields empty)."""
+    stmt = select(
+        manifests.c.created_at,
+        manifests.c.digest,
+        manifests.c.media_type,
+        manifests.c.artifact_type,
+        manifests.c.content,
+    ).where(manifests.c.repository_id == repo_id, manifests.c.digest == digest)
+    row = conn.execute(stmt).first()
+    return _tagged("", tuple(row)) if row is not None else None
+
+
+def tags_of(conn: Connection, repo_id: int, digest: str, limit: int) -> list[str]:
+    """Names of (at most `limit`) tags pointing at the manifest."""
+    stmt = (
+        select(tags.c.name)
+        .join(manifests, manifests.c.id == tags.c.manifest_id)
+        .where(tags.c.repository_id == repo_id, manifests.c.digest == digest)
+        .order_by(tags.c.name)
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+def referrer_counts(conn: Connection, repo_id: int, subjects: Collection[str]) -> dict[str, dict[str, int]]:
+    """For each subject digest, how many referrers of each artifact type ("" when none) it has."""
+    counts: dict[str, dict[str, int]] = {}
+    for batch in batches(sorted(subjects)):
+        stmt = (
+            select(manifests.c.subject, manifests.c.artifact_type, func.count())
+            .where(manifests.c.repository_id == repo_id, manifests.c.subject.in_(batch))
+            .group_by(manifests.c.subject, manifests.c.artifact_type)
+        )
+        for row in conn.execute(stmt):
+            counts.setdefault(str(row[0]), {})[str(row[1] or "")] = int(row[2])
+    return counts
+
+
+def last_pushes(conn: Connection, names: Collection[str]) -> dict[str, float]:
+    """For each repository, when a tag in it was last pushed or moved (repositories without tags absent)."""
+    found: dict[str, float] = {}
+    for batch in batches(sorted(names)):
+        stmt = (
+            select(repositories.c.name, func.max(tags.c.updated_at))
+            .join(tags, tags.c.repository_id == repositories.c.id)
+            .where(repositories.c.name.in_(batch))
+            .group_by(repositories.c.name)
+        )
+        found.update((str(row[0]), float(row[1])) for row in conn.execute(stmt))
+    return found
+
+
+def manifests_by_digests(conn: Connection, repo_id: int, digests: Collection[str]) -> dict[str, bytes]:
+    """The bytes of the repository's manifests among `digests` (an index's children), by digest."""
+    found: dict[str, bytes] = {}
+    for batch in batches(sorted(digests)):
+        stmt = select(manifests.c.digest, manifests.c.content).where(
+            manifests.c.repository_id == repo_id, manifests.c.digest.in_(batch)
+        )
+        found.update((str(row[0]), bytes(row[1])) for row in conn.execute(stmt))
+    return found
+
+
+def repository_readme(conn: Connection, repo_id: int) -> str:
+    """The repository's README (Markdown source)."""
+    value = conn.execute(select(repositories.c.readme).where(repositories.c.id == repo_id)).scalar()
+    return str(value or "")
+
+
+def set_repository_readme(conn: Connection, repo_id: int, readme: str) -> None:
+    """Replace the repository's README."""
+    conn.execute(update(repositories).where(repositories.c.id == repo_id).values(readme=readme))
+
+
+def repository_events(conn: Connection, name: str, limit: int, before_id: int | None) -> list[AuditRow]:
+    """Events about one repository (the repository, `name:tag` or `name@digest`), newest first."""
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    about = or_(
+        audit_events.c.target == name,
+        audit_events.c.target.like(escaped + ":%", escape="\\"),
+        audit_events.c.target.like(escaped + "@%", escape="\\"),
+    )
+    stmt = select(audit_events).where(about).order_by(audit_events.c.id.desc()).limit(limit)
+    if before_id is not None:
+        stmt = stmt.where(audit_events.c.id < before_id)
+    return [AuditRow(**row) for row in conn.execute(stmt).mappings()]
+
+
+def job_counts(conn: Connection) -> dict[tuple[str, str], int]:
+    """How many background jobs there are of each (kind, state)."""
+    stmt = select(jobs.c.kind, jobs.c.state, func.count()).group_by(jobs.c.kind, jobs.c.state)
+    return {(str(row[0]), str(row[1])): int(row[2]) for row in conn.execute(stmt)}
+
+
+def repository_sizes(conn: Connection, names: Collection[str]) -> dict[str, int]:
+    """Bytes of the blobs each repository may serve (a blob shared by two repositories counts in both)."""
+    found: dict[str, int] = {}
+    for batch in batches(sorted(names)):
+        stmt = (
+            select(repositories.c.name, func.sum(blobs.c.size))
+            .join(repository_blobs, repository_blobs.c.repository_id == repositories.c.id)
+            .join(blobs, blobs.c.digest == repository_blobs.c.digest)
+            .where(repositories.c.name.in_(batch))
+            .group_by(repositories.c.name)
+        )
+        found.update((str(row[0]), int(row[1] or 0)) for row in conn.execute(stmt))
+    return found
+
+
+def push_events_since(conn: Connection, since: float, limit: int) -> list[tuple[float, str]]:
+    """(time, target) of the newest successful manifest pushes since `since`, at most `limit`."""
+    stmt = (
+        select(audit_events.c.at, audit_events.c.target)
+        .where(
+            audit_events.c.action == "registry.push",
+            audit_events.c.outcome == "success",
+            audit_events.c.at >= since,
+        )
+        .order_by(audit_events.c.id.desc())
+        .limit(limit)
+    )
+    return [(float(row[0]), str(row[1] or "")) for row in conn.execute(stmt)]
+
+
+def all_repository_rows(conn: Connection) -> list[RepositoryRow]:
+    """Every repository's access-control row, by name, in one statement."""
+    stmt = select(
+        repositories.c.id,
+        repositories.c.name,
+        repositories.c.visibility,
+        repositories.c.description,
+        repositories.c.created_at,
+        repositories.c.scan_on_push,
+    ).order_by(repositories.c.name)
+    return [
+        RepositoryRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), float(r[4]), bool(r[5]))
+        for r in conn.execute(stmt)
+    ]
+
+
+def repository_grant_levels_of_user(conn: Connection, user_id: int) -> dict[int, list[str]]:
+    """Levels the user's teams hold on single repositories, by repository id (no list of ids needed)."""
+    stmt = (
+        select(repository_grants.c.repository_id, repository_grants.c.level)
+        .join(team_members, team_members.c.team_id == repository_grants.c.team_id)
+        .where(team_members.c.user_id == user_id)
+    )
+    levels: dict[int, list[str]] = {}
+    for row in conn.execute(stmt):
+        levels.setdefault(int(row[0]), []).append(str(row[1]))
+    return levels
