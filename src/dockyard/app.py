@@ -327,7 +327,9 @@ def create_app(
             Route("/auth/jwks.json", token_endpoint.jwks, methods=["GET"]),
             Mount(
                 "/api/v1",
-                app=build_api(auth, settings, services.scans, services.vulndb_sync, services.caches),
+                app=build_api(
+                    auth, settings, services.scans, services.vulndb_sync, services.caches, services.manifests
+                ),
             ),
             # Last: the web UI answers every path the surfaces above do not.
             Mount("", app=build_ui(services)),

@@ -138,7 +138,9 @@ def test_administrator_flow_done_when(world: World) -> None:
         {"repository": "shipyard/app", "team": "devs", "level": "read-write"}
     ]
     team = client.get("/api/v1/organizations/shipyard/teams/devs", auth=_as("dev")).json()
-    assert team["members"] == ["dev"]
+    assert team["name"] == "devs" and team["namespace_access"] is None
+    members = client.get("/api/v1/organizations/shipyard/teams/devs/members", auth=_as("dev"))
+    assert members.json() == ["dev"]
     # The member may push; the outsider may neither pull nor see.
     assert client.post("/v2/shipyard/app/blobs/uploads/", auth=("dev", PASSWORD)).status_code == 202
     assert client.get("/v2/shipyard/app/tags/list", auth=_as("outsider")).status_code == 403

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from auth_support import ADMIN_PASSWORD, PASSWORD, SYSTEM, World
 
@@ -59,7 +60,9 @@ def test_security_events_are_recorded(world: World) -> None:
         assert expected in seen, expected
     login = next(e for e in events if e["action"] == "login" and e["outcome"] == "failure")
     assert login["address"] == "testclient"
-    assert isinstance(login["at"], float) and login["at"] >= before - 1
+    # The API's times are RFC 3339 in UTC.
+    at = str(login["at"])
+    assert at.endswith("Z") and datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() >= before - 1
     # Secrets never reach the log.
     text = str(events)
     assert PASSWORD not in text and "wrong" not in text and token["token"] not in text

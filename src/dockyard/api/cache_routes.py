@@ -3,17 +3,18 @@ or team. The rules live in dockyard.cache.directory."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from dockyard.api.deps import User
+from dockyard.api.errors import documented
+from dockyard.api.models import Timestamp
 from dockyard.auth import policy as p
 from dockyard.cache.directory import Cache, CacheDirectory
 
-router = APIRouter(tags=["caches"])
+router = APIRouter(tags=["caches"], responses=documented())
 NO_CONTENT = status.HTTP_204_NO_CONTENT
 
 
@@ -50,74 +51,76 @@ class CacheOut(BaseModel):
     name: str
     url: str
     has_ca_certificate: bool
-    created_at: str
+    created_at: Timestamp
     healthy: bool | None = None
-    checked_at: str | None = None
+    checked_at: Timestamp | None = None
     last_error: str | None = None
     stats: dict[str, Any] | None = None
 
 
-def _time(value: float | None) -> str | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
-
-
 def _out(cache: Cache, full: bool) -> CacheOut:
-    out = CacheOut(
+    # Health and counters for administrators only.
+    health: dict[str, Any] = {}
+    if full:
+        health = {
+            "healthy": cache.healthy,
+            "checked_at": cache.checked_at,
+            "last_error": cache.last_error,
+            "stats": cache.stats,
+        }
+    return CacheOut(
         name=cache.name,
         url=cache.url,
         has_ca_certificate=cache.has_ca,
-        created_at=_time(cache.created_at) or "",
+        created_at=cache.created_at,
+        **health,
     )
-    if full:
-        out.healthy = cache.healthy
-        out.checked_at = _time(cache.checked_at)
-        out.last_error = cache.last_error
-        out.stats = cache.stats
-    return out
 
 
-@router.get("/caches", response_model=list[CacheOut])
+@router.get("/caches", response_model=list[CacheOut], responses=documented(403))
 def list_caches(caches: Caches, identity: User) -> list[CacheOut]:
     """Every registered cache (signed-in users choose among them)."""
     full = p.may_administer(identity)
     return [_out(cache, full) for cache in caches.all()]
 
 
-@router.post("/caches", response_model=CacheOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/caches", response_model=CacheOut, status_code=status.HTTP_201_CREATED, responses=documented(403, 409)
+)
 def add_cache(body: CacheIn, caches: Caches, identity: User) -> CacheOut:
     """Register a cache (system administrators). It is used once its /_ping answers."""
     return _out(caches.add(identity, body.name, body.url, body.ca_certificate), True)
 
 
-@router.get("/caches/{name}", response_model=CacheOut)
+@router.get("/caches/{name}", response_model=CacheOut, responses=documented(404))
 def get_cache(name: str, caches: Caches, identity: User) -> CacheOut:
     """One cache, with its health and counters for administrators."""
     return _out(caches.get(name), p.may_administer(identity))
 
 
-@router.delete("/caches/{name}", status_code=NO_CONTENT)
+@router.delete("/caches/{name}", status_code=NO_CONTENT, responses=documented(403, 404))
 def remove_cache(name: str, caches: Caches, identity: User) -> None:
     """Forget a cache (system administrators); its users are served by the registry again."""
     caches.remove(identity, name)
 
 
-@router.put("/users/{user}/cache", response_model=CacheChoice)
+@router.put("/users/{user}/cache", response_model=CacheChoice, responses=documented(403, 404))
 def set_user_cache(user: str, body: CacheChoice, caches: Caches, identity: User) -> CacheChoice:
     """Choose a user's cache (the user themselves, or a system administrator)."""
     caches.choose_for_user(identity, user, body.cache)
     return body
 
 
-@router.put("/organizations/{org}/cache", response_model=CacheChoice)
+@router.put("/organizations/{org}/cache", response_model=CacheChoice, responses=documented(403, 404))
 def set_organization_cache(org: str, body: CacheChoice, caches: Caches, identity: User) -> CacheChoice:
     """An organization's default cache for its members and owners (system administrators)."""
     caches.choose_for_organization(identity, org, body.cache)
     return body
 
 
-@router.put("/organizations/{org}/teams/{team}/cache", response_model=CacheChoice)
+@router.put(
+    "/organizations/{org}/teams/{team}/cache", response_model=CacheChoice, responses=documented(403, 404)
+)
 def set_team_cache(org: str, team: str, body: CacheChoice, caches: Caches, identity: User) -> CacheChoice:
     """A team's default cache for its members (system administrators)."""
     caches.choose_for_team(identity, org, team, body.cache)

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def rfc3339(value: datetime) -> str:
+    """A time as RFC 3339 in UTC with `Z`, to the millisecond."""
+    return _utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# Every time the API returns: RFC 3339, UTC, `Z`. Accepts datetimes and Unix times (what the services hold).
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_utc),
+    PlainSerializer(rfc3339, return_type=str, when_used="json"),
+    Field(json_schema_extra={"format": "date-time", "example": "2026-01-31T12:00:00.000Z"}),
+]
+# The largest integer SQL stores (signed 64 bits): every integer input is bounded by it before reaching SQL.
+INT64_MAX = 2**63 - 1
 
 LevelName = Literal["read-only", "read-write", "admin"]
 Visibility = Literal["public", "private"]
@@ -17,14 +38,15 @@ class _In(BaseModel):
 class Login(_In):
     """Credentials for a browser session."""
 
-    username: str = Field(min_length=1, max_length=64)
+    # Accounts are named `name` everywhere; `username` is still accepted here for older clients.
+    name: str = Field(min_length=1, max_length=64, validation_alias=AliasChoices("name", "username"))
     password: str = Field(min_length=1, max_length=1024)
 
 
 class SessionOut(BaseModel):
     """A new session: send `csrf_token` back in X-CSRF-Token with every unsafe request."""
 
-    user: str
+    name: str = Field(description="The user logged in")
     csrf_token: str
     expires_in: int
 
@@ -36,7 +58,7 @@ class UserOut(BaseModel):
     full_name: str
     is_admin: bool
     is_active: bool
-    created_at: float
+    created_at: Timestamp
 
 
 class MeOut(UserOut):
@@ -95,10 +117,10 @@ class TokenOut(BaseModel):
     id: str
     name: str
     read_only: bool
-    created_at: float
-    expires_at: float | None
-    last_used_at: float | None
-    revoked_at: float | None
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    last_used_at: Timestamp | None
+    revoked_at: Timestamp | None
 
 
 class TokenCreated(TokenOut):
@@ -121,7 +143,7 @@ class OrganizationOut(BaseModel):
     name: str
     full_name: str
     owners: list[str]
-    created_at: float
+    created_at: Timestamp
 
 
 class TeamCreate(_In):
@@ -136,7 +158,6 @@ class TeamOut(BaseModel):
 
     name: str
     description: str
-    members: list[str] | None = None
     namespace_access: LevelName | None = None
 
 
@@ -177,15 +198,37 @@ class RepositoryOut(BaseModel):
     namespace: str | None
     visibility: Visibility
     description: str
-    created_at: float
+    created_at: Timestamp
     scan_on_push: bool
+    last_pushed_at: Timestamp | None = Field(default=None, description="The last manifest push; null: never")
+
+
+class TagOut(BaseModel):
+    """A tag and the manifest it points at."""
+
+    name: str
+    digest: str
+    media_type: str
+    size: int = Field(description="Of the manifest itself, in bytes")
+    artifact_type: str | None
+    pushed_at: Timestamp
+
+
+class ManifestOut(BaseModel):
+    """A manifest of a repository."""
+
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None
+    created_at: Timestamp
 
 
 class AuditEventOut(BaseModel):
     """One audit event."""
 
     id: int
-    at: float
+    at: Timestamp
     actor: str | None
     address: str | None
     action: str

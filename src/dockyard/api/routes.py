@@ -9,15 +9,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 
 from dockyard.api import models as m
+from dockyard.api.browse_routes import Browser, repository_out
 from dockyard.api.cache_routes import Caches
 from dockyard.api.deps import SESSION_COOKIE, Caller, Ctx, User
+from dockyard.api.errors import documented
+from dockyard.api.paging import AFTER, DEFAULT_PAGE, MAX_AUDIT_PAGE, PAGED, Limit, Paging, link_next
+from dockyard.auth import policy as p
 from dockyard.auth.authenticate import client_address
 from dockyard.auth.credentials import AccessToken
 from dockyard.auth.errors import Forbidden, NotFound, Unauthenticated
 from dockyard.auth.identity import Identity
-from dockyard.db.accounts import ORG, USER, AccountRow
+from dockyard.content.listing import RepositoryBrowser
+from dockyard.db.accounts import USER, AccountRow
 
-router = APIRouter()
+router = APIRouter(responses=documented())
 NO_CONTENT = status.HTTP_204_NO_CONTENT
 
 
@@ -52,12 +57,10 @@ def _token_out(token: AccessToken) -> m.TokenOut:
 # Session
 
 
-@router.post("/session", tags=["session"], response_model=m.SessionOut)
+@router.post("/session", tags=["session"], response_model=m.SessionOut, responses=documented(403))
 def log_in(body: m.Login, request: Request, response: Response, ctx: Ctx) -> m.SessionOut:
     """Log in for a browser session: sets an HttpOnly cookie and returns the CSRF token."""
-    identity = ctx.auth.authenticator.login(
-        body.username, body.password, client_address(request), via="session"
-    )
+    identity = ctx.auth.authenticator.login(body.name, body.password, client_address(request), via="session")
     cookie, csrf = ctx.auth.credentials.create_session(identity)
     response.set_cookie(
         SESSION_COOKIE,
@@ -68,10 +71,12 @@ def log_in(body: m.Login, request: Request, response: Response, ctx: Ctx) -> m.S
         secure=request.url.scheme == "https" or (ctx.settings.external_url or "").startswith("https://"),
         path="/",
     )
-    return m.SessionOut(user=body.username, csrf_token=csrf, expires_in=ctx.settings.session_ttl_seconds)
+    return m.SessionOut(
+        name=identity.name or body.name, csrf_token=csrf, expires_in=ctx.settings.session_ttl_seconds
+    )
 
 
-@router.delete("/session", tags=["session"], status_code=NO_CONTENT)
+@router.delete("/session", tags=["session"], status_code=NO_CONTENT, responses=documented())
 def log_out(request: Request, response: Response, ctx: Ctx, _user: User) -> None:
     """End the browser session."""
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -83,7 +88,7 @@ def log_out(request: Request, response: Response, ctx: Ctx, _user: User) -> None
 # The current user
 
 
-@router.get("/me", tags=["me"], response_model=m.MeOut)
+@router.get("/me", tags=["me"], response_model=m.MeOut, responses=documented(404))
 def me(ctx: Ctx, caches: Caches, identity: User) -> m.MeOut:
     """The current user and their settings."""
     assert identity.name is not None
@@ -98,7 +103,7 @@ def me(ctx: Ctx, caches: Caches, identity: User) -> m.MeOut:
     )
 
 
-@router.patch("/me", tags=["me"], response_model=m.MeOut)
+@router.patch("/me", tags=["me"], response_model=m.MeOut, responses=documented(403, 404))
 def update_me(body: m.MePatch, ctx: Ctx, caches: Caches, identity: User) -> m.MeOut:
     """Change the current user's settings: full name, and the content cache that serves their pulls."""
     assert identity.name is not None
@@ -109,11 +114,11 @@ def update_me(body: m.MePatch, ctx: Ctx, caches: Caches, identity: User) -> m.Me
     return me(ctx, caches, identity)
 
 
-@router.put("/me/password", tags=["me"], status_code=NO_CONTENT)
+@router.put("/me/password", tags=["me"], status_code=NO_CONTENT, responses=documented(403))
 def change_password(body: m.PasswordChange, request: Request, ctx: Ctx, identity: User) -> None:
     """Change the current user's password; every docker login (refresh token) of theirs ends."""
     assert identity.name is not None
-    if identity.token_id is not None:
+    if not p.may_change_own_password(identity):
         raise Forbidden("passwords are changed with the password, not with an access token")
     if ctx.auth.accounts.authenticate(identity.name, body.current_password) is None:
         _record(ctx, request, "user.password.change", identity, identity.name, outcome="failure")
@@ -122,13 +127,35 @@ def change_password(body: m.PasswordChange, request: Request, ctx: Ctx, identity
     _record(ctx, request, "user.password.change", identity, identity.name)
 
 
-@router.get("/me/tokens", tags=["access tokens"], response_model=list[m.TokenOut])
-def list_tokens(ctx: Ctx, identity: User) -> list[m.TokenOut]:
-    """The current user's personal access tokens."""
-    return [_token_out(t) for t in ctx.auth.credentials.access_tokens(identity)]
+@router.get(
+    "/me/tokens",
+    tags=["access tokens"],
+    response_model=list[m.TokenOut],
+    responses={**PAGED, **documented()},
+)
+def list_tokens(
+    request: Request,
+    response: Response,
+    ctx: Ctx,
+    identity: User,
+    after: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$", description=AFTER)] = None,
+    limit: Limit = DEFAULT_PAGE,
+) -> list[m.TokenOut]:
+    """The current user's personal access tokens, newest first."""
+    before = int(after) if after is not None else None
+    tokens = ctx.auth.credentials.access_tokens(identity, before, limit + 1)
+    if len(tokens) > limit:
+        link_next(request, response, str(tokens[limit - 1].id))
+    return [_token_out(t) for t in tokens[:limit]]
 
 
-@router.post("/me/tokens", tags=["access tokens"], response_model=m.TokenCreated, status_code=201)
+@router.post(
+    "/me/tokens",
+    tags=["access tokens"],
+    response_model=m.TokenCreated,
+    status_code=201,
+    responses=documented(403),
+)
 def create_token(body: m.TokenCreate, request: Request, ctx: Ctx, identity: User) -> m.TokenCreated:
     """Create a personal access token. The `token` value is shown only in this response."""
     expires = time.time() + body.expires_in_days * 86400 if body.expires_in_days else None
@@ -141,7 +168,9 @@ def create_token(body: m.TokenCreate, request: Request, ctx: Ctx, identity: User
     return m.TokenCreated(**_token_out(token).model_dump(), token=secret)
 
 
-@router.delete("/me/tokens/{token_id}", tags=["access tokens"], response_model=m.TokenOut)
+@router.delete(
+    "/me/tokens/{token_id}", tags=["access tokens"], response_model=m.TokenOut, responses=documented(403, 404)
+)
 def revoke_token(token_id: str, request: Request, ctx: Ctx, identity: User) -> m.TokenOut:
     """Revoke a personal access token, with immediate effect."""
     token = ctx.auth.credentials.revoke_access_token(identity, token_id)
@@ -149,7 +178,9 @@ def revoke_token(token_id: str, request: Request, ctx: Ctx, identity: User) -> m
     return _token_out(token)
 
 
-@router.delete("/me/refresh-tokens", tags=["access tokens"], status_code=NO_CONTENT)
+@router.delete(
+    "/me/refresh-tokens", tags=["access tokens"], status_code=NO_CONTENT, responses=documented(403)
+)
 def revoke_refresh_tokens(request: Request, ctx: Ctx, identity: User) -> None:
     """Log out every docker client of the current user (revoke all refresh tokens)."""
     count = ctx.auth.credentials.revoke_refresh_tokens(identity)
@@ -159,13 +190,20 @@ def revoke_refresh_tokens(request: Request, ctx: Ctx, identity: User) -> None:
 # Users (system administrators)
 
 
-@router.get("/users", tags=["users"], response_model=list[m.UserOut])
-def list_users(ctx: Ctx, identity: User) -> list[m.UserOut]:
-    """Every local user."""
-    return [_user_out(row) for row in ctx.auth.accounts.list_accounts(identity, USER)]
+@router.get("/users", tags=["users"], response_model=list[m.UserOut], responses={**PAGED, **documented(403)})
+def list_users(
+    ctx: Ctx,
+    identity: User,
+    paging: Paging,
+) -> list[m.UserOut]:
+    """Local users by name."""
+    rows = ctx.auth.accounts.list_accounts(identity, USER, paging.after, paging.fetch)
+    return [_user_out(row) for row in paging.page(rows, lambda row: row.name)]
 
 
-@router.post("/users", tags=["users"], response_model=m.UserOut, status_code=201)
+@router.post(
+    "/users", tags=["users"], response_model=m.UserOut, status_code=201, responses=documented(403, 404, 409)
+)
 def create_user(body: m.UserCreate, request: Request, ctx: Ctx, identity: User) -> m.UserOut:
     """Create a local user."""
     row = ctx.auth.accounts.create_user(
@@ -175,19 +213,19 @@ def create_user(body: m.UserCreate, request: Request, ctx: Ctx, identity: User) 
     return _user_out(row)
 
 
-@router.get("/users/{name}", tags=["users"], response_model=m.UserOut)
+@router.get("/users/{name}", tags=["users"], response_model=m.UserOut, responses=documented(404))
 def get_user(name: str, ctx: Ctx, identity: User) -> m.UserOut:
     """One user (administrators, or the user themselves)."""
-    if identity.name != name and not identity.is_admin:
+    if not p.may_view_account(identity, name):
         raise NotFound(f"no user named {name}")
     return _user_out(ctx.auth.accounts.user(name))
 
 
-@router.patch("/users/{name}", tags=["users"], response_model=m.UserOut)
+@router.patch("/users/{name}", tags=["users"], response_model=m.UserOut, responses=documented(403, 404, 409))
 def update_user(name: str, body: m.UserPatch, request: Request, ctx: Ctx, identity: User) -> m.UserOut:
     """Make or unmake an administrator, enable or disable, rename, reset the password."""
     accounts = ctx.auth.accounts
-    if not identity.is_admin or identity.read_only:
+    if not p.may_administer(identity):
         raise Forbidden("only system administrators may change users")
     if body.is_admin is not None:
         accounts.set_admin(identity, name, body.is_admin)
@@ -203,7 +241,7 @@ def update_user(name: str, body: m.UserPatch, request: Request, ctx: Ctx, identi
     return _user_out(accounts.user(name))
 
 
-@router.delete("/users/{name}", tags=["users"], status_code=NO_CONTENT)
+@router.delete("/users/{name}", tags=["users"], status_code=NO_CONTENT, responses=documented(403, 404, 409))
 def delete_user(name: str, request: Request, ctx: Ctx, identity: User) -> None:
     """Delete a user with their tokens and memberships; refused (409) while their namespace holds
     repositories."""
@@ -212,213 +250,69 @@ def delete_user(name: str, request: Request, ctx: Ctx, identity: User) -> None:
     _record(ctx, request, "user.delete", identity, name)
 
 
-# Organizations, owners, teams, members
-
-
-def _org_out(ctx: Ctx, name: str) -> m.OrganizationOut:
-    org, owners = ctx.auth.accounts.organization(name)
-    return m.OrganizationOut(name=org.name, full_name=org.full_name, owners=owners, created_at=org.created_at)
-
-
-@router.get("/organizations", tags=["organizations"], response_model=list[m.OrganizationOut])
-def list_organizations(ctx: Ctx, identity: User) -> list[m.OrganizationOut]:
-    """Every organization."""
-    return [_org_out(ctx, row.name) for row in ctx.auth.accounts.list_accounts(identity, ORG)]
-
-
-@router.post("/organizations", tags=["organizations"], response_model=m.OrganizationOut, status_code=201)
-def create_organization(
-    body: m.OrganizationCreate, request: Request, ctx: Ctx, identity: User
-) -> m.OrganizationOut:
-    """Create an organization (system administrators) with its first owners."""
-    ctx.auth.accounts.create_organization(identity, body.name, body.owners, body.full_name)
-    _record(ctx, request, "org.create", identity, body.name, owners=body.owners)
-    return _org_out(ctx, body.name)
-
-
-@router.get("/organizations/{org}", tags=["organizations"], response_model=m.OrganizationOut)
-def get_organization(org: str, ctx: Ctx, _identity: User) -> m.OrganizationOut:
-    """One organization."""
-    return _org_out(ctx, org)
-
-
-@router.delete("/organizations/{org}", tags=["organizations"], status_code=NO_CONTENT)
-def delete_organization(org: str, request: Request, ctx: Ctx, identity: User) -> None:
-    """Delete an organization with its teams (system administrators); refused (409) while it holds
-    repositories."""
-    ctx.auth.accounts.organization(org)
-    ctx.auth.accounts.delete_account(identity, org)
-    _record(ctx, request, "org.delete", identity, org)
-
-
-@router.put("/organizations/{org}/owners/{name}", tags=["organizations"], status_code=NO_CONTENT)
-def add_owner(org: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
-    """Make a user an owner of the organization."""
-    ctx.auth.accounts.set_owner(identity, org, name, True)
-    _record(ctx, request, "org.owner.add", identity, org, user=name)
-
-
-@router.delete("/organizations/{org}/owners/{name}", tags=["organizations"], status_code=NO_CONTENT)
-def remove_owner(org: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
-    """Remove an owner of the organization."""
-    ctx.auth.accounts.set_owner(identity, org, name, False)
-    _record(ctx, request, "org.owner.remove", identity, org, user=name)
-
-
-@router.get("/organizations/{org}/teams", tags=["teams"], response_model=list[m.TeamOut])
-def list_teams(org: str, ctx: Ctx, identity: User) -> list[m.TeamOut]:
-    """The organization's teams."""
-    return [m.TeamOut(name=t.name, description=t.description) for t in ctx.auth.accounts.teams(identity, org)]
-
-
-@router.post("/organizations/{org}/teams", tags=["teams"], response_model=m.TeamOut, status_code=201)
-def create_team(org: str, body: m.TeamCreate, request: Request, ctx: Ctx, identity: User) -> m.TeamOut:
-    """Create a team (organization owners)."""
-    team = ctx.auth.accounts.create_team(identity, org, body.name, body.description)
-    _record(ctx, request, "team.create", identity, f"{org}/{team.name}")
-    return m.TeamOut(name=team.name, description=team.description, members=[])
-
-
-@router.get("/organizations/{org}/teams/{team}", tags=["teams"], response_model=m.TeamOut)
-def get_team(org: str, team: str, ctx: Ctx, identity: User) -> m.TeamOut:
-    """A team with its members and namespace access."""
-    row, members, level = ctx.auth.accounts.team(identity, org, team)
-    return m.TeamOut(
-        name=row.name,
-        description=row.description,
-        members=members,
-        namespace_access=level,
-    )
-
-
-@router.delete("/organizations/{org}/teams/{team}", tags=["teams"], status_code=NO_CONTENT)
-def delete_team(org: str, team: str, request: Request, ctx: Ctx, identity: User) -> None:
-    """Delete a team with its grants."""
-    ctx.auth.accounts.delete_team(identity, org, team)
-    _record(ctx, request, "team.delete", identity, f"{org}/{team}")
-
-
-@router.put("/organizations/{org}/teams/{team}/members/{name}", tags=["teams"], status_code=NO_CONTENT)
-def add_member(org: str, team: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
-    """Add a user to the team."""
-    ctx.auth.accounts.set_member(identity, org, team, name, True)
-    _record(ctx, request, "team.member.add", identity, f"{org}/{team}", user=name)
-
-
-@router.delete("/organizations/{org}/teams/{team}/members/{name}", tags=["teams"], status_code=NO_CONTENT)
-def remove_member(org: str, team: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
-    """Remove a user from the team."""
-    ctx.auth.accounts.set_member(identity, org, team, name, False)
-    _record(ctx, request, "team.member.remove", identity, f"{org}/{team}", user=name)
-
-
-@router.put("/organizations/{org}/teams/{team}/namespace-access", tags=["grants"], status_code=NO_CONTENT)
-def set_namespace_access(
-    org: str, team: str, body: m.LevelIn, request: Request, ctx: Ctx, identity: User
-) -> None:
-    """Grant the team a level on every repository of the organization (read-write and up may create)."""
-    ctx.auth.accounts.set_namespace_grant(identity, org, team, body.level)
-    _record(ctx, request, "grant.namespace.set", identity, f"{org}/{team}", level=body.level)
-
-
-@router.delete("/organizations/{org}/teams/{team}/namespace-access", tags=["grants"], status_code=NO_CONTENT)
-def remove_namespace_access(org: str, team: str, request: Request, ctx: Ctx, identity: User) -> None:
-    """Withdraw the team's namespace-wide grant."""
-    ctx.auth.accounts.set_namespace_grant(identity, org, team, None)
-    _record(ctx, request, "grant.namespace.remove", identity, f"{org}/{team}")
-
-
-@router.get(
-    "/organizations/{org}/teams/{team}/repositories", tags=["grants"], response_model=list[m.GrantOut]
-)
-def team_repositories(org: str, team: str, ctx: Ctx, identity: User) -> list[m.GrantOut]:
-    """The team's repository grants."""
-    return [
-        m.GrantOut(repository=repo, team=team, level=level)
-        for repo, level in ctx.auth.accounts.team_repositories(identity, org, team)
-    ]
-
-
-@router.put(
-    "/organizations/{org}/teams/{team}/repositories/{name:path}", tags=["grants"], status_code=NO_CONTENT
-)
-def grant_repository(
-    org: str, team: str, name: str, body: m.LevelIn, request: Request, ctx: Ctx, identity: User
-) -> None:
-    """Grant the team a level on one of the organization's repositories (repository administrators)."""
-    _same_org(org, name)
-    ctx.auth.accounts.set_repository_grant(identity, name, team, body.level)
-    _record(ctx, request, "grant.repository.set", identity, name, team=f"{org}/{team}", level=body.level)
-
-
-@router.delete(
-    "/organizations/{org}/teams/{team}/repositories/{name:path}", tags=["grants"], status_code=NO_CONTENT
-)
-def revoke_repository(org: str, team: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
-    """Withdraw the team's grant on a repository."""
-    _same_org(org, name)
-    ctx.auth.accounts.set_repository_grant(identity, name, team, None)
-    _record(ctx, request, "grant.repository.remove", identity, name, team=f"{org}/{team}")
-
-
-def _same_org(org: str, name: str) -> None:
-    if not name.startswith(f"{org}/"):
-        raise NotFound(f"{name} is not a repository of {org}")
-
-
 # Repositories
 
 
-def _repo_out(repo: Any) -> m.RepositoryOut:
-    return m.RepositoryOut(
-        name=repo.name,
-        namespace=repo.namespace,
-        visibility=repo.visibility,
-        description=repo.description,
-        created_at=repo.created_at,
-        scan_on_push=repo.scan_on_push,
-    )
+def _repo_out(browse: RepositoryBrowser, identity: Identity, name: str) -> m.RepositoryOut:
+    return repository_out(browse.repository(identity, name))
 
 
-@router.get("/repositories", tags=["repositories"], response_model=list[m.RepositoryOut])
-def list_repositories(
-    ctx: Ctx, identity: Caller, namespace: Annotated[str | None, Query(max_length=64)] = None
-) -> list[m.RepositoryOut]:
-    """Repositories the caller may see, optionally of one namespace."""
-    return [_repo_out(r) for r in ctx.auth.accounts.visible_repositories(identity, namespace)]
-
-
-@router.post("/repositories", tags=["repositories"], response_model=m.RepositoryOut, status_code=201)
+@router.post(
+    "/repositories",
+    tags=["repositories"],
+    response_model=m.RepositoryOut,
+    status_code=201,
+    responses=documented(403, 404, 409),
+)
 def create_repository(
-    body: m.RepositoryCreate, request: Request, ctx: Ctx, identity: User
+    body: m.RepositoryCreate, request: Request, ctx: Ctx, browse: Browser, identity: User
 ) -> m.RepositoryOut:
     """Create a repository in a namespace the caller may create in."""
     repo = ctx.auth.accounts.create_repository(identity, body.name, body.visibility, body.description)
     _record(ctx, request, "repository.create", identity, repo.name, visibility=repo.visibility)
-    return _repo_out(repo)
+    return _repo_out(browse, identity, repo.name)
 
 
-@router.get("/repository-grants/{name:path}", tags=["grants"], response_model=list[m.GrantOut])
-def repository_grants(name: str, ctx: Ctx, identity: User) -> list[m.GrantOut]:
-    """Every team grant on a repository (its administrators)."""
-    return [
-        m.GrantOut(repository=name, team=team, level=level)
-        for team, level in ctx.auth.accounts.repository_grants(identity, name)
-    ]
+@router.get(
+    "/repository-grants/{name:path}",
+    tags=["grants"],
+    response_model=list[m.GrantOut],
+    responses={**PAGED, **documented(403, 404)},
+)
+def repository_grants(
+    name: str,
+    ctx: Ctx,
+    identity: User,
+    paging: Paging,
+) -> list[m.GrantOut]:
+    """The team grants on a repository, by team (its administrators)."""
+    grants = ctx.auth.accounts.repository_grants(identity, name, paging.after, paging.fetch)
+    page = paging.page(grants, lambda grant: grant[0])
+    return [m.GrantOut(repository=name, team=team, level=level) for team, level in page]
 
 
-@router.get("/repositories/{name:path}", tags=["repositories"], response_model=m.RepositoryOut)
-def get_repository(name: str, ctx: Ctx, identity: Caller) -> m.RepositoryOut:
+@router.get(
+    "/repositories/{name:path}",
+    tags=["repositories"],
+    response_model=m.RepositoryOut,
+    responses=documented(404),
+)
+def get_repository(name: str, browse: Browser, identity: Caller) -> m.RepositoryOut:
     """One repository."""
-    return _repo_out(ctx.auth.accounts.repository(identity, name))
+    return _repo_out(browse, identity, name)
 
 
-@router.patch("/repositories/{name:path}", tags=["repositories"], response_model=m.RepositoryOut)
+@router.patch(
+    "/repositories/{name:path}",
+    tags=["repositories"],
+    response_model=m.RepositoryOut,
+    responses=documented(403, 404),
+)
 def update_repository(
-    name: str, body: m.RepositoryPatch, request: Request, ctx: Ctx, identity: User
+    name: str, body: m.RepositoryPatch, request: Request, ctx: Ctx, browse: Browser, identity: User
 ) -> m.RepositoryOut:
     """Change the description, visibility or scan on push (repository administrators)."""
-    repo = ctx.auth.accounts.update_repository(
+    ctx.auth.accounts.update_repository(
         identity,
         name,
         visibility=body.visibility,
@@ -429,10 +323,12 @@ def update_repository(
         _record(ctx, request, "repository.visibility", identity, name, visibility=body.visibility)
     if body.scan_on_push is not None:
         _record(ctx, request, "repository.scan_on_push", identity, name, scan_on_push=body.scan_on_push)
-    return _repo_out(repo)
+    return _repo_out(browse, identity, name)
 
 
-@router.delete("/repositories/{name:path}", tags=["repositories"], status_code=NO_CONTENT)
+@router.delete(
+    "/repositories/{name:path}", tags=["repositories"], status_code=NO_CONTENT, responses=documented(403, 404)
+)
 def delete_repository(name: str, request: Request, ctx: Ctx, identity: User) -> None:
     """Delete a repository with its tags (repository administrators); blobs go at the next GC."""
     ctx.auth.accounts.delete_repository(identity, name)
@@ -442,17 +338,27 @@ def delete_repository(name: str, request: Request, ctx: Ctx, identity: User) -> 
 # Audit log
 
 
-@router.get("/audit", tags=["audit"], response_model=list[m.AuditEventOut])
+@router.get(
+    "/audit", tags=["audit"], response_model=list[m.AuditEventOut], responses={**PAGED, **documented(403)}
+)
 def audit_events(
+    request: Request,
+    response: Response,
     ctx: Ctx,
     identity: User,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="Only events with a smaller id (paging)")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_AUDIT_PAGE, description=f"At most this many events (default {DEFAULT_PAGE})")
+    ] = DEFAULT_PAGE,
+    before: Annotated[
+        int | None, Query(ge=1, le=m.INT64_MAX, description="Only events with a smaller id (paging)")
+    ] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     actor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[m.AuditEventOut]:
     """Security events, newest first (system administrators)."""
     rows = ctx.auth.audit.events(identity, limit=limit, before_id=before, action=action, who=actor)
+    if len(rows) == limit:
+        link_next(request, response, str(rows[-1].id), "before")
     return [
         m.AuditEventOut(
             id=r.id,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from dockyard.api.models import Timestamp
 
 
 class HidingOut(BaseModel):
@@ -12,7 +12,7 @@ class HidingOut(BaseModel):
 
     reason: str
     by: str
-    at: datetime
+    at: Timestamp
 
 
 class FindingOut(BaseModel):
@@ -42,8 +42,8 @@ class ImageScanOut(BaseModel):
     platform: str | None
     status: str = Field(description="queued, running, done, failed or not_scanned")
     error: str | None
-    scanned_at: datetime | None
-    evaluated_at: datetime | None
+    scanned_at: Timestamp | None
+    evaluated_at: Timestamp | None
     os: str | None
     packages: int
     counts: dict[str, int]

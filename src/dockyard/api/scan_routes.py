@@ -10,7 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from dockyard.api import scan_models as m
+from dockyard.api.browse_routes import Browser
 from dockyard.api.deps import Caller, Ctx, User
+from dockyard.api.errors import documented
+from dockyard.api.paging import PAGED, After, link_next
 from dockyard.api.routes import _record
 from dockyard.auth.errors import InvalidInput
 from dockyard.content.digests import parse_digest
@@ -18,7 +21,9 @@ from dockyard.content.errors import ContentError
 from dockyard.scanning.results import SEVERITIES, FindingFilter, Hiding, ScanReport, StoredFinding
 from dockyard.scanning.sbom import cyclonedx_json
 
-router = APIRouter(tags=["scanning"])
+# Tags per scan-summary page: each costs a report (a few queries).
+MAX_SUMMARIES = 50
+router = APIRouter(tags=["scanning"], responses=documented())
 MANIFEST = "/repositories/{name:path}/manifests/{reference}"
 CYCLONEDX = "application/vnd.cyclonedx+json"
 
@@ -51,13 +56,18 @@ def _digest(value: str, field: str) -> str:
         raise InvalidInput(f"{value!r} is not a digest (algorithm:hex)", field) from exc
 
 
-@router.get(MANIFEST + "/scan", response_model=m.ScanReportOut)
+@router.get(MANIFEST + "/scan", response_model=m.ScanReportOut, responses=documented(403, 404))
 def scan_report(name: str, reference: str, ctx: Ctx, identity: Caller) -> m.ScanReportOut:
     """The scan report of a manifest (tag or digest): for an index, one entry per platform image."""
     return _report(ctx.scans.report(identity, name, reference))
 
 
-@router.post(MANIFEST + "/scan", response_model=m.ScanReportOut, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    MANIFEST + "/scan",
+    response_model=m.ScanReportOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=documented(403, 404),
+)
 def request_scan(name: str, reference: str, request: Request, ctx: Ctx, identity: User) -> m.ScanReportOut:
     """Scan a manifest again now (read-write access); the report says queued until the job runs."""
     report = ctx.scans.request_scan(identity, name, reference)
@@ -65,7 +75,7 @@ def request_scan(name: str, reference: str, request: Request, ctx: Ctx, identity
     return _report(report)
 
 
-@router.get(MANIFEST + "/vulnerabilities", response_model=list[m.FindingOut])
+@router.get(MANIFEST + "/vulnerabilities", response_model=list[m.FindingOut], responses=documented(403, 404))
 def vulnerabilities(
     name: str,
     reference: str,
@@ -92,7 +102,11 @@ def vulnerabilities(
     return [_finding(f) for f in ctx.scans.findings(identity, name, reference, filters)]
 
 
-@router.get(MANIFEST + "/sbom", response_class=Response, responses={200: {"content": {CYCLONEDX: {}}}})
+@router.get(
+    MANIFEST + "/sbom",
+    response_class=Response,
+    responses={200: {"content": {CYCLONEDX: {}}}, **documented(403, 404)},
+)
 def sbom(
     name: str,
     reference: str,
@@ -111,16 +125,37 @@ def sbom(
     )
 
 
-@router.get("/repositories/{name:path}/scan-summary", response_model=list[m.TagSummaryOut])
-def scan_summary(name: str, ctx: Ctx, identity: Caller) -> list[m.TagSummaryOut]:
-    """Every tag with its manifest's scan status and counts by severity."""
+@router.get(
+    "/repositories/{name:path}/scan-summary",
+    response_model=list[m.TagSummaryOut],
+    responses={**PAGED, **documented(403, 404)},
+)
+def scan_summary(
+    name: str,
+    ctx: Ctx,
+    browse: Browser,
+    identity: Caller,
+    request: Request,
+    response: Response,
+    after: After = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_SUMMARIES, description="At most this many tags")
+    ] = MAX_SUMMARIES,
+) -> list[m.TagSummaryOut]:
+    """A page of the repository's tags, by name, each with its manifest's scan status and counts by severity.
+    Pages are smaller than elsewhere: each tag's report costs a few queries."""
+    page = browse.tags(identity, name, after, limit)
+    link_next(request, response, page.next)
+    reports = [(tag, ctx.scans.report(identity, name, tag.digest)) for tag in page.items]
     return [
-        m.TagSummaryOut(tag=s.tag, digest=s.digest, status=s.report.status, counts=s.report.counts)
-        for s in ctx.scans.tag_summaries(identity, name)
+        m.TagSummaryOut(tag=tag.name, digest=tag.digest, status=report.status, counts=report.counts)
+        for tag, report in reports
     ]
 
 
-@router.put(MANIFEST + "/vulnerabilities/{vuln_id}/hidden", response_model=m.HidingOut)
+@router.put(
+    MANIFEST + "/vulnerabilities/{vuln_id}/hidden", response_model=m.HidingOut, responses=documented(403, 404)
+)
 def hide(
     name: str, reference: str, vuln_id: str, body: m.HideIn, request: Request, ctx: Ctx, identity: User
 ) -> m.HidingOut:
@@ -140,7 +175,11 @@ def hide(
     return _hiding(hiding)
 
 
-@router.delete(MANIFEST + "/vulnerabilities/{vuln_id}/hidden", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    MANIFEST + "/vulnerabilities/{vuln_id}/hidden",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=documented(403, 404),
+)
 def unhide(
     name: str,
     reference: str,

@@ -9,11 +9,13 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from pydantic import BaseModel
 
 from dockyard.api.deps import Ctx, User
+from dockyard.api.errors import documented
+from dockyard.api.models import Timestamp
 from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import Unprocessable
 from dockyard.scanning.errors import ScanError
 
-router = APIRouter(tags=["vulnerability database"])
+router = APIRouter(tags=["vulnerability database"], responses=documented())
 
 
 class SyncOut(BaseModel):
@@ -23,7 +25,7 @@ class SyncOut(BaseModel):
     interval_seconds: int
     last_state: str | None
     last_error: str | None
-    last_run_at: datetime | None
+    last_run_at: Timestamp | None
 
 
 class VulnDbOut(BaseModel):
@@ -31,7 +33,7 @@ class VulnDbOut(BaseModel):
 
     sources: dict[str, int]
     total: int
-    last_import_at: datetime | None
+    last_import_at: Timestamp | None
     age_seconds: float | None
     sync: SyncOut
 
@@ -51,7 +53,7 @@ def _time(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-@router.get("/vulndb", response_model=VulnDbOut)
+@router.get("/vulndb", response_model=VulnDbOut, responses=documented(403))
 def vulndb_status(ctx: Ctx, _user: User) -> VulnDbOut:
     """Advisories per source, the last import and its age, and the scheduled sync's state."""
     status, sync = ctx.vulndb.status()
@@ -71,7 +73,7 @@ def vulndb_status(ctx: Ctx, _user: User) -> VulnDbOut:
     )
 
 
-@router.post("/vulndb/imports", response_model=ImportOut)
+@router.post("/vulndb/imports", response_model=ImportOut, responses=documented(403, 413))
 def import_advisories(
     file: Annotated[UploadFile, File(description="An OSV zip (as osv.dev publishes) or JSON file.")],
     request: Request,

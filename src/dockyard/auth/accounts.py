@@ -139,12 +139,23 @@ class AccountService:
         with self.db.read() as conn:
             return q.organizations_of(conn, identity.user_id)
 
-    def list_accounts(self, actor: Identity, kind: str | None = None) -> list[q.AccountRow]:
-        """Every account (administrators), or organizations (anyone authenticated)."""
+    def list_accounts(
+        self, actor: Identity, kind: str | None = None, after: str | None = None, limit: int | None = None
+    ) -> list[q.AccountRow]:
+        """Every account (administrators), or organizations (anyone authenticated); by name, after `after`,
+        at most `limit`."""
         if kind != q.ORG:
             self._require_admin(actor)
         with self.db.read() as conn:
-            return q.list_accounts(conn, kind)
+            return q.list_accounts(conn, kind, after, limit)
+
+    def organizations_page(
+        self, actor: Identity, after: str | None, limit: int
+    ) -> list[tuple[q.AccountRow, list[str]]]:
+        """Organizations by name with their owners, after `after`, at most `limit`."""
+        with self.db.read() as conn:
+            orgs = q.list_accounts(conn, q.ORG, after, limit)
+            return [(org, q.owners(conn, org.id)) for org in orgs]
 
     def set_admin(self, actor: Identity | None, name: str, is_admin: bool) -> None:
         """Make a user a system administrator, or not; the last active administrator stays one."""
@@ -329,12 +340,25 @@ class AccountService:
         assert team is not None
         return team
 
-    def teams(self, actor: Identity, org: str) -> list[q.TeamRow]:
-        """The teams of an organization (visible to its owners, members and administrators)."""
+    def teams(
+        self, actor: Identity, org: str, after: str | None = None, limit: int | None = None
+    ) -> list[q.TeamRow]:
+        """The teams of an organization (visible to its owners, members and administrators), by name, after
+        `after`, at most `limit`."""
         with self.db.read() as conn:
             org_row = self._org_in(conn, org)
             self._require_org_visible(conn, actor, org_row)
-            return q.list_teams(conn, org_row.id)
+            return q.list_teams(conn, org_row.id, after, limit)
+
+    def team_members(
+        self, actor: Identity, org: str, name: str, after: str | None, limit: int
+    ) -> tuple[q.TeamRow, list[str], str | None]:
+        """A team, a page of its members (by name, after `after`, at most `limit`), its namespace grant."""
+        with self.db.read() as conn:
+            org_row = self._org_in(conn, org)
+            self._require_org_visible(conn, actor, org_row)
+            team = self._team_in(conn, org_row, name)
+            return team, q.members(conn, team.id, after, limit), q.namespace_grant(conn, team.id)
 
     def team(self, actor: Identity, org: str, name: str) -> tuple[q.TeamRow, list[str], str | None]:
         """A team, its members and its namespace grant."""
@@ -369,12 +393,16 @@ class AccountService:
             team_row = self._team_in(conn, org_row, team)
             q.set_namespace_grant(conn, team_row.id, parsed.label if parsed else None)
 
-    def team_repositories(self, actor: Identity, org: str, team: str) -> list[tuple[str, str]]:
-        """(repository, level) for every repository grant of a team."""
+    def team_repositories(
+        self, actor: Identity, org: str, team: str, after: str | None = None, limit: int | None = None
+    ) -> list[tuple[str, str]]:
+        """(repository, level) for the repository grants of a team, by name, after `after`, at most
+        `limit`."""
         with self.db.read() as conn:
             org_row = self._org_in(conn, org)
             self._require_org_visible(conn, actor, org_row)
-            return q.team_repository_grants(conn, self._team_in(conn, org_row, team).id)
+            team_id = self._team_in(conn, org_row, team).id
+            return q.team_repository_grants(conn, team_id, after, limit)
 
     # Repository grants
 
@@ -394,11 +422,14 @@ class AccountService:
             else:
                 q.set_repository_grant(conn, team_row.id, repo.id, parsed.label)
 
-    def repository_grants(self, actor: Identity, name: str) -> list[tuple[str, str]]:
-        """(team, level) for every grant on the repository (for those who may manage its access)."""
+    def repository_grants(
+        self, actor: Identity, name: str, after: str | None = None, limit: int | None = None
+    ) -> list[tuple[str, str]]:
+        """(team, level) for the grants on the repository (for those who may manage its access), by team,
+        after `after`, at most `limit`."""
         with self.db.read() as conn:
             repo = self._repository_for(conn, actor, name, p.Action.MANAGE_ACCESS)
-            return q.repository_grants_of(conn, repo.id)
+            return q.repository_grants_of(conn, repo.id, after, limit)
 
     # Repositories
 

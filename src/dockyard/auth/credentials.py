@@ -105,12 +105,14 @@ class CredentialService:
         assert row is not None
         return _view(row), secret
 
-    def access_tokens(self, actor: Identity) -> list[AccessToken]:
-        """The actor's own tokens."""
+    def access_tokens(
+        self, actor: Identity, before_id: int | None = None, limit: int | None = None
+    ) -> list[AccessToken]:
+        """The actor's own tokens, newest first, older than `before_id`, at most `limit`."""
         if actor.user_id is None:
             raise Forbidden("log in first")
         with self.db.read() as conn:
-            return [_view(row) for row in q.access_tokens_of(conn, actor.user_id)]
+            return [_view(row) for row in q.access_tokens_of(conn, actor.user_id, before_id, limit)]
 
     def revoke_access_token(self, actor: Identity, public_id: str) -> AccessToken:
         """Revoke one of the actor's tokens (administrators: anyone's), effective immediately."""

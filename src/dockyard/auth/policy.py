@@ -169,3 +169,14 @@ def may_manage_organization(identity: Identity, *, owner: bool) -> bool:
 def may_manage_self(identity: Identity) -> bool:
     """Whether the identity may change its own settings, password and tokens."""
     return not identity.anonymous and not identity.read_only
+
+
+def may_change_own_password(identity: Identity) -> bool:
+    """Whether the identity may change its own password: only when it proved the password itself, never
+    through a personal access token (a leaked token must not become the account)."""
+    return may_manage_self(identity) and identity.token_id is None
+
+
+def may_view_account(identity: Identity, name: str) -> bool:
+    """Whether the identity may see a user's account: their own, or any for administrators."""
+    return not identity.anonymous and (identity.is_admin or identity.name == name)

@@ -22,6 +22,7 @@ from dockyard.content.errors import (
 )
 from dockyard.content.manifest_format import OCI_INDEX, parse_manifest, parse_stored_annotations
 from dockyard.db import content as q
+from dockyard.db import listing as listing_q
 from dockyard.db.engine import Database
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,16 @@ def _existing_repository(conn: Connection, name: str) -> int:
     return repo_id
 
 
+def _refuse_if_in_index(conn: Connection, repo_id: int, digest: str) -> None:
+    """Deleting a child of an index would leave the index pointing at nothing."""
+    parents = q.parents_of_manifest(conn, repo_id, digest)
+    if parents:
+        raise ManifestReferenced(
+            f"manifest {digest} is part of index {parents[0]}; delete the index first",
+            detail={"indexes": parents},
+        )
+
+
 class ManifestService:
     """The rules for manifests: every reference must exist, a tag never points at nothing."""
 
@@ -134,6 +145,7 @@ class ManifestService:
             )
             if isinstance(reference, str):
                 q.set_tag(conn, repo_id, reference, manifest_id)
+            listing_q.record_push(conn, repo_id)
             self._run_hooks(conn, repo_id, name, digest, parsed.media_type)
         self._cache.put(digest, content)
         return PushResult(digest, parsed.subject.digest if parsed.subject else None)
@@ -177,13 +189,32 @@ class ManifestService:
             row = q.manifest_by_digest(conn, repo_id, str(reference))
             if row is None or not q.lock_manifest(conn, row.id):
                 raise ManifestUnknown(f"manifest {reference} is not in repository {name}")
-            parents = q.parents_of_manifest(conn, repo_id, row.digest)
-            if parents:
-                raise ManifestReferenced(
-                    f"manifest {row.digest} is part of index {parents[0]}; delete the index first",
-                    detail={"indexes": parents},
-                )
+            _refuse_if_in_index(conn, repo_id, row.digest)
             q.delete_manifest(conn, repo_id, row.id)
+
+    def untag(self, name: str, tag: str) -> str:
+        """Delete one tag alone, never the manifest or its other tags; returns the digest it pointed at."""
+        with self.db.write() as conn:
+            repo_id = _existing_repository(conn, name)
+            row = q.manifest_by_tag(conn, repo_id, tag)
+            if row is None or not q.delete_tag(conn, repo_id, tag):
+                raise ManifestUnknown(f"tag {tag} is not in repository {name}")
+            return row.digest
+
+    def delete_untagged(self, name: str, digest: Digest) -> list[str]:
+        """Delete a manifest that no tag points at. Returns [] when deleted, else (some of) its tags, and
+        deletes nothing. ManifestReferenced while an index of the repository lists it."""
+        with self.db.write() as conn:
+            repo_id = _existing_repository(conn, name)
+            row = q.manifest_by_digest(conn, repo_id, str(digest))
+            if row is None or not q.lock_manifest(conn, row.id):
+                raise ManifestUnknown(f"manifest {digest} is not in repository {name}")
+            tagged = listing_q.tags_of_manifest(conn, row.id, limit=6)
+            if tagged:
+                return tagged
+            _refuse_if_in_index(conn, repo_id, row.digest)
+            q.delete_manifest(conn, repo_id, row.id)
+        return []
 
     def tags(self, name: str, last: str | None, limit: int) -> list[str]:
         """A page of a repository's tags."""

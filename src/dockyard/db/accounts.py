@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Select, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.schema import Table
 
@@ -143,12 +143,22 @@ def account_by_id(conn: Connection, account_id: int) -> AccountRow | None:
     return _account(conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().first())
 
 
-def list_accounts(conn: Connection, kind: str | None = None) -> list[AccountRow]:
-    """Accounts by name, optionally of one kind."""
-    stmt = select(accounts).order_by(accounts.c.name)
+def _paged(stmt: Select[Any], key: Any, after: str | None, limit: int | None) -> Select[Any]:
+    """The statement ordered by `key`, from after `after`, at most `limit` rows (None: all)."""
+    stmt = stmt.order_by(key)
+    if after is not None:
+        stmt = stmt.where(key > after)
+    return stmt if limit is None else stmt.limit(limit)
+
+
+def list_accounts(
+    conn: Connection, kind: str | None = None, after: str | None = None, limit: int | None = None
+) -> list[AccountRow]:
+    """Accounts by name, optionally of one kind, after `after`, at most `limit`."""
+    stmt = select(accounts)
     if kind is not None:
         stmt = stmt.where(accounts.c.kind == kind)
-    return [AccountRow(**row) for row in conn.execute(stmt).mappings()]
+    return [AccountRow(**row) for row in conn.execute(_paged(stmt, accounts.c.name, after, limit)).mappings()]
 
 
 def update_account(conn: Connection, account_id: int, **values: Any) -> None:
@@ -245,9 +255,11 @@ def team_by_name(conn: Connection, org_id: int, name: str) -> TeamRow | None:
     return TeamRow(**row) if row is not None else None
 
 
-def list_teams(conn: Connection, org_id: int) -> list[TeamRow]:
-    """The organization's teams by name."""
-    stmt = select(teams).where(teams.c.org_id == org_id).order_by(teams.c.name)
+def list_teams(
+    conn: Connection, org_id: int, after: str | None = None, limit: int | None = None
+) -> list[TeamRow]:
+    """The organization's teams by name, after `after`, at most `limit`."""
+    stmt = _paged(select(teams).where(teams.c.org_id == org_id), teams.c.name, after, limit)
     return [TeamRow(**row) for row in conn.execute(stmt).mappings()]
 
 
@@ -271,15 +283,14 @@ def remove_member(conn: Connection, team_id: int, user_id: int) -> bool:
     return conn.execute(stmt).rowcount > 0
 
 
-def members(conn: Connection, team_id: int) -> list[str]:
-    """Names of the team's members."""
+def members(conn: Connection, team_id: int, after: str | None = None, limit: int | None = None) -> list[str]:
+    """Names of the team's members, after `after`, at most `limit`."""
     stmt = (
         select(accounts.c.name)
         .join(team_members, team_members.c.user_id == accounts.c.id)
         .where(team_members.c.team_id == team_id)
-        .order_by(accounts.c.name)
     )
-    return list(conn.execute(stmt).scalars())
+    return list(conn.execute(_paged(stmt, accounts.c.name, after, limit)).scalars())
 
 
 # Grants
@@ -299,26 +310,29 @@ def delete_repository_grant(conn: Connection, team_id: int, repo_id: int) -> boo
     return conn.execute(stmt).rowcount > 0
 
 
-def repository_grants_of(conn: Connection, repo_id: int) -> list[tuple[str, str]]:
-    """(team name, level) for every team granted on the repository."""
+def repository_grants_of(
+    conn: Connection, repo_id: int, after: str | None = None, limit: int | None = None
+) -> list[tuple[str, str]]:
+    """(team name, level) for every team granted on the repository, after `after`, at most `limit`."""
     stmt = (
         select(teams.c.name, repository_grants.c.level)
         .join(repository_grants, repository_grants.c.team_id == teams.c.id)
         .where(repository_grants.c.repository_id == repo_id)
-        .order_by(teams.c.name)
     )
-    return [(row[0], row[1]) for row in conn.execute(stmt)]
+    return [(row[0], row[1]) for row in conn.execute(_paged(stmt, teams.c.name, after, limit))]
 
 
-def team_repository_grants(conn: Connection, team_id: int) -> list[tuple[str, str]]:
-    """(repository name, level) for every repository the team is granted on."""
+def team_repository_grants(
+    conn: Connection, team_id: int, after: str | None = None, limit: int | None = None
+) -> list[tuple[str, str]]:
+    """(repository name, level) for every repository the team is granted on, after `after`, at most
+    `limit`."""
     stmt = (
         select(repositories.c.name, repository_grants.c.level)
         .join(repository_grants, repository_grants.c.repository_id == repositories.c.id)
         .where(repository_grants.c.team_id == team_id)
-        .order_by(repositories.c.name)
     )
-    return [(row[0], row[1]) for row in conn.execute(stmt)]
+    return [(row[0], row[1]) for row in conn.execute(_paged(stmt, repositories.c.name, after, limit))]
 
 
 def set_namespace_grant(conn: Connection, team_id: int, level: str | None) -> None:
@@ -479,9 +493,15 @@ def access_token_by_id(conn: Connection, token_id: int) -> TokenRow | None:
     )
 
 
-def access_tokens_of(conn: Connection, user_id: int) -> list[TokenRow]:
-    """A user's personal access tokens, newest first."""
+def access_tokens_of(
+    conn: Connection, user_id: int, before_id: int | None = None, limit: int | None = None
+) -> list[TokenRow]:
+    """A user's personal access tokens, newest first, older than `before_id`, at most `limit`."""
     stmt = select(access_tokens).where(access_tokens.c.user_id == user_id).order_by(access_tokens.c.id.desc())
+    if before_id is not None:
+        stmt = stmt.where(access_tokens.c.id < before_id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
     return [TokenRow(**row) for row in conn.execute(stmt).mappings()]
 
 

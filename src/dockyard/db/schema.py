@@ -46,6 +46,9 @@ repositories = Table(
     Column("scan_on_push", Boolean, nullable=False, server_default=true()),
     # Markdown shown on the repository's page in the web UI (rendered and sanitised there).
     Column("readme", Text, nullable=False, server_default=""),
+    # When a manifest was last pushed (0: never), for listing repositories by last push.
+    Column("last_pushed_at", Float, nullable=False, server_default="0"),
+    Index("ix_repositories_last_pushed_at", "last_pushed_at", "name"),
 )
 
 blobs = Table(
