@@ -1,7 +1,7 @@
 """repositories.last_pushed_at, for listing repositories by last push
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
