@@ -22,7 +22,9 @@ from dockyard.auth.accounts import AccountService
 from dockyard.auth.authenticate import Authenticator
 from dockyard.auth.credentials import CredentialService
 from dockyard.auth.keys import KeyRing
+from dockyard.auth.proxies import ForwardedClient, TrustedProxies
 from dockyard.auth.registry_access import PolicyAccess
+from dockyard.auth.resolver import CredentialResolver
 from dockyard.auth.throttle import LoginThrottle
 from dockyard.auth.token_endpoint import TokenServices
 from dockyard.auth.tokens import TokenIssuer
@@ -88,6 +90,7 @@ class AuthServices:
     throttle: LoginThrottle
     audit: AuditLog
     authenticator: Authenticator
+    resolver: CredentialResolver
 
 
 def build_auth(settings: Settings, db: Database) -> AuthServices:
@@ -105,6 +108,7 @@ def build_auth(settings: Settings, db: Database) -> AuthServices:
         settings.login_throttle_max_seconds,
     )
     audit = AuditLog(db, settings.audit_retention_days)
+    authenticator = Authenticator(accounts, credentials, issuer, throttle, audit)
     return AuthServices(
         accounts=accounts,
         credentials=credentials,
@@ -112,7 +116,8 @@ def build_auth(settings: Settings, db: Database) -> AuthServices:
         issuer=issuer,
         throttle=throttle,
         audit=audit,
-        authenticator=Authenticator(accounts, credentials, issuer, throttle, audit),
+        authenticator=authenticator,
+        resolver=CredentialResolver(authenticator, inline_reads=db.is_sqlite),
     )
 
 
@@ -220,12 +225,13 @@ async def ca_certificate(request: Request) -> Response:
     return Response(pem, media_type="application/x-pem-file")
 
 
-async def _prune_audit_log_periodically(audit: AuditLog) -> None:
+async def _prune_audit_log_periodically(auth: AuthServices) -> None:
     while True:
         try:
-            await run_in_threadpool(audit.prune)
+            await run_in_threadpool(auth.audit.prune)
+            await run_in_threadpool(auth.throttle.prune)
         except Exception:
-            log.exception("pruning the audit log failed; retrying in an hour")
+            log.exception("pruning the audit log or login failures failed; retrying in an hour")
         await asyncio.sleep(3600)
 
 
@@ -285,7 +291,7 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         workers = [
             asyncio.create_task(_collect_garbage_periodically(services)),
-            asyncio.create_task(_prune_audit_log_periodically(auth.audit)),
+            asyncio.create_task(_prune_audit_log_periodically(auth)),
             asyncio.create_task(_check_caches_periodically(services)),
             asyncio.create_task(_sample_database_pool(services.db)),
         ]
@@ -341,6 +347,9 @@ def create_app(
         trust_request_id=settings.trust_request_id,
         access_log_enabled=settings.access_log,
     )
+    if settings.trusted_proxies:
+        # Outermost, so the access log and everything after it see the client behind a trusted proxy.
+        app.add_middleware(ForwardedClient, trusted=TrustedProxies(settings.trusted_proxies))
     app.state.services = services
     app.state.auth = auth
     app.state.token_services = TokenServices(
@@ -348,6 +357,7 @@ def create_app(
         accounts=auth.accounts,
         credentials=auth.credentials,
         authenticator=auth.authenticator,
+        resolver=auth.resolver,
         issuer=auth.issuer,
         keys=auth.keys,
         audit=auth.audit,
@@ -356,7 +366,7 @@ def create_app(
         blobs=services.blobs,
         uploads=services.uploads,
         manifests=services.manifests,
-        access=access or PolicyAccess(settings, auth.accounts, auth.authenticator, auth.audit),
+        access=access or PolicyAccess(settings, auth.accounts, auth.authenticator, auth.resolver, auth.audit),
         caches=CacheRedirects(
             services.caches, auth.keys, settings.token_issuer, settings.cache_grant_ttl_seconds
         ),

@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from dockyard.auth.proxies import parse_networks
+
 
 def default_data_dir() -> Path:
     """Where Dockyard keeps its state when nothing else is said."""
@@ -73,6 +75,10 @@ class Settings(BaseSettings):
     login_throttle_threshold: int = 5
     login_throttle_base_seconds: int = 2
     login_throttle_max_seconds: int = 900
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or networks); nobody else's is read.
+    trusted_proxies: list[str] = []
+    # Record every manifest pull (by tag or digest) in the audit log.
+    audit_pulls: bool = False
 
     # Content caches (docs/caches.md): how long a redirect's grant lives, how often caches are pinged.
     cache_grant_ttl_seconds: int = 120
@@ -166,6 +172,12 @@ class Settings(BaseSettings):
     def _check_retention(cls, value: int) -> int:
         if value < 0:
             raise ValueError("must be 0 (keep untagged manifests) or a number of seconds")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
         return value
 
     @field_validator("scan_workers")

@@ -69,7 +69,9 @@ def test_session_cookie_requires_csrf_for_unsafe_methods(world: World) -> None:
         assert refused.status_code == 403 and "X-CSRF-Token" in refused.json()["error"]["message"]
         wrong = client.post("/api/v1/me/tokens", json={"name": "x"}, headers={"X-CSRF-Token": "forged"})
         assert wrong.status_code == 403
-        made = client.post("/api/v1/me/tokens", json={"name": "x"}, headers={"X-CSRF-Token": csrf})
+        # A session proves no password: creating a token asks for it afresh.
+        body = {"name": "x", "current_password": PASSWORD}
+        made = client.post("/api/v1/me/tokens", json=body, headers={"X-CSRF-Token": csrf})
         assert made.status_code == 201
         assert client.delete("/api/v1/session", headers={"X-CSRF-Token": csrf}).status_code == 204
         assert client.get("/api/v1/me").status_code == 401

@@ -1,4 +1,4 @@
-"""Who is calling the API: session cookie (checked for CSRF), Basic credentials, access or bearer token."""
+"""Who is calling the API: the credential resolver's answer for the API audience, and the CSRF check."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from dockyard.auth.authenticate import bearer_token, client_address, parse_basic
-from dockyard.auth.credentials import looks_like_access_token
+from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import Forbidden, Unauthenticated
-from dockyard.auth.identity import ANONYMOUS, Identity
-from dockyard.auth.tokens import TokenInvalid
+from dockyard.auth.identity import Identity
+from dockyard.auth.resolver import Audience
 from dockyard.config import Settings
 
 if TYPE_CHECKING:
@@ -41,50 +40,23 @@ def context(request: Request) -> Context:
     return ctx
 
 
-def caller(request: Request, ctx: Annotated[Context, Depends(context)]) -> Identity:
-    """The identity behind the request's credentials; anonymous when there are none."""
-    identity = _identify(request, ctx)
+async def caller(request: Request, ctx: Annotated[Context, Depends(context)]) -> Identity:
+    """The identity behind the request's credentials (as the resolver accepts them for the API: a session,
+    Basic credentials, a personal access token; never a registry or refresh token); anonymous when none."""
+    found = await ctx.auth.resolver.resolve(
+        Audience.API,
+        request.headers.get("authorization"),
+        request.cookies.get(SESSION_COOKIE),
+        client_address(request),
+    )
+    if found.csrf_token is not None and request.method not in _SAFE_METHODS:
+        # Double submit: a cross-site form can send the cookie but cannot read the token to echo it.
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not hmac.compare_digest(sent, found.csrf_token):
+            raise Forbidden(f"missing or wrong {CSRF_HEADER} header")
     # Read by the access log (dockyard.observability.requests), as on /v2/.
-    request.state.identity = identity
-    return identity
-
-
-def _identify(request: Request, ctx: Context) -> Identity:
-    auth = ctx.auth
-    address = client_address(request)
-    header = request.headers.get("authorization")
-    if header:
-        basic = parse_basic(header)
-        if basic is not None:
-            return auth.authenticator.login(basic[0], basic[1], address, via="api", record=False)
-        auth.throttle.check(None, address)
-        token = bearer_token(header)
-        if token is None:
-            raise Unauthenticated("use Basic credentials, an access token or a bearer token")
-        if looks_like_access_token(token):
-            identity = auth.credentials.authenticate_access_token_alone(token)
-            if identity is None:
-                auth.throttle.failure(None, address)
-                raise Unauthenticated("invalid, expired or revoked access token")
-            return identity
-        try:
-            claims = auth.authenticator.verify_bearer(token)
-            return auth.authenticator.from_claims(claims)
-        except TokenInvalid as exc:
-            raise Unauthenticated(f"invalid token: {exc}") from exc
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        found = auth.credentials.session(cookie)
-        if found is None:
-            raise Unauthenticated("the session has expired; log in again")
-        identity, csrf = found
-        if request.method not in _SAFE_METHODS:
-            # Double submit: a cross-site form can send the cookie but cannot read the token to echo it.
-            sent = request.headers.get(CSRF_HEADER, "")
-            if not sent or not hmac.compare_digest(sent, csrf):
-                raise Forbidden(f"missing or wrong {CSRF_HEADER} header")
-        return identity
-    return ANONYMOUS
+    request.state.identity = found.identity
+    return found.identity
 
 
 def user(identity: Annotated[Identity, Depends(caller)]) -> Identity:

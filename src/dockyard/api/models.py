@@ -109,6 +109,8 @@ class TokenCreate(_In):
     name: str = Field(min_length=1, max_length=100)
     read_only: bool = False
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    # Needed unless the request itself carries the password (Basic): a session or token could be stolen.
+    current_password: str | None = Field(default=None, min_length=1, max_length=1024)
 
 
 class TokenOut(BaseModel):

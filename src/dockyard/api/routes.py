@@ -120,9 +120,11 @@ def change_password(body: m.PasswordChange, request: Request, ctx: Ctx, identity
     assert identity.name is not None
     if not p.may_change_own_password(identity):
         raise Forbidden("passwords are changed with the password, not with an access token")
-    if ctx.auth.accounts.authenticate(identity.name, body.current_password) is None:
+    try:
+        ctx.auth.authenticator.confirm_password(identity, body.current_password, client_address(request))
+    except Unauthenticated:
         _record(ctx, request, "user.password.change", identity, identity.name, outcome="failure")
-        raise Unauthenticated("the current password is wrong")
+        raise
     ctx.auth.accounts.set_password(identity, identity.name, body.new_password)
     _record(ctx, request, "user.password.change", identity, identity.name)
 
@@ -158,6 +160,7 @@ def list_tokens(
 )
 def create_token(body: m.TokenCreate, request: Request, ctx: Ctx, identity: User) -> m.TokenCreated:
     """Create a personal access token. The `token` value is shown only in this response."""
+    ctx.auth.authenticator.confirm_password(identity, body.current_password, client_address(request))
     expires = time.time() + body.expires_in_days * 86400 if body.expires_in_days else None
     token, secret = ctx.auth.credentials.create_access_token(
         identity, body.name, read_only=body.read_only, expires_at=expires

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dockyard.auth import passwords
 from dockyard.auth import policy as p
-from dockyard.auth.errors import Conflict, Forbidden, InvalidInput, NotFound
+from dockyard.auth.errors import AccountDisabled, Conflict, Forbidden, InvalidInput, NotFound
 from dockyard.auth.identity import Identity
 from dockyard.config import Settings
 from dockyard.content.errors import NameInvalid
@@ -223,8 +223,13 @@ class AccountService:
 
     def verify_row_password(self, row: q.AccountRow | None, password: str) -> Identity | None:
         """`authenticate` for an account row the caller has just read."""
-        if row is None or row.kind != q.USER or not row.is_active or row.password_hash is None:
+        if row is None or row.kind != q.USER or row.password_hash is None:
             passwords.dummy_verify(password)
+            return None
+        if not row.is_active:
+            # Said only to whoever knows the password: a wrong one learns nothing about the account.
+            if passwords.verify_password(row.password_hash, password):
+                raise AccountDisabled(row.name)
             return None
         remembered = self.remembered_password(row, password)
         if remembered is not None:
@@ -520,6 +525,8 @@ class AccountService:
                 if p.may(actor, facts, p.Action.BROWSE, self.policy_settings):
                     raise Conflict(f"repository {name} exists", "name")
                 raise Forbidden(f"you may not create {name}")
+            if actor.read_only:
+                raise Forbidden(f"this access token is read-only: it may not create {name}")
             if not p.may_create(actor, facts, self.policy_settings, on_push=False):
                 raise Forbidden(f"you may not create repositories in the namespace of {name}")
             q.insert_repository(conn, name, visibility, description)
@@ -600,7 +607,7 @@ class AccountService:
             # Not found and not visible look the same, so private names do not leak.
             raise NotFound(f"no repository named {name}")
         if not p.may(actor, facts, action, self.policy_settings):
-            raise Forbidden(f"you may not {action.value} {name}")
+            raise Forbidden(p.refusal(actor, facts, action, self.policy_settings, name))
         return row
 
     def _require_admin(self, actor: Identity | None) -> None:

@@ -1,6 +1,7 @@
-"""Turning credentials into an identity: Basic (password or access token), bearer tokens, session cookies.
+"""Checking credentials: passwords and personal access tokens (through the login throttle), registry tokens.
 
-Every password check goes through the login throttle and failures go to the audit log.
+Which credentials a surface accepts, and how a request carries them, is the resolver's business
+(dockyard.auth.resolver); this module checks one credential once it is known.
 """
 
 from __future__ import annotations
@@ -8,13 +9,17 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
+from dataclasses import replace
+from enum import StrEnum
 
 from starlette.requests import HTTPConnection
 
+from dockyard.auth import policy as p
 from dockyard.auth.accounts import AccountService
 from dockyard.auth.credentials import CredentialService, looks_like_access_token
-from dockyard.auth.errors import Throttled, Unauthenticated
-from dockyard.auth.identity import ANONYMOUS, Identity
+from dockyard.auth.errors import AccountDisabled, Forbidden, Unauthenticated
+from dockyard.auth.identity import ANONYMOUS, Credential, Identity
 from dockyard.auth.throttle import LoginThrottle
 from dockyard.auth.tokens import Claims, TokenInvalid, TokenIssuer
 from dockyard.events.audit import FAILURE, AuditLog
@@ -25,7 +30,7 @@ MAX_CREDENTIAL_LENGTH = 4096
 
 
 def client_address(conn: HTTPConnection) -> str | None:
-    """The peer address of the request (the proxy's, behind a reverse proxy)."""
+    """The client's address: the peer's, or the one a trusted proxy forwarded (dockyard.auth.proxies)."""
     return conn.client.host if conn.client else None
 
 
@@ -54,6 +59,18 @@ def bearer_token(header: str) -> str | None:
     return value.strip()
 
 
+class SignIn(StrEnum):
+    """Whether a successful login is recorded in the audit log as a sign-in."""
+
+    ALWAYS = "always"  # an explicit sign-in: a browser session, `docker login` (a refresh token asked for)
+    AFTER_GAP = "after_gap"  # a client that logs in for each token: once, then again after a quiet gap
+    NEVER = "never"  # credentials sent with every request (Basic on /v2/ and /api/v1)
+
+
+# A client's logins closer together than this to the account's last audited one are the same sign-in.
+SIGN_IN_GAP_SECONDS = 3600
+
+
 class Authenticator:
     """Checks credentials of every kind; blocking calls, to be run off the event loop."""
 
@@ -72,60 +89,78 @@ class Authenticator:
         self.audit = audit
 
     def login(
-        self, username: str, secret: str, address: str | None, *, via: str, record: bool = True
+        self, username: str, secret: str, address: str | None, *, via: str, sign_in: SignIn = SignIn.ALWAYS
     ) -> Identity:
         """A user name with a password or personal access token. Raises Throttled or Unauthenticated.
 
-        `record=False` leaves successes out of the audit log (Basic on every /v2/ request would flood it);
-        failures are always recorded.
+        The attempt is counted by the throttle before the secret is checked. Refused attempts are counted
+        (`throttle.counters`), not written to the audit log one by one; `sign_in` says which successes are.
         """
         if len(username) > 256 or len(secret) > MAX_CREDENTIAL_LENGTH:
+            self.throttle.counters.add(failures=1)
             raise Unauthenticated("invalid credentials")
-        state = self.throttle.state(username, address)
+        reservation = self.throttle.reserve(username, address)
         try:
-            self.throttle.raise_if_blocked(state)
-        except Throttled as exc:
-            self.audit.record(
-                "login",
-                actor=username,
-                address=address,
-                outcome="throttled",
-                via=via,
-                retry_after=exc.retry_after,
-            )
+            if looks_like_access_token(secret):
+                identity = self.credentials.authenticate_access_token(username, secret)
+            else:
+                identity = self.accounts.verify_row_password(reservation.account, secret)
+                if identity is not None:
+                    identity = replace(identity, credential=Credential.PASSWORD)
+        except AccountDisabled:
+            self.throttle.succeeded(reservation)
             raise
-        if looks_like_access_token(secret):
-            identity = self.credentials.authenticate_access_token(username, secret)
-            method = "access_token"
-        else:
-            identity = self.accounts.verify_row_password(state.account, secret)
-            method = "password"
         if identity is None:
-            delay = self.throttle.failure(username, address)
-            self.audit.record(
-                "login", actor=username, address=address, outcome=FAILURE, via=via, method=method
-            )
-            if delay:
-                log.warning("login throttled for %s from %s for %d s", username, address, delay)
+            self.throttle.failed(reservation)
+            if reservation.locks_out:
+                self.audit.record("login.lockout", actor=username, address=address, outcome=FAILURE, via=via)
             raise Unauthenticated("invalid username or password")
-        if state.account_has_failures:
-            self.throttle.success(username)
+        now = time.time()
+        last = reservation.account.last_login_at if reservation.account is not None else None
+        record = sign_in is SignIn.ALWAYS or (
+            sign_in is SignIn.AFTER_GAP and (last is None or now - last >= SIGN_IN_GAP_SECONDS)
+        )
+        self.throttle.succeeded(reservation, signed_in_at=now if record else None)
         if record:
-            self.audit.record("login", actor=identity, address=address, via=via, method=method)
+            self.audit.record("login", actor=identity, address=address, via=via, method=identity.credential)
         return identity
 
     def remembered_login(self, username: str, secret: str, address: str | None) -> Identity | None:
         """A password login settled by one indexed read, with no argon2 and no write, or None when `login`
-        must decide: the account and address are not locked out, the account has no failures to clear,
-        and this password was verified lately against the account's current hash (so a changed password,
-        a disabled or deleted account count at once). Successes are not audited, as `login(record=False)`.
+        must decide: the pair of account and address has no failures (so no lock-out applies and none
+        needs clearing), and this password was verified lately against the account's current hash (so a
+        changed password, a disabled or deleted account count at once). Never audited.
         """
         if len(username) > 256 or len(secret) > MAX_CREDENTIAL_LENGTH or looks_like_access_token(secret):
             return None
         state = self.throttle.state(username, address)
-        if state.account is None or state.blocked_until or state.account_has_failures:
+        if state.account is None or not self.throttle.may_skip_reservation(state):
             return None
-        return self.accounts.remembered_password(state.account, secret)
+        identity = self.accounts.remembered_password(state.account, secret)
+        return replace(identity, credential=Credential.PASSWORD) if identity is not None else None
+
+    def confirm_password(self, identity: Identity, password: str | None, address: str | None) -> None:
+        """A fresh proof of the password for a sensitive change: required unless this very request was
+        authenticated with the password (Basic). Throttled like any login. Access tokens make no such
+        changes at all: one stolen token must not lead to another, or to the password."""
+        if identity.token_id is not None:
+            raise Forbidden("this change is made with the password or a session, not with an access token")
+        if password is None:
+            if p.proved_password(identity):
+                return
+            raise Unauthenticated(
+                "this change needs your current password (current_password)", "current_password"
+            )
+        if identity.name is None or identity.anonymous:
+            raise Unauthenticated("authentication required")
+        reservation = self.throttle.reserve(identity.name, address)
+        if reservation.account is None or reservation.account.id != identity.user_id:
+            self.throttle.failed(reservation)
+            raise Unauthenticated("the current password is wrong", "current_password")
+        if self.accounts.verify_row_password(reservation.account, password) is None:
+            self.throttle.failed(reservation)
+            raise Unauthenticated("the current password is wrong", "current_password")
+        self.throttle.succeeded(reservation)
 
     def from_claims(self, claims: Claims) -> Identity:
         """The identity a verified registry token stands for; anonymous when the user is gone."""
@@ -137,8 +172,8 @@ class Authenticator:
             claims.user_id, token_id=claims.token_id, read_only=claims.read_only
         )
         if identity is None:
-            raise TokenInvalid("the user of this token no longer exists or is disabled")
-        return identity
+            raise TokenInvalid("the user of this token no longer exists or is deactivated")
+        return replace(identity, credential=Credential.REGISTRY_TOKEN)
 
     def verify_bearer(self, token: str) -> Claims:
         """Verify a registry token, and that the access token it was minted with still stands."""

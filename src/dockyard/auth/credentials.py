@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dockyard.auth import passwords
 from dockyard.auth import policy as p
 from dockyard.auth.accounts import AccountService
-from dockyard.auth.errors import Forbidden, InvalidInput, NotFound
-from dockyard.auth.identity import Identity
+from dockyard.auth.errors import AccountDisabled, Forbidden, InvalidInput, NotFound
+from dockyard.auth.identity import Credential, Identity
 from dockyard.db import accounts as q
 from dockyard.db.engine import Database
 
@@ -127,35 +127,33 @@ class CredentialService:
         assert revoked is not None
         return _view(revoked)
 
-    def authenticate_access_token(self, username: str, secret: str) -> Identity | None:
-        """The identity behind `username` + access token, or None when wrong, revoked or expired."""
-        parts = _split(secret, ACCESS_TOKEN_PREFIX)
-        if parts is None:
-            return None
-        with self.db.read() as conn:
-            row = q.access_token_by_public_id(conn, parts[0])
-        now = time.time()
-        if row is None or not passwords.secret_matches(row.secret_hash, parts[1]) or not _usable(row, now):
-            return None
-        identity = self.accounts.identity(row.user_id, token_id=row.id, read_only=row.read_only)
-        if identity is None or identity.name != username:
-            return None
-        if row.last_used_at is None or now - row.last_used_at > _TOUCH_INTERVAL:
-            with self.db.write() as conn:
-                q.touch_access_token(conn, row.id, now)
-        return identity
-
-    def authenticate_access_token_alone(self, secret: str) -> Identity | None:
-        """The identity behind an access token sent without a user name (API bearer)."""
+    def authenticate_access_token(self, username: str | None, secret: str) -> Identity | None:
+        """The identity behind an access token (and its owner's name, when given), or None when wrong,
+        revoked or expired. Raises AccountDisabled for a right token of a deactivated account."""
         parts = _split(secret, ACCESS_TOKEN_PREFIX)
         if parts is None:
             return None
         with self.db.read() as conn:
             row = q.access_token_by_public_id(conn, parts[0])
             owner = q.account_by_id(conn, row.user_id) if row is not None else None
-        if owner is None:
+        now = time.time()
+        if row is None or not passwords.secret_matches(row.secret_hash, parts[1]) or not _usable(row, now):
             return None
-        return self.authenticate_access_token(owner.name, secret)
+        if owner is None or owner.kind != q.USER or (username is not None and owner.name != username):
+            return None
+        if not owner.is_active:
+            raise AccountDisabled(owner.name)
+        if row.last_used_at is None or now - row.last_used_at > _TOUCH_INTERVAL:
+            with self.db.write(durable=False) as conn:
+                q.touch_access_token(conn, row.id, now)
+        return Identity(
+            user_id=owner.id,
+            name=owner.name,
+            is_admin=owner.is_admin,
+            token_id=row.id,
+            read_only=row.read_only,
+            credential=Credential.ACCESS_TOKEN,
+        )
 
     def access_token_active(self, token_id: int) -> bool:
         """Whether a token is still usable: registry tokens minted with it die with it."""
@@ -197,6 +195,8 @@ class CredentialService:
         identity = self.accounts.identity(
             row.user_id, token_id=row.access_token_id, read_only=pat.read_only if pat else False
         )
+        if identity is not None:
+            identity = replace(identity, credential=Credential.REFRESH_TOKEN)
         if identity is not None and (row.last_used_at is None or now - row.last_used_at > _TOUCH_INTERVAL):
             with self.db.write() as conn:
                 q.touch_refresh_token(conn, row.id, now)
@@ -246,7 +246,9 @@ class CredentialService:
         identity = self.accounts.identity(
             row.user_id, token_id=row.access_token_id, read_only=pat.read_only if pat else False
         )
-        return (identity, row.csrf_token) if identity is not None else None
+        if identity is None:
+            return None
+        return replace(identity, credential=Credential.SESSION), row.csrf_token
 
     def end_session(self, cookie: str) -> None:
         """Log out a session."""

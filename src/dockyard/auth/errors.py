@@ -50,6 +50,22 @@ class Unauthenticated(AuthError):
     code = "UNAUTHORIZED"
 
 
+class AccountDisabled(Unauthenticated):
+    """The credentials are right, but the account is deactivated (said only after a correct secret)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the account {name} is deactivated; ask an administrator to reactivate it")
+
+
+class CredentialRefused(Unauthenticated):
+    """A credential this surface does not accept, or a bearer token that is malformed, forged, expired or
+    revoked (`invalid_token`: the client should fetch a new one)."""
+
+    def __init__(self, message: str, *, invalid_token: bool = False) -> None:
+        super().__init__(message)
+        self.invalid_token = invalid_token
+
+
 class Throttled(AuthError):
     """Too many failed logins: wait `retry_after` seconds."""
 

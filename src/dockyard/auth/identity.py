@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Credential(StrEnum):
+    """What the caller proved itself with, for rules that depend on it (a fresh password)."""
+
+    NONE = "none"
+    PASSWORD = "password"  # noqa: S105 (a kind of credential, not a secret)
+    ACCESS_TOKEN = "access_token"  # noqa: S105
+    SESSION = "session"
+    REGISTRY_TOKEN = "registry_token"  # noqa: S105
+    REFRESH_TOKEN = "refresh_token"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -15,6 +27,8 @@ class Identity:
     # Set when the caller authenticated with a personal access token.
     token_id: int | None = None
     read_only: bool = False
+    # How this request proved the identity (NONE for identities built by services and tests).
+    credential: Credential = Credential.NONE
 
     @property
     def anonymous(self) -> bool:

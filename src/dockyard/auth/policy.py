@@ -6,10 +6,10 @@ Pure functions of (identity, facts about the repository, settings): the facts ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 
-from dockyard.auth.identity import Identity
+from dockyard.auth.identity import Credential, Identity
 
 
 class Level(IntEnum):
@@ -56,6 +56,20 @@ class Action(StrEnum):
     MANAGE_ACCESS = "manage-access"
     DELETE_REPOSITORY = "delete-repository"
 
+
+# Each action in words, to finish "may not ..." followed by the repository's name.
+ACTION_WORDS: dict[Action, str] = {
+    Action.BROWSE: "see",
+    Action.PULL: "pull from",
+    Action.PUSH: "push to",
+    Action.DELETE: "delete tags and manifests of",
+    Action.SCAN: "scan",
+    Action.HIDE_VULNERABILITY: "hide vulnerabilities of",
+    Action.EDIT: "edit the description of",
+    Action.SET_VISIBILITY: "change the visibility of",
+    Action.MANAGE_ACCESS: "manage access to",
+    Action.DELETE_REPOSITORY: "delete",
+}
 
 REQUIRED: dict[Action, Level] = {
     Action.BROWSE: Level.READ_ONLY,
@@ -180,3 +194,17 @@ def may_change_own_password(identity: Identity) -> bool:
 def may_view_account(identity: Identity, name: str) -> bool:
     """Whether the identity may see a user's account: their own, or any for administrators."""
     return not identity.anonymous and (identity.is_admin or identity.name == name)
+
+
+def refusal(identity: Identity, facts: RepoFacts, action: Action, settings: PolicySettings, name: str) -> str:
+    """Why `may` said no, in words: names a read-only token when that alone stands in the way."""
+    words = ACTION_WORDS[action]
+    if identity.read_only and may(replace(identity, read_only=False), facts, action, settings):
+        return f"this access token is read-only: it may not {words} {name}"
+    return f"{identity.name or 'an anonymous caller'} may not {words} {name}"
+
+
+def proved_password(identity: Identity) -> bool:
+    """Whether this request itself proved the password, so a sensitive change of the caller's own
+    account (password, new access token) needs no fresh proof; sessions and tokens could be stolen."""
+    return identity.credential is Credential.PASSWORD

@@ -10,9 +10,10 @@ from starlette.requests import Request
 
 from dockyard.auth import policy as p
 from dockyard.auth.accounts import AccountService
-from dockyard.auth.authenticate import Authenticator, bearer_token, client_address, parse_basic
-from dockyard.auth.errors import Throttled, Unauthenticated
+from dockyard.auth.authenticate import Authenticator, client_address
+from dockyard.auth.errors import CredentialRefused, Throttled, Unauthenticated
 from dockyard.auth.identity import ANONYMOUS, Identity
+from dockyard.auth.resolver import Audience, CredentialResolver
 from dockyard.auth.tokens import Claims, TokenInvalid
 from dockyard.config import Settings
 from dockyard.events.audit import DENIED, SUCCESS, AuditLog
@@ -22,6 +23,7 @@ from dockyard.registry.context import short_read
 P = ParamSpec("P")
 T = TypeVar("T")
 REGISTRY_ACTIONS = {"pull": p.Action.PULL, "push": p.Action.PUSH, "delete": p.Action.DELETE}
+_AUDITED = {"PUT": "registry.push", "DELETE": "registry.delete"}
 
 
 def realm(request: Request, settings: Settings) -> str:
@@ -49,11 +51,17 @@ class PolicyAccess:
     """Implements dockyard.registry.access.Access with the access policy."""
 
     def __init__(
-        self, settings: Settings, accounts: AccountService, authenticator: Authenticator, audit: AuditLog
+        self,
+        settings: Settings,
+        accounts: AccountService,
+        authenticator: Authenticator,
+        resolver: CredentialResolver,
+        audit: AuditLog,
     ) -> None:
         self.settings = settings
         self.accounts = accounts
         self.auth = authenticator
+        self.resolver = resolver
         self.audit = audit
         # SQLite reads take microseconds and never wait for writers in WAL mode (see RegistryContext).
         self.inline_reads = accounts.db.is_sqlite
@@ -68,11 +76,16 @@ class PolicyAccess:
         await self._record(request, name, SUCCESS)
 
     async def _record(self, request: Request, name: str | None, outcome: str) -> None:
-        # Pushes and deletes of manifests (tags) are audited; blob traffic would drown the log.
+        # Pushes and deletes of manifests (tags) are audited, and pulls of manifests where configured;
+        # blob traffic would drown the log.
         path: str = request.scope["path"]  # request.url would parse the whole URL on every request
-        if name is None or request.method not in {"PUT", "DELETE"} or "/manifests/" not in path:
+        if name is None or "/manifests/" not in path:
             return
-        action = "registry.push" if request.method == "PUT" else "registry.delete"
+        action = _AUDITED.get(request.method)
+        if action is None and request.method == "GET" and self.settings.audit_pulls:
+            action = "registry.pull"
+        if action is None:
+            return
         reference = path.rpartition("/manifests/")[2]
         actor: Identity | None = getattr(request.state, "identity", None)
         await run_in_threadpool(
@@ -82,8 +95,9 @@ class PolicyAccess:
             address=client_address(request),
             target=f"{name}:{reference}" if ":" not in reference else f"{name}@{reference}",
             outcome=outcome,
-            # An allowed push or delete writes durably next, which takes this event to the disk with it.
-            durable=outcome != SUCCESS,
+            # An allowed push or delete writes durably next, which takes this event to the disk with it;
+            # a pull's event may wait for the next durable write.
+            durable=outcome != SUCCESS and action != "registry.pull",
         )
 
     async def _require(self, request: Request, name: str | None, actions: Sequence[str]) -> None:
@@ -110,9 +124,9 @@ class PolicyAccess:
             identity = await self._identity_of(claims)
         wanted = registry_actions(actions)
         facts = await self._read(self.accounts.repo_facts, identity, name)
-        allowed = len(wanted) == len(actions) and all(
-            p.may(identity, facts, action, self.accounts.policy_settings) for action in wanted
-        )
+        settings = self.accounts.policy_settings
+        refused = [action for action in wanted if not p.may(identity, facts, action, settings)]
+        allowed = len(wanted) == len(actions) and not refused
         if allowed and claims is not None:
             # Allowed, but not by this token: the client asks the token endpoint again for this scope.
             raise AuthenticationRequired(
@@ -124,6 +138,8 @@ class PolicyAccess:
                 raise AuthenticationRequired(
                     "authentication required", challenge(request, self.settings, scope)
                 )
+            if refused:
+                raise AccessDenied(p.refusal(identity, facts, refused[0], settings, name))
             raise AccessDenied(f"{identity.name} may not {'/'.join(actions)} {name}")
         if PUSH in actions:
             await self._ensure_on_push(identity, name, request, scope)
@@ -138,42 +154,22 @@ class PolicyAccess:
         return [n for n in names if p.may(identity, facts[n], p.Action.BROWSE, settings)]
 
     async def _caller(self, request: Request, scope: str | None) -> tuple[Claims | None, Identity]:
-        header = request.headers.get("authorization")
-        if not header:
-            return None, ANONYMOUS
-        token = bearer_token(header)
-        if token is not None:
-            known = self.auth.issuer.already_verified(token)
-            if known is not None and known.token_id is None:
-                # Verified before and tied to no access token that could be revoked: no thread hop needed.
-                return known, ANONYMOUS
-            try:
-                claims = await run_in_threadpool(self.auth.verify_bearer, token)
-            except TokenInvalid as exc:
-                raise AuthenticationRequired(
-                    f"invalid token: {exc}", challenge(request, self.settings, scope, "invalid_token")
-                ) from exc
-            return claims, ANONYMOUS
         try:
-            basic = parse_basic(header)
-            if basic is None:
-                raise Unauthenticated("unsupported authorization scheme")
-            address = client_address(request)
-            # Basic on every request (some clients never ask for a token): a password verified lately
-            # is settled by one short read, inline on SQLite like the registry's reads; argon2 runs
-            # off the loop.
-            identity = None
-            if self.inline_reads:
-                identity = self.auth.remembered_login(basic[0], basic[1], address)
-            if identity is None:
-                identity = await run_in_threadpool(
-                    self.auth.login, basic[0], basic[1], address, via="registry", record=False
-                )
+            found = await self.resolver.resolve(
+                Audience.REGISTRY, request.headers.get("authorization"), None, client_address(request)
+            )
         except Throttled as exc:
             raise TooManyRequests(exc.message, exc.retry_after) from exc
+        except CredentialRefused as exc:
+            error = "invalid_token" if exc.invalid_token else None
+            raise AuthenticationRequired(
+                exc.message, challenge(request, self.settings, scope, error)
+            ) from exc
         except Unauthenticated as exc:
             raise AuthenticationRequired(exc.message, challenge(request, self.settings, scope)) from exc
-        return None, identity
+        if found.claims is not None:
+            return found.claims, ANONYMOUS
+        return None, found.identity
 
     async def _read(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await short_read(self.inline_reads, func, *args, **kwargs)
@@ -208,6 +204,8 @@ class PolicyAccess:
                 raise AuthenticationRequired(
                     "authentication required", challenge(request, self.settings, scope)
                 )
+            if identity.read_only:
+                raise AccessDenied(f"this access token is read-only: it may not create {name}")
             raise AccessDenied(f"{identity.name} may not create {name}")
 
 

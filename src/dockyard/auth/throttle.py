@@ -1,89 +1,167 @@
-"""Brute-force protection: failed logins per account and per source address earn a growing delay.
+"""Brute-force protection: every password guess is counted before it is evaluated, per account and address.
 
-Counts live in the database, so every replica sees the same ones. Once a key reaches the threshold,
-each further failure doubles its lock-out (base, twice that, four times … up to the maximum); a success clears
-the account's count. Addresses get four times the threshold, since many users may share one.
+Counts live in the database, so every replica and process sees the same ones. Two keys per attempt:
+
+- `pair:<account>|<address>`: the guesses at one account from one address. At the threshold the pair is
+  locked out, and each further failure doubles the lock-out (base, twice that, … up to the maximum). Only
+  that address is locked out of that account: everyone else behind the same address (an office NAT, a
+  reverse proxy) and the account's owner elsewhere still get in.
+- `account:<account>`: the guesses at one account from everywhere, against a guesser spread over many
+  addresses. Its threshold is `ACCOUNT_FACTOR` times higher, and its lock-out applies only to addresses
+  that have failed at this account themselves: each new address of a distributed guesser gets one guess,
+  while an address with a clean record (the owner's) is never locked out by strangers.
+
+Atomicity: `reserve` counts an attempt as a failure, under the rows' lock (PostgreSQL) or in SQLite's one
+write transaction, before the password is checked; a success then takes it back. So concurrent guesses
+cannot all pass the check before any of them is counted.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
+from dataclasses import dataclass, field
 
 from dockyard.auth.errors import Throttled
 from dockyard.db import accounts as q
 from dockyard.db.engine import Database
+from dockyard.observability import metrics
 
-ADDRESS_FACTOR = 4
+log = logging.getLogger(__name__)
+
+ACCOUNT_FACTOR = 10
+# Failures are forgotten after a quiet period as long as the longest lock-out, and at least this long.
+MIN_MEMORY_SECONDS = 3600
+
+
+@dataclass
+class LoginCounters:
+    """Counts of this process's refused logins (not one audit row each), also reported as the metrics
+    `dockyard_login_failures` and `dockyard_login_throttled`."""
+
+    failures: int = 0
+    throttled: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, *, failures: int = 0, throttled: int = 0) -> None:
+        """Count refusals, here and in the Prometheus metrics."""
+        with self._lock:
+            self.failures += failures
+            self.throttled += throttled
+        for _ in range(failures):
+            metrics.login_failed()
+        for _ in range(throttled):
+            metrics.login_throttled()
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An attempt counted in advance: `succeeded` takes it back, `failed` keeps it."""
+
+    account: q.AccountRow | None
+    pair_key: str
+    account_key: str
+    # This attempt put a key into lock-out (worth one audit event if the guess is wrong).
+    locks_out: bool
 
 
 class LoginThrottle:
-    """Decides whether a login may be tried now, and records the outcome."""
+    """Decides whether a guess may be evaluated now, and counts it."""
 
     def __init__(self, db: Database, threshold: int, base_seconds: int, max_seconds: int) -> None:
         self.db = db
         self.threshold = threshold
         self.base_seconds = base_seconds
         self.max_seconds = max_seconds
-
-    def check(self, account: str | None, address: str | None) -> None:
-        """Raise Throttled when the account or address is locked out now."""
-        keys = _keys(account, address)
-        if not keys:
-            return
-        now = time.time()
-        with self.db.read() as conn:
-            until = q.blocked_keys(conn, keys, now)
-        if until > now:
-            raise Throttled(max(1, math.ceil(until - now)))
-
-    def failure(self, account: str | None, address: str | None) -> int:
-        """Count a failed login; returns the lock-out it earned in seconds (0 for none)."""
-        now = time.time()
-        longest = 0.0
-        with self.db.write() as conn:
-            for key in _keys(account, address):
-                threshold = self.threshold * (ADDRESS_FACTOR if key.startswith("address:") else 1)
-                previous = q.login_failure(conn, key)
-                failures = 1
-                # Old failures are forgotten after a quiet period as long as the longest lock-out.
-                if previous is not None and now - previous[1] < max(self.max_seconds, 3600):
-                    failures = previous[0] + 1
-                delay = 0.0
-                if failures >= threshold:
-                    delay = min(self.base_seconds * 2.0 ** min(failures - threshold, 30), self.max_seconds)
-                q.save_login_failure(conn, key, failures, now, now + delay)
-                longest = max(longest, delay)
-        return math.ceil(longest)
+        self.memory_seconds = max(max_seconds, MIN_MEMORY_SECONDS)
+        self.counters = LoginCounters()
 
     def state(self, account: str, address: str | None) -> q.LoginState:
-        """The account called `account`, its and the address's lock-out, and whether it has failures to
-        clear: what a login reads, in one query."""
+        """The account called `account` and its throttling counts, in one short read."""
         with self.db.read() as conn:
-            return q.login_state(conn, account, _account_key(account), _keys(account, address), time.time())
+            return q.login_state(conn, account, pair_key(account, address), account_key(account))
 
     @staticmethod
-    def raise_if_blocked(state: q.LoginState) -> None:
-        """Raise Throttled when the state read by `state` shows a lock-out in force."""
+    def may_skip_reservation(state: q.LoginState) -> bool:
+        """Whether a login settled without evaluating a guess (a password verified lately) may go ahead
+        without `reserve`: the pair has no failures, so no lock-out applies and nothing needs clearing."""
+        return state.pair.failures == 0
+
+    def reserve(self, account: str, address: str | None) -> Reservation:
+        """Count an attempt before its guess is evaluated; raise Throttled when it may not be evaluated."""
+        keys = pair_key(account, address), account_key(account)
         now = time.time()
-        if state.blocked_until > now:
-            raise Throttled(max(1, math.ceil(state.blocked_until - now)))
+        # Not durable: a crash may forget a few counts, which costs nothing but a few more guesses.
+        with self.db.write(durable=False) as conn:
+            rows = q.lock_login_failures(conn, list(keys))
+            pair, whole = (self._current(rows.get(key, q.FailureRow()), now) for key in keys)
+            refused_until = pair.blocked_until
+            if pair.failures > 0 and whole.blocked_until > refused_until:
+                refused_until = whole.blocked_until
+            if refused_until > now:
+                # Nothing changes: refused attempts are not evaluated, so they do not lengthen the lock-out.
+                row = None
+            else:
+                row = q.account_by_name(conn, account)
+                new_pair = self._counted(pair, self.threshold, now)
+                new_whole = self._counted(whole, self.threshold * ACCOUNT_FACTOR, now)
+                q.save_login_failures(conn, keys[0], new_pair)
+                q.save_login_failures(conn, keys[1], new_whole)
+        if refused_until > now:
+            self.counters.add(throttled=1)
+            raise Throttled(max(1, math.ceil(refused_until - now)))
+        locks_out = new_pair.blocked_until > now or new_whole.blocked_until > whole.blocked_until
+        return Reservation(row, keys[0], keys[1], locks_out)
 
-    def success(self, account: str) -> None:
-        """Forget the account's failures after a successful login (`state` tells whether there are any:
-        a write on every login would serialise them)."""
-        with self.db.write() as conn:
-            q.clear_login_failures(conn, _account_key(account))
+    def succeeded(self, reservation: Reservation, signed_in_at: float | None = None) -> None:
+        """Take back the attempt of a guess that was right: the pair's count is cleared, the account's
+        count loses this attempt. `signed_in_at` also records the account's audited sign-in."""
+        now = time.time()
+        with self.db.write(durable=False) as conn:
+            rows = q.lock_login_failures(conn, [reservation.pair_key, reservation.account_key])
+            q.save_login_failures(conn, reservation.pair_key, q.FailureRow())
+            whole = self._current(rows.get(reservation.account_key, q.FailureRow()), now)
+            failures = max(whole.failures - 1, 0)
+            blocked = whole.blocked_until if failures >= self.threshold * ACCOUNT_FACTOR else 0.0
+            q.save_login_failures(
+                conn, reservation.account_key, q.FailureRow(failures, whole.last_failure_at, blocked)
+            )
+            if signed_in_at is not None and reservation.account is not None:
+                q.set_last_login(conn, reservation.account.id, signed_in_at)
+
+    def failed(self, reservation: Reservation) -> None:
+        """The guess was wrong: the attempt stays counted."""
+        self.counters.add(failures=1)
+        if reservation.locks_out:
+            log.warning("login locked out for %s", reservation.pair_key.removeprefix("pair:"))
+
+    def prune(self, now: float | None = None) -> int:
+        """Forget counts past their quiet period (the lock-out they earned is over too)."""
+        cutoff = (now if now is not None else time.time()) - self.memory_seconds
+        with self.db.write(durable=False) as conn:
+            return q.prune_login_failures(conn, cutoff)
+
+    def _current(self, row: q.FailureRow, now: float) -> q.FailureRow:
+        if row.failures and now - row.last_failure_at >= self.memory_seconds:
+            return q.FailureRow()
+        return row
+
+    def _counted(self, row: q.FailureRow, threshold: int, now: float) -> q.FailureRow:
+        failures = row.failures + 1
+        blocked = row.blocked_until
+        if failures >= threshold:
+            delay = min(self.base_seconds * 2.0 ** min(failures - threshold, 30), self.max_seconds)
+            blocked = max(blocked, now + delay)
+        return q.FailureRow(failures, now, blocked)
 
 
-def _account_key(account: str) -> str:
+def account_key(account: str) -> str:
+    """The throttling key of every guess at one account."""
     return f"account:{account[:100]}"
 
 
-def _keys(account: str | None, address: str | None) -> list[str]:
-    keys = []
-    if account:
-        keys.append(_account_key(account))
-    if address:
-        keys.append(f"address:{address[:100]}")
-    return keys
+def pair_key(account: str, address: str | None) -> str:
+    """The throttling key of the guesses at one account from one address."""
+    return f"pair:{account[:64]}|{(address or '-')[:48]}"

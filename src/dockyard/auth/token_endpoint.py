@@ -19,15 +19,16 @@ from starlette.responses import JSONResponse, Response
 
 from dockyard.auth import policy as p
 from dockyard.auth.accounts import AccountService, check_repository_name
-from dockyard.auth.authenticate import Authenticator, client_address, parse_basic
+from dockyard.auth.authenticate import Authenticator, SignIn, client_address
 from dockyard.auth.credentials import CredentialService
 from dockyard.auth.errors import AuthError, InvalidInput, Throttled, Unauthenticated
-from dockyard.auth.identity import ANONYMOUS, Identity
+from dockyard.auth.identity import Identity
 from dockyard.auth.keys import KeyRing
 from dockyard.auth.registry_access import REGISTRY_ACTIONS
+from dockyard.auth.resolver import Audience, CredentialResolver
 from dockyard.auth.tokens import Scope, ScopeInvalid, TokenIssuer, parse_scopes
 from dockyard.config import Settings
-from dockyard.events.audit import FAILURE, AuditLog
+from dockyard.events.audit import AuditLog
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_SCOPES = 50
@@ -41,6 +42,7 @@ class TokenServices:
     accounts: AccountService
     credentials: CredentialService
     authenticator: Authenticator
+    resolver: CredentialResolver
     issuer: TokenIssuer
     keys: KeyRing
     audit: AuditLog
@@ -123,7 +125,7 @@ async def token(request: Request) -> Response:
             return _error(400, "INVALID_REQUEST", f"at most {MAX_SCOPES} scopes per request")
         client_id = fields.get("client_id", "")[:100]
         if request.method == "POST":
-            identity, offline = await _post_identity(services, fields, address, client_id)
+            identity, offline = await _post_identity(services, fields, address)
         else:
             identity, offline = await _get_identity(services, request, fields, address)
     except AuthError as exc:
@@ -151,36 +153,35 @@ async def token(request: Request) -> Response:
 async def _get_identity(
     services: TokenServices, request: Request, fields: dict[str, str], address: str | None
 ) -> tuple[Identity, bool]:
-    header = request.headers.get("authorization")
-    if not header:
-        return ANONYMOUS, False
-    basic = parse_basic(header)
-    if basic is None:
-        raise Unauthenticated("the token endpoint takes Basic credentials")
-    identity = await run_in_threadpool(services.authenticator.login, basic[0], basic[1], address, via="token")
-    return identity, fields.get("offline_token", "").lower() == "true"
+    offline = fields.get("offline_token", "").lower() == "true"
+    found = await services.resolver.resolve(
+        Audience.TOKEN, request.headers.get("authorization"), None, address, sign_in=_sign_in(offline)
+    )
+    return found.identity, offline
 
 
 async def _post_identity(
-    services: TokenServices, fields: dict[str, str], address: str | None, client_id: str
+    services: TokenServices, fields: dict[str, str], address: str | None
 ) -> tuple[Identity, bool]:
     grant_type = fields.get("grant_type")
     if grant_type == "password":
         username, password = fields.get("username"), fields.get("password")
         if not username or password is None:
             raise InvalidInput("username and password are required")
-        identity = await run_in_threadpool(
-            services.authenticator.login, username, password, address, via="token"
+        offline = fields.get("access_type") == "offline"
+        identity = await services.resolver.password(
+            Audience.TOKEN, username, password, address, sign_in=_sign_in(offline)
         )
-        return identity, fields.get("access_type") == "offline"
+        return identity, offline
     if grant_type == "refresh_token":
-        secret = fields.get("refresh_token", "")
-        found = await run_in_threadpool(services.credentials.use_refresh_token, secret)
-        if found is None:
-            services.audit.record("token.refresh.use", address=address, outcome=FAILURE, client_id=client_id)
-            raise Unauthenticated("invalid, expired or revoked refresh token")
-        return found, False
+        # A client's token refresh is not a sign-in: the sign-in was when the refresh token was issued.
+        return await services.resolver.refresh(fields.get("refresh_token", "")), False
     raise InvalidInput("grant_type must be password or refresh_token")
+
+
+def _sign_in(offline: bool) -> SignIn:
+    # Asking for a refresh token is `docker login`: a sign-in. Other clients log in for every token.
+    return SignIn.ALWAYS if offline else SignIn.AFTER_GAP
 
 
 async def jwks(request: Request) -> Response:

@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Select, delete, func, insert, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.schema import Table
 
@@ -44,6 +45,7 @@ class AccountRow:
     is_admin: bool
     is_active: bool
     created_at: float
+    last_login_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -642,69 +644,92 @@ def delete_expired_sessions(conn: Connection, now: float) -> None:
 # Login failures
 
 
-def login_failure(conn: Connection, key: str) -> tuple[int, float, float] | None:
-    """(failures, last failure, blocked until) for a throttling key."""
-    stmt = select(
-        login_failures.c.failures, login_failures.c.last_failure_at, login_failures.c.blocked_until
-    ).where(login_failures.c.key == key)
-    row = conn.execute(stmt).first()
-    return (int(row[0]), float(row[1]), float(row[2])) if row is not None else None
+@dataclass(frozen=True)
+class FailureRow:
+    """Login attempts counted against one throttling key."""
+
+    failures: int = 0
+    last_failure_at: float = 0.0
+    blocked_until: float = 0.0
 
 
-def blocked_keys(conn: Connection, keys: list[str], now: float) -> float:
-    """The latest `blocked_until` among the keys that are blocked now (0 when none is)."""
-    stmt = select(func.max(login_failures.c.blocked_until)).where(
-        and_(login_failures.c.key.in_(keys), login_failures.c.blocked_until > now)
-    )
-    value = conn.execute(stmt).scalar_one_or_none()
-    return float(value) if value is not None else 0.0
+def lock_login_failures(conn: Connection, keys: list[str]) -> dict[str, FailureRow]:
+    """The rows of the keys, created empty when missing and locked until the transaction ends.
 
-
-def save_login_failure(conn: Connection, key: str, failures: int, now: float, blocked_until: float) -> None:
-    """Write the failure count for a key."""
-    conn.execute(delete(login_failures).where(login_failures.c.key == key))
-    conn.execute(
-        insert(login_failures).values(
-            key=key, failures=failures, last_failure_at=now, blocked_until=blocked_until
+    Rows are created and locked in key order, so two logins never wait on each other crosswise. SQLite
+    needs no row lock: its write transactions (BEGIN IMMEDIATE) already run one at a time.
+    """
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    for key in sorted(keys):
+        empty = dialect.insert(login_failures).values(
+            key=key, failures=0, last_failure_at=0.0, blocked_until=0.0
         )
+        conn.execute(empty.on_conflict_do_nothing(index_elements=["key"]))
+    stmt = select(login_failures).where(login_failures.c.key.in_(keys)).order_by(login_failures.c.key)
+    if conn.dialect.name != "sqlite":
+        stmt = stmt.with_for_update()
+    return {
+        row.key: FailureRow(int(row.failures), float(row.last_failure_at), float(row.blocked_until))
+        for row in conn.execute(stmt)
+    }
+
+
+def save_login_failures(conn: Connection, key: str, row: FailureRow) -> None:
+    """Write the count of a key locked by `lock_login_failures`; a count of zero deletes the row."""
+    if row.failures <= 0:
+        conn.execute(delete(login_failures).where(login_failures.c.key == key))
+        return
+    conn.execute(
+        update(login_failures)
+        .where(login_failures.c.key == key)
+        .values(failures=row.failures, last_failure_at=row.last_failure_at, blocked_until=row.blocked_until)
     )
 
 
-def clear_login_failures(conn: Connection, key: str) -> None:
-    """Forget the failures of a key (after a successful login)."""
-    conn.execute(delete(login_failures).where(login_failures.c.key == key))
+def prune_login_failures(conn: Connection, before: float) -> int:
+    """Forget keys whose last failure is older than `before`; returns how many went."""
+    result = conn.execute(delete(login_failures).where(login_failures.c.last_failure_at < before))
+    return int(result.rowcount or 0)
+
+
+def set_last_login(conn: Connection, account_id: int, when: float) -> None:
+    """Remember an audited sign-in of the account."""
+    conn.execute(update(accounts).where(accounts.c.id == account_id).values(last_login_at=when))
 
 
 @dataclass(frozen=True)
 class LoginState:
-    """Everything a password login reads, from one query."""
+    """Everything a password login settled without argon2 reads, from one query."""
 
     account: AccountRow | None
-    blocked_until: float
-    account_has_failures: bool
+    pair: FailureRow
+    account_failures: FailureRow
 
 
-def login_state(conn: Connection, name: str, account_key: str, keys: list[str], now: float) -> LoginState:
-    """The account called `name`, the latest lock-out among `keys` in force at `now` (0 for none), and
-    whether `account_key` has failures to clear: one round trip for a login that succeeds."""
-    blocked = (
-        select(func.max(login_failures.c.blocked_until))
-        .where(and_(login_failures.c.key.in_(keys), login_failures.c.blocked_until > now))
-        .scalar_subquery()
-    )
-    failures = select(func.count()).where(login_failures.c.key == account_key).scalar_subquery()
-    # A one-row table outer-joined to the account, so the throttle's answer comes back for unknown names too.
+def login_state(conn: Connection, name: str, pair_key: str, account_key: str) -> LoginState:
+    """The account called `name` and the counts of its two throttling keys: one round trip."""
+
+    def column(key: str, col: Any) -> Any:
+        return select(col).where(login_failures.c.key == key).scalar_subquery()
+
+    c = login_failures.c
+    # A one-row table outer-joined to the account, so the counts come back for unknown names too.
     one = select(literal(1).label("one")).subquery()
-    stmt = select(blocked.label("blocked_until"), failures.label("failures"), *accounts.c).select_from(
-        one.outerjoin(accounts, accounts.c.name == name)
-    )
+    stmt = select(
+        column(pair_key, c.failures).label("pair_failures"),
+        column(pair_key, c.blocked_until).label("pair_blocked"),
+        column(account_key, c.failures).label("account_failures"),
+        column(account_key, c.blocked_until).label("account_blocked"),
+        *accounts.c,
+    ).select_from(one.outerjoin(accounts, accounts.c.name == name))
     row = conn.execute(stmt).mappings().one()
     account = None
     if row["id"] is not None:
         account = AccountRow(**{column.name: row[column.name] for column in accounts.c})
-    blocked_until = row["blocked_until"]
     return LoginState(
         account=account,
-        blocked_until=float(blocked_until) if blocked_until is not None else 0.0,
-        account_has_failures=bool(row["failures"]),
+        pair=FailureRow(int(row["pair_failures"] or 0), 0.0, float(row["pair_blocked"] or 0.0)),
+        account_failures=FailureRow(
+            int(row["account_failures"] or 0), 0.0, float(row["account_blocked"] or 0.0)
+        ),
     )

@@ -134,6 +134,8 @@ accounts = Table(
     Column("is_admin", Boolean, nullable=False, server_default=false()),
     Column("is_active", Boolean, nullable=False, server_default=true()),
     Column("created_at", Float, nullable=False),
+    # The last sign-in that was audited: a client's repeated logins within the gap count as one sign-in.
+    Column("last_login_at", Float, nullable=True),
     CheckConstraint("kind IN ('user', 'org')", name="ck_accounts_kind"),
 )
 
@@ -246,7 +248,8 @@ audit_events = Table(
     Index("ix_audit_events_at", "at"),
 )
 
-# Failed logins per key ("account:<name>" or "address:<ip>"), for the growing delay.
+# Login attempts counted as failures per key ("pair:<name>|<address>" or "account:<name>"), for the
+# growing delay (see dockyard.auth.throttle).
 login_failures = Table(
     "login_failures",
     metadata,
@@ -254,6 +257,7 @@ login_failures = Table(
     Column("failures", Integer, nullable=False),
     Column("last_failure_at", Float, nullable=False),
     Column("blocked_until", Float, nullable=False),
+    Index("ix_login_failures_last_failure_at", "last_failure_at"),
 )
 
 # Vulnerability advisories imported from OSV. `record` is the advisory as OSV JSON, parsed back when
