@@ -90,7 +90,11 @@ def test_refused_guesses_are_counted_not_written_one_audit_row_each(throttled_wo
     assert counters.failures == THRESHOLD + 40 and counters.throttled == 40 - THRESHOLD
 
 
-def _guess_in_process(database_url: str, data_dir: str, password: str, results: Any) -> None:
+PROCESSES = 4
+GUESSES_PER_PROCESS = 8
+
+
+def _guess_in_process(database_url: str, data_dir: str, start: Any, results: Any) -> None:
     settings = Settings(
         data_dir=Path(data_dir),
         database_url=database_url,
@@ -99,33 +103,49 @@ def _guess_in_process(database_url: str, data_dir: str, password: str, results: 
     )
     db = Database(settings.effective_database_url)
     auth = build_auth(settings, db)
+
+    def guess(i: int) -> str:
+        try:
+            auth.authenticator.login("alice", f"wrong-{i}", "192.0.2.20", via="test", sign_in=SignIn.NEVER)
+        except Throttled:
+            return "throttled"
+        except Unauthenticated:
+            return "wrong"
+        return "in"
+
     try:
-        auth.authenticator.login("alice", password, "192.0.2.20", via="test", sign_in=SignIn.NEVER)
-        results.put("in")
-    except Throttled:
-        results.put("throttled")
-    except Unauthenticated:
-        results.put("wrong")
+        start.wait()  # every process ready: the guesses really race
+        with ThreadPoolExecutor(max_workers=GUESSES_PER_PROCESS) as pool:
+            for outcome in pool.map(guess, range(GUESSES_PER_PROCESS)):
+                results.put(outcome)
     finally:
         db.close()
 
 
 def test_concurrent_guesses_from_several_processes(throttled_world: World) -> None:
     settings = throttled_world.settings
-    context = multiprocessing.get_context("spawn")
+    # The fork server imports Dockyard once; each process then starts in a moment.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["dockyard.app"])
     results = context.Queue()
-    url = settings.effective_database_url
-    processes = [
-        context.Process(target=_guess_in_process, args=(url, str(settings.data_dir), f"wrong-{i}", results))
-        for i in range(8)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
-    outcomes = sorted(results.get(timeout=5) for _ in processes)
-    assert outcomes.count("wrong") == THRESHOLD and outcomes.count("throttled") == 8 - THRESHOLD
+    start = context.Barrier(PROCESSES + 1, timeout=60)
+    args = (settings.effective_database_url, str(settings.data_dir), start, results)
+    processes = [context.Process(target=_guess_in_process, args=args) for _ in range(PROCESSES)]
+    try:
+        for process in processes:
+            process.start()
+        start.wait()
+        outcomes = [results.get(timeout=60) for _ in range(PROCESSES * GUESSES_PER_PROCESS)]
+        for process in processes:
+            process.join(timeout=30)
+            assert process.exitcode == 0
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join()
+    assert outcomes.count("wrong") == THRESHOLD
+    assert outcomes.count("throttled") == PROCESSES * GUESSES_PER_PROCESS - THRESHOLD
     auth = throttled_world.auth.authenticator
     with pytest.raises(Throttled):
         auth.login("alice", PASSWORD, "192.0.2.20", via="test")
