@@ -15,6 +15,8 @@ from auth_support import PASSWORD, World
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from dockyard.auth.identity import FreshPassword
+
 REPO = "alice/private"
 SCOPE = f"repository:{REPO}:pull"
 
@@ -154,7 +156,7 @@ def test_refresh_token_replayed_after_revocation_is_refused(world: World) -> Non
 def test_revoked_access_token_stops_at_once(world: World) -> None:
     alice = world.auth.accounts.identity(world.auth.accounts.user("alice").id)
     assert alice is not None
-    view, secret = world.auth.credentials.create_access_token(alice, "ci")
+    view, secret = world.auth.credentials.create_access_token(alice, "ci", fresh=FreshPassword(alice.user_id))
     # As the password of Basic on /v2/, and through a registry token minted with it.
     assert world.client.get(f"/v2/{REPO}/tags/list", auth=("alice", secret)).status_code == 200
     minted = world.token("alice", SCOPE, password=secret)

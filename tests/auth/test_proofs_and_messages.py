@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from auth_support import ADMIN_PASSWORD, PASSWORD, SYSTEM, AppFactory, World
+
+from dockyard.auth.errors import Unauthenticated
+from dockyard.auth.identity import Credential, FreshPassword
 
 
 def _session(world: World, user: str = "alice", password: str = PASSWORD) -> dict[str, str]:
@@ -184,3 +188,32 @@ def test_pulls_are_audited_only_when_configured(make_world: AppFactory, audit_pu
     events = world.auth.audit.events(SYSTEM, action="registry.pull")
     expected = ["alice/public@sha256:" + "b" * 64, "alice/public:latest"] if audit_pulls else []
     assert [e.target for e in events] == expected
+
+
+def test_the_services_themselves_refuse_sensitive_changes_without_a_fresh_password(world: World) -> None:
+    # Whatever surface calls them (the API, the web UI): a session's identity alone is not enough.
+    alice = world.auth.accounts.identity(world.auth.accounts.user("alice").id)
+    assert alice is not None
+    session = replace(alice, credential=Credential.SESSION)
+    with pytest.raises(Unauthenticated, match="current password"):
+        world.auth.credentials.create_access_token(session, "x")
+    with pytest.raises(Unauthenticated, match="current password"):
+        world.auth.accounts.set_password(session, "alice", "another-password-1")
+    with pytest.raises(Unauthenticated, match="current password"):
+        world.auth.credentials.create_access_token(session, "x", fresh=FreshPassword(alice.user_id + 1))
+    fresh = world.auth.authenticator.confirm_password(session, PASSWORD, "192.0.2.1")
+    assert fresh is not None
+    world.auth.credentials.create_access_token(session, "x", fresh=fresh)
+    world.auth.accounts.set_password(session, "alice", "another-password-1", fresh)
+
+
+def test_an_administrators_session_changes_its_own_password_only_with_the_current_one(world: World) -> None:
+    csrf = _session(world, "admin", ADMIN_PASSWORD)
+    try:
+        own = world.client.patch("/api/v1/users/admin", json={"password": "new-admin-password"}, headers=csrf)
+        assert own.status_code == 401
+        other = world.client.patch("/api/v1/users/rw", json={"password": "reset-by-admin-1"}, headers=csrf)
+        assert other.status_code == 200
+    finally:
+        world.client.cookies.clear()
+    assert world.client.get("/api/v1/me", auth=("admin", ADMIN_PASSWORD)).status_code == 200

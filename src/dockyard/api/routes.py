@@ -121,11 +121,13 @@ def change_password(body: m.PasswordChange, request: Request, ctx: Ctx, identity
     if not p.may_change_own_password(identity):
         raise Forbidden("passwords are changed with the password, not with an access token")
     try:
-        ctx.auth.authenticator.confirm_password(identity, body.current_password, client_address(request))
+        fresh = ctx.auth.authenticator.confirm_password(
+            identity, body.current_password, client_address(request)
+        )
     except Unauthenticated:
         _record(ctx, request, "user.password.change", identity, identity.name, outcome="failure")
         raise
-    ctx.auth.accounts.set_password(identity, identity.name, body.new_password)
+    ctx.auth.accounts.set_password(identity, identity.name, body.new_password, fresh)
     _record(ctx, request, "user.password.change", identity, identity.name)
 
 
@@ -160,10 +162,10 @@ def list_tokens(
 )
 def create_token(body: m.TokenCreate, request: Request, ctx: Ctx, identity: User) -> m.TokenCreated:
     """Create a personal access token. The `token` value is shown only in this response."""
-    ctx.auth.authenticator.confirm_password(identity, body.current_password, client_address(request))
+    fresh = ctx.auth.authenticator.confirm_password(identity, body.current_password, client_address(request))
     expires = time.time() + body.expires_in_days * 86400 if body.expires_in_days else None
     token, secret = ctx.auth.credentials.create_access_token(
-        identity, body.name, read_only=body.read_only, expires_at=expires
+        identity, body.name, read_only=body.read_only, expires_at=expires, fresh=fresh
     )
     _record(
         ctx, request, "token.create", identity, token.public_id, name=token.name, read_only=token.read_only

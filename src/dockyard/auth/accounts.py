@@ -21,8 +21,15 @@ from sqlalchemy.exc import IntegrityError
 
 from dockyard.auth import passwords
 from dockyard.auth import policy as p
-from dockyard.auth.errors import AccountDisabled, Conflict, Forbidden, InvalidInput, NotFound
-from dockyard.auth.identity import Identity
+from dockyard.auth.errors import (
+    AccountDisabled,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
+from dockyard.auth.identity import FreshPassword, Identity
 from dockyard.config import Settings
 from dockyard.content.errors import NameInvalid
 from dockyard.content.names import validate_name
@@ -177,12 +184,20 @@ class AccountService:
             if not active:
                 q.revoke_refresh_tokens(conn, row.id)
 
-    def set_password(self, actor: Identity | None, name: str, password: str) -> None:
-        """Set a user's password (administrators, or the user for themselves); ends their refresh tokens."""
+    def set_password(
+        self, actor: Identity | None, name: str, password: str, fresh: FreshPassword | None = None
+    ) -> None:
+        """Set a user's password (administrators, or the user for themselves); ends their refresh tokens.
+        Changing one's own needs the current password: sent with this request, or confirmed (`fresh`)."""
         if actor is not None and not (
             p.may_administer(actor) or (actor.name == name and p.may_manage_self(actor))
         ):
             raise Forbidden("only administrators may set other users' passwords")
+        if actor is not None and actor.name == name and not p.proved_password(actor, fresh):
+            raise Unauthenticated(
+                "changing your own password needs your current password (PUT /api/v1/me/password)",
+                "current_password",
+            )
         self._check_password(password)
         hashed = passwords.hash_password(password)
         with self.db.write() as conn:

@@ -19,7 +19,7 @@ from dockyard.auth import policy as p
 from dockyard.auth.accounts import AccountService
 from dockyard.auth.credentials import CredentialService, looks_like_access_token
 from dockyard.auth.errors import AccountDisabled, Forbidden, Unauthenticated
-from dockyard.auth.identity import ANONYMOUS, Credential, Identity
+from dockyard.auth.identity import ANONYMOUS, Credential, FreshPassword, Identity
 from dockyard.auth.throttle import LoginThrottle
 from dockyard.auth.tokens import Claims, TokenInvalid, TokenIssuer
 from dockyard.events.audit import FAILURE, AuditLog
@@ -139,15 +139,18 @@ class Authenticator:
         identity = self.accounts.remembered_password(state.account, secret)
         return replace(identity, credential=Credential.PASSWORD) if identity is not None else None
 
-    def confirm_password(self, identity: Identity, password: str | None, address: str | None) -> None:
-        """A fresh proof of the password for a sensitive change: required unless this very request was
-        authenticated with the password (Basic). Throttled like any login. Access tokens make no such
-        changes at all: one stolen token must not lead to another, or to the password."""
+    def confirm_password(
+        self, identity: Identity, password: str | None, address: str | None
+    ) -> FreshPassword | None:
+        """Check `current_password` for a sensitive change of the caller's own account, which needs one
+        unless this very request was authenticated with the password (Basic): returns the evidence the
+        services ask for. Throttled like any login. Access tokens make no such change at all: one stolen
+        token must not lead to another, or to the password."""
         if identity.token_id is not None:
             raise Forbidden("this change is made with the password or a session, not with an access token")
         if password is None:
             if p.proved_password(identity):
-                return
+                return None
             raise Unauthenticated(
                 "this change needs your current password (current_password)", "current_password"
             )
@@ -161,6 +164,7 @@ class Authenticator:
             self.throttle.failed(reservation)
             raise Unauthenticated("the current password is wrong", "current_password")
         self.throttle.succeeded(reservation)
+        return FreshPassword(reservation.account.id)
 
     def from_claims(self, claims: Claims) -> Identity:
         """The identity a verified registry token stands for; anonymous when the user is gone."""

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from dockyard.auth import passwords
 from dockyard.auth import policy as p
 from dockyard.auth.accounts import AccountService
-from dockyard.auth.errors import AccountDisabled, Forbidden, InvalidInput, NotFound
-from dockyard.auth.identity import Credential, Identity
+from dockyard.auth.errors import AccountDisabled, Forbidden, InvalidInput, NotFound, Unauthenticated
+from dockyard.auth.identity import Credential, FreshPassword, Identity
 from dockyard.db import accounts as q
 from dockyard.db.engine import Database
 
@@ -87,11 +87,22 @@ class CredentialService:
     # Personal access tokens
 
     def create_access_token(
-        self, actor: Identity, name: str, *, read_only: bool = False, expires_at: float | None = None
+        self,
+        actor: Identity,
+        name: str,
+        *,
+        read_only: bool = False,
+        expires_at: float | None = None,
+        fresh: FreshPassword | None = None,
     ) -> tuple[AccessToken, str]:
-        """Create a token for the actor; the secret is returned here and never again."""
+        """Create a token for the actor; the secret is returned here and never again. A caller that did
+        not send its password with this request (a session) must have confirmed it (`fresh`)."""
         if not p.may_manage_self(actor) or actor.token_id is not None or actor.user_id is None:
             raise Forbidden("access tokens are created with a password or session, not with another token")
+        if not p.proved_password(actor, fresh):
+            raise Unauthenticated(
+                "creating an access token needs your current password (current_password)", "current_password"
+            )
         if not _TOKEN_NAME.match(name):
             raise InvalidInput("1 to 100 printable characters", "name")
         if expires_at is not None and expires_at <= time.time():

@@ -37,3 +37,11 @@ class Identity:
 
 
 ANONYMOUS = Identity()
+
+
+@dataclass(frozen=True)
+class FreshPassword:
+    """Evidence that the password of user `user_id` was just checked, for a sensitive change of that
+    account (dockyard.auth.authenticate.Authenticator.confirm_password hands it out)."""
+
+    user_id: int

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 
-from dockyard.auth.identity import Credential, Identity
+from dockyard.auth.identity import Credential, FreshPassword, Identity
 
 
 class Level(IntEnum):
@@ -204,7 +204,10 @@ def refusal(identity: Identity, facts: RepoFacts, action: Action, settings: Poli
     return f"{identity.name or 'an anonymous caller'} may not {words} {name}"
 
 
-def proved_password(identity: Identity) -> bool:
-    """Whether this request itself proved the password, so a sensitive change of the caller's own
-    account (password, new access token) needs no fresh proof; sessions and tokens could be stolen."""
-    return identity.credential is Credential.PASSWORD
+def proved_password(identity: Identity, fresh: FreshPassword | None = None) -> bool:
+    """Whether the caller proved its password for a sensitive change of its own account (password, new
+    access token): with this very request (Basic), or just now (`fresh`). A session or a token alone could
+    have been stolen."""
+    if identity.credential is Credential.PASSWORD:
+        return True
+    return fresh is not None and identity.user_id is not None and fresh.user_id == identity.user_id
