@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 import time
 from dataclasses import replace
 from enum import StrEnum
@@ -23,8 +22,6 @@ from dockyard.auth.identity import ANONYMOUS, Credential, FreshPassword, Identit
 from dockyard.auth.throttle import LoginThrottle
 from dockyard.auth.tokens import Claims, TokenInvalid, TokenIssuer
 from dockyard.events.audit import FAILURE, AuditLog
-
-log = logging.getLogger(__name__)
 
 MAX_CREDENTIAL_LENGTH = 4096
 
