@@ -17,7 +17,7 @@ from starlette.requests import HTTPConnection
 from dockyard.auth import policy as p
 from dockyard.auth.accounts import AccountService
 from dockyard.auth.credentials import CredentialService, looks_like_access_token
-from dockyard.auth.errors import AccountDisabled, Forbidden, Unauthenticated
+from dockyard.auth.errors import AccountDisabled, CredentialRefused, Forbidden, Unauthenticated
 from dockyard.auth.identity import ANONYMOUS, Credential, FreshPassword, Identity
 from dockyard.auth.throttle import LoginThrottle
 from dockyard.auth.tokens import Claims, TokenInvalid, TokenIssuer
@@ -37,14 +37,14 @@ def parse_basic(header: str) -> tuple[str, str] | None:
     if scheme.lower() != "basic":
         return None
     if len(value) > MAX_CREDENTIAL_LENGTH:
-        raise Unauthenticated("credentials are too long")
+        raise CredentialRefused("credentials are too long")
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError) as exc:
-        raise Unauthenticated("malformed Basic credentials") from exc
+        raise CredentialRefused("malformed Basic credentials") from exc
     user, sep, password = decoded.partition(":")
     if not sep or not user:
-        raise Unauthenticated("malformed Basic credentials")
+        raise CredentialRefused("malformed Basic credentials")
     return user, password
 
 
