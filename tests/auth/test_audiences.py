@@ -36,6 +36,10 @@ BODIES: dict[str, Any] = {
     "PUT /organizations/{org}/teams/{team}/repositories/{name:path}": {"level": "admin"},
     "POST /repositories": {"name": "alice/new", "visibility": "public"},
     "PATCH /repositories/{name:path}": {"visibility": "public"},
+    "POST /caches": {"name": "rogue", "url": "https://127.0.0.1:9443"},
+    "PUT /users/{user}/cache": {"cache": None},
+    "PUT /organizations/{org}/cache": {"cache": None},
+    "PUT /organizations/{org}/teams/{team}/cache": {"cache": None},
     "PUT /repositories/{name:path}/manifests/{reference}/vulnerabilities/{vuln_id}/hidden": {
         "package": "openssl",
         "reason": "hidden by a stolen token",
@@ -75,6 +79,7 @@ def _path(route: APIRoute, token_id: str) -> str:
     values = {
         "org": "acme",
         "team": "writers",
+        "user": "alice",
         "token_id": token_id,
         "reference": DIGEST,
         "vuln_id": "CVE-2024-0001",
@@ -83,6 +88,8 @@ def _path(route: APIRoute, token_id: str) -> str:
     def value(match: re.Match[str]) -> str:
         param = match.group(1).split(":")[0]
         if param == "name":
+            if route.path.startswith("/caches/"):
+                return "rogue"
             if route.path.startswith("/users/"):
                 return "rw"
             if "/owners/" in route.path or "/members/" in route.path:
