@@ -139,7 +139,9 @@ def test_forms_without_the_csrf_token_or_from_another_origin_are_refused(world: 
         response = client.post("/profile/token", data=data, headers=headers, follow_redirects=False)
         assert response.status_code == 403, data
     assert "dyp_" not in client.get("/profile").text
-    created = client.post("/profile/token", data={"name": "ok", "csrf_token": token})
+    created = client.post(
+        "/profile/token", data={"name": "ok", "csrf_token": token, "current_password": PASSWORD}
+    )
     assert created.status_code == 201 and "dyp_" in created.text
     alice = world.auth.accounts.identity(world.auth.accounts.user("alice").id)
     assert alice is not None
@@ -458,7 +460,7 @@ def test_behind_a_tls_proxy_the_external_origin_is_this_site(make_world: AppFact
     ):
         response = client.post(
             "/profile/token",
-            data={"name": f"t-{status}-{len(origin)}", "csrf_token": token},
+            data={"name": f"t-{status}-{len(origin)}", "csrf_token": token, "current_password": PASSWORD},
             headers={"Origin": origin},
         )
         assert response.status_code == status, origin

@@ -129,6 +129,7 @@ def test_admin_sets_up_a_team_and_the_member_pushes_and_browses(
     # A personal access token: shown once, works for signing in, revoked with one click.
     member.goto("/profile")
     member.get_by_label("Name", exact=True).fill("laptop")
+    member.locator("#token-password").fill(MEMBER_PASSWORD)
     submit(member, "Create token")
     secret = member.locator("#new-token").input_value()
     assert secret.startswith("dyp_")

@@ -7,7 +7,9 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import AuthError, Forbidden, InvalidInput, NotFound, Unauthenticated
+from dockyard.auth.identity import FreshPassword
 from dockyard.ui.render import page
 from dockyard.ui.session import Viewer, viewer
 from dockyard.ui.views.common import Form, audit, back, call, notice, posted, services, signed_in
@@ -76,15 +78,17 @@ async def _name(request: Request, form: Form) -> Response:
 async def _password(request: Request, form: Form) -> Response:
     identity = form.viewer.identity
     assert identity.name is not None
-    accounts = services(request).auth.accounts
+    auth = services(request).auth
     if identity.token_id is not None:
         raise Forbidden("passwords are changed after signing in with the password, not with a token")
     if form.get("new_password") != form.get("repeat_password"):
         raise InvalidInput("the two new passwords differ", "repeat_password")
-    if await call(accounts.authenticate, identity.name, form.get("current_password")) is None:
+    try:
+        fresh = await _confirm(request, form)
+    except Unauthenticated:
         await audit(request, form.viewer, "user.password.change", identity.name, outcome="failure")
-        raise Unauthenticated("the current password is wrong")
-    await call(accounts.set_password, identity, identity.name, form.get("new_password"))
+        raise
+    await call(auth.accounts.set_password, identity, identity.name, form.get("new_password"), fresh)
     await audit(request, form.viewer, "user.password.change", identity.name)
     return back("/profile", "password")
 
@@ -94,16 +98,28 @@ async def _token(request: Request, form: Form) -> Response:
     if days and (not days.isdigit() or not 1 <= int(days) <= MAX_TOKEN_DAYS):
         raise InvalidInput(f"the expiry is 1 to {MAX_TOKEN_DAYS} days, or empty for none", "expires_in_days")
     expires = time.time() + int(days) * 86400 if days else None
+    fresh = await _confirm(request, form)
     token, secret = await call(
         services(request).auth.credentials.create_access_token,
         form.viewer.identity,
         form.get("name").strip(),
         read_only=form.get("read_only") == "on",
         expires_at=expires,
+        fresh=fresh,
     )
     await audit(request, form.viewer, "token.create", token.public_id, name=token.name)
     # Shown in this response only: the page is not cached (Cache-Control: no-store) and never redirected to.
     return await _page(request, form.viewer, status=201, new_token=token, secret=secret)
+
+
+async def _confirm(request: Request, form: Form) -> FreshPassword | None:
+    # A session could be stolen: sensitive changes need the current password (throttled like a login).
+    return await call(
+        services(request).auth.authenticator.confirm_password,
+        form.viewer.identity,
+        form.get("current_password") or None,
+        client_address(request),
+    )
 
 
 async def _revoke(request: Request, form: Form) -> Response:
