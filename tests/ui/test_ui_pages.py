@@ -12,6 +12,8 @@ from auth_support import ADMIN_PASSWORD, PASSWORD, AppFactory, World
 from pages_support import SYSTEM, csrf_of, post_form, push_image, sign_in
 from starlette.testclient import TestClient
 
+from dockyard.auth.identity import FreshPassword
+
 PRIVATE = ("acme/private", "alice/private")
 
 
@@ -221,7 +223,8 @@ def test_signing_out_ends_the_session_on_the_server(world: World) -> None:
 def test_a_read_only_token_signs_in_to_a_read_only_session(world: World) -> None:
     alice = world.auth.accounts.identity(world.auth.accounts.user("alice").id)
     assert alice is not None
-    _, secret = world.auth.credentials.create_access_token(alice, "ro", read_only=True)
+    fresh = FreshPassword(alice.user_id)
+    _, secret = world.auth.credentials.create_access_token(alice, "ro", read_only=True, fresh=fresh)
     client = sign_in(_client(world), "alice", secret)
     page = "/repositories/alice/private"
     assert "?tab=settings" not in client.get(page).text
