@@ -1,7 +1,7 @@
 """last sign-in of each account; login failures found by age for pruning
 
 Revision ID: 0005
-Revises: 0009
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0009"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
