@@ -58,7 +58,9 @@ def _api_routes(routes: list[Any]) -> list[APIRoute]:
     found: list[APIRoute] = []
     for route in routes:
         if isinstance(route, APIRoute):
-            found.append(route)
+            # The interactive docs' pages are public and take no credential; every operation is published.
+            if route.include_in_schema:
+                found.append(route)
         elif hasattr(route, "original_router"):  # an included router
             found.extend(_api_routes(route.original_router.routes))
     return found
@@ -80,6 +82,8 @@ def _path(route: APIRoute, token_id: str) -> str:
         "org": "acme",
         "team": "writers",
         "user": "alice",
+        "tag": "latest",
+        "digest": DIGEST,
         "token_id": token_id,
         "reference": DIGEST,
         "vuln_id": "CVE-2024-0001",
