@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from support.images import BuiltImages
-from support.processes import Service
+from support.processes import Service, run, short_tempdir
 from support.tools import ContainerTools
 
 ADMIN_PASSWORD = "cache-admin-password"
@@ -129,3 +131,39 @@ def pull(main: Main, tools: ContainerTools, user: str, repository: str, dest: Pa
         f"docker://{main.address}/{repository}:1",
         f"dir:{dest}",
     )
+
+
+@contextlib.contextmanager
+def containerd(log: Path) -> Iterator[list[str]]:
+    """A private containerd (no CRI plugin); yields the `ctr` command line that talks to it."""
+    assert shutil.which("containerd") and shutil.which("ctr"), "containerd and ctr come with docker.io"
+    base = short_tempdir("dyc-ctr-")
+    (base / "config.toml").write_text('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n')
+    socket = base / "c.sock"
+    daemon = Service(
+        "containerd",
+        ["containerd", "--config", base / "config.toml", "--address", socket,
+         "--root", base / "root", "--state", base / "state"],
+        log,
+    )  # fmt: skip
+    ctr = ["ctr", "--address", str(socket), "-n", "dockyard-cache"]
+    try:
+        daemon.start(lambda: run([*ctr, "version"], check=False, timeout=20).returncode == 0, 60)
+        yield ctr
+    finally:
+        daemon.stop(20)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def oras_pull(main: Main, user: str, repository: str, images: BuiltImages, dest: Path) -> None:
+    """Pull every blob of the image with oras-py (plain HTTP, or HTTPS trusting the registry's CA)."""
+    import oras.client
+
+    trust: bool | str = str(main.ca) if main.ca is not None else True
+    client = oras.client.OrasClient(hostname=main.address, insecure=main.ca is None, tls_verify=trust)
+    client.auth.set_basic_auth(user, USER_PASSWORD)
+    container = client.get_container(f"{main.address}/{repository}:1")
+    manifest = client.get_manifest(container)
+    for descriptor in [manifest["config"], *manifest["layers"]]:
+        path = client.download_blob(container, descriptor["digest"], str(dest / descriptor["digest"][7:]))
+        assert Path(path).read_bytes() == images.multilayer.blob(descriptor["digest"])

@@ -6,16 +6,15 @@ The registry's own view of the cache (GET /api/v1/caches/NAME, from its pings) s
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from cache_support import USER_PASSWORD, CacheFactory, CacheNode, Main, push_image
+from cache_support import USER_PASSWORD, CacheFactory, CacheNode, Main, containerd, oras_pull, push_image
 
 from support.docker import DockerClient
 from support.images import BuiltImages
-from support.processes import Service, run, short_tempdir
+from support.processes import run
 from support.tools import ContainerTools
 
 pytestmark = pytest.mark.e2e
@@ -64,6 +63,13 @@ def test_docker_pulls_from_the_cache(
     try:
         docker("pull", reference)
         _check_filled(main, asia, images, blobs)
+        # A second user of the same cache: served from what alice's pull left there.
+        docker("rmi", reference)
+        assert main.api("PATCH", "/me", user="bob", json={"cache": "asia"}).status_code == 200
+        docker("login", "--username", "bob", "--password-stdin", main.address, input=USER_PASSWORD)
+        docker("pull", reference)
+        stats = asia.ping()
+        assert stats["hits"] == len(blobs) and stats["misses"] == len(blobs)
     finally:
         docker("rmi", reference, check=False)
 
@@ -71,41 +77,18 @@ def test_docker_pulls_from_the_cache(
 def test_ctr_pulls_from_the_cache(
     main: Main, cache_node: CacheFactory, container_tools: ContainerTools, images: BuiltImages, tmp_path: Path
 ) -> None:
-    assert shutil.which("containerd") and shutil.which("ctr"), "containerd and ctr come with docker.io"
     blobs = push_image(main, container_tools, images, REPO)
     asia = _serve_alice_from_asia(main, cache_node)
-    base = short_tempdir("dyc-ctr-")
-    (base / "config.toml").write_text('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n')
-    socket = base / "c.sock"
-    daemon = Service(
-        "containerd",
-        ["containerd", "--config", base / "config.toml", "--address", socket,
-         "--root", base / "root", "--state", base / "state"],
-        tmp_path / "containerd.log",
-    )  # fmt: skip
-    ctr = ["ctr", "--address", str(socket), "-n", "dockyard-cache"]
-    try:
-        daemon.start(lambda: run([*ctr, "version"], check=False, timeout=20).returncode == 0, 60)
+    with containerd(tmp_path / "containerd.log") as ctr:
         run([*ctr, "images", "pull", "--plain-http", "--user", f"alice:{USER_PASSWORD}",
              f"{main.address}/{REPO}:1"])  # fmt: skip
-        _check_filled(main, asia, images, blobs)
-    finally:
-        daemon.stop(20)
-        shutil.rmtree(base, ignore_errors=True)
+    _check_filled(main, asia, images, blobs)
 
 
 def test_oras_pulls_from_the_cache(
     main: Main, cache_node: CacheFactory, container_tools: ContainerTools, images: BuiltImages, tmp_path: Path
 ) -> None:
-    import oras.client
-
     blobs = push_image(main, container_tools, images, REPO)
     asia = _serve_alice_from_asia(main, cache_node)
-    client = oras.client.OrasClient(hostname=main.address, insecure=True)
-    client.auth.set_basic_auth("alice", USER_PASSWORD)
-    container = client.get_container(f"{main.address}/{REPO}:1")
-    manifest = client.get_manifest(container)
-    for descriptor in [manifest["config"], *manifest["layers"]]:
-        path = client.download_blob(container, descriptor["digest"], str(tmp_path / descriptor["digest"][7:]))
-        assert Path(path).read_bytes() == images.multilayer.blob(descriptor["digest"])
+    oras_pull(main, "alice", REPO, images, tmp_path)
     _check_filled(main, asia, images, blobs)

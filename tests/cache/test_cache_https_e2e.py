@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cache_support import ADMIN_PASSWORD, USER_PASSWORD, CacheFactory, Main, answers
+from cache_support import ADMIN_PASSWORD, USER_PASSWORD, CacheFactory, Main, answers, containerd, oras_pull
 
+from support.docker import DockerClient
 from support.images import BuiltImages
 from support.processes import Service, free_port, run
 from support.servers import dockyard_executable, environment_without
@@ -48,6 +49,7 @@ def test_pull_through_an_https_cache_signed_by_the_registry_ca(
     container_tools: ContainerTools,
     images: BuiltImages,
     tmp_path: Path,
+    docker: DockerClient,
 ) -> None:
     main = https_main
     assert main.ca is not None
@@ -87,3 +89,24 @@ def test_pull_through_an_https_cache_signed_by_the_registry_ca(
         tls_verify=True,
     )  # fmt: skip
     assert asia.ping()["hits"] == len(blobs)
+
+    # ctr and oras-py trusting the CA; docker (to which 127.0.0.0/8 is insecure: TLS, unverified).
+    # ctr takes a loopback registry for plain HTTP unless its hosts file says otherwise.
+    hosts = tmp_path / "ctr-hosts"
+    (hosts / main.address).mkdir(parents=True)
+    (hosts / main.address / "hosts.toml").write_text(
+        f'server = "{main.url}"\n[host."{main.url}"]\n  ca = "{main.ca}"\n'
+    )
+    with containerd(tmp_path / "containerd.log") as ctr:
+        run([*ctr, "images", "pull", "--hosts-dir", str(hosts), "--user", f"alice:{USER_PASSWORD}",
+             f"{main.address}/{REPO}:1"])  # fmt: skip
+    assert asia.ping()["hits"] == 2 * len(blobs)
+    oras_pull(main, "alice", REPO, images, tmp_path)
+    assert asia.ping()["hits"] == 3 * len(blobs)
+    reference = f"{main.address}/{REPO}:1"
+    docker("login", "--username", "alice", "--password-stdin", main.address, input=USER_PASSWORD)
+    try:
+        docker("pull", reference)
+    finally:
+        docker("rmi", reference, check=False)
+    assert asia.ping()["hits"] == 4 * len(blobs), "every client followed the redirect over HTTPS"
