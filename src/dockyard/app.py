@@ -94,12 +94,19 @@ class AuthServices:
 
 
 def build_auth(settings: Settings, db: Database) -> AuthServices:
-    """The access-control services (the signing key is generated here on first start)."""
+    """The access-control services (the cluster's first signing key is made here on first start)."""
     accounts = AccountService(db, settings)
     credentials = CredentialService(
         db, accounts, settings.refresh_token_ttl_seconds, settings.session_ttl_seconds
     )
-    keys = KeyRing(settings.data_dir / "keys")
+    passphrase = settings.signing_key_passphrase
+    keys = KeyRing(
+        db,
+        token_ttl_seconds=settings.token_ttl_seconds,
+        passphrase=passphrase.get_secret_value().encode() if passphrase else None,
+        rotation_seconds=settings.signing_key_rotation_days * 86400 or None,
+        legacy_dir=settings.data_dir / "keys",
+    )
     issuer = TokenIssuer(keys, settings.token_issuer, settings.service, settings.token_ttl_seconds)
     throttle = LoginThrottle(
         db,

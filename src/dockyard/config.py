@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = 90 * 24 * 3600
     session_ttl_seconds: int = 12 * 3600
     admin_password: SecretStr | None = None
+    # Encrypts the token signing keys stored in the database (docs/configuration.md, "Signing keys").
+    signing_key_passphrase: SecretStr | None = None
+    # Days after which the cluster rotates its signing key by itself; 0 never does.
+    signing_key_rotation_days: int = 0
     admin_password_file: Path | None = None
     audit_retention_days: int = 90
     login_throttle_threshold: int = 5
@@ -200,6 +204,21 @@ class Settings(BaseSettings):
     def _check_token_name(cls, value: str) -> str:
         if not value or len(value) > 255 or any(c in value for c in '"\\\r\n'):
             raise ValueError("must be 1 to 255 characters without quotes, backslashes or line breaks")
+        return value
+
+    @field_validator("signing_key_passphrase")
+    @classmethod
+    def _check_signing_key_passphrase(cls, value: SecretStr | None) -> SecretStr | None:
+        # A short passphrase is guessed offline from a stolen database: ask for a random one.
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (use a long random secret)")
+        return value
+
+    @field_validator("signing_key_rotation_days")
+    @classmethod
+    def _check_rotation_days(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be 0 (never) or a number of days")
         return value
 
     @field_validator("admin_password")

@@ -10,13 +10,17 @@ from dockyard.auth import tokens
 from dockyard.auth.identity import Identity
 from dockyard.auth.keys import KeyRing
 from dockyard.auth.tokens import LEEWAY_SECONDS, Scope, TokenInvalid, TokenIssuer
+from dockyard.db.engine import Database
 
 ALICE = Identity(user_id=7, name="alice")
 PULL = [Scope("repository", "alice/app", ("pull",))]
 
 
 def _issuer(tmp_path: Path) -> TokenIssuer:
-    return TokenIssuer(KeyRing(tmp_path / "keys"), issuer="dockyard", service="dockyard", ttl_seconds=300)
+    db = Database(f"sqlite:///{tmp_path / 'keys.db'}")
+    db.migrate()
+    keys = KeyRing(db, token_ttl_seconds=300)
+    return TokenIssuer(keys, issuer="dockyard", service="dockyard", ttl_seconds=300)
 
 
 def test_a_verified_token_is_remembered_with_its_claims(tmp_path: Path) -> None:

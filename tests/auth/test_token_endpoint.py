@@ -181,8 +181,8 @@ def decoded_kid(token: str) -> str:
     return str(jwt.get_unverified_header(token)["kid"])
 
 
-def test_key_files_are_private(world: World) -> None:
-    directory = world.settings.data_dir / "keys"
-    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    for path in directory.iterdir():
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+def test_the_database_holding_the_keys_is_private(world: World) -> None:
+    files = list(world.settings.data_dir.glob("dockyard.db*"))
+    assert world.settings.data_dir / "dockyard.db" in files
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path

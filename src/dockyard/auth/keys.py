@@ -1,8 +1,13 @@
-"""The token signing keys: ES256 (P-256), kept in <data_dir>/keys with mode 0600, rotated without downtime.
+"""The token signing keys: ES256 (P-256), one set for the cluster, kept in the database.
 
-Each key is `<kid>.pem`, where kid is the key's RFC 7638 JWK thumbprint. `current` names the signing key;
-every other key file stays valid for verification until it is pruned, so tokens signed before a rotation
-keep working until they expire.
+A key's id (kid) is its RFC 7638 JWK thumbprint. One key signs; after a rotation the previous one keeps
+verifying until every token it signed has expired, then it is deleted. Every replica re-reads the set
+every `REFRESH_SECONDS`, and at once (at most every `_UNKNOWN_KID_RELOAD_SECONDS`) when a token names a key
+it does not know, so a rotation made anywhere is seen everywhere without a restart.
+
+Private keys are stored as PKCS#8 PEM, encrypted with the `signing_key_passphrase` setting when it is
+set (then a copy of the database, or a backup of it, does not give away the keys). Keys found in the
+pre-cluster `<data_dir>/keys` directory are imported once, when the database has none.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -20,9 +25,25 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy.engine import Connection
+
+from dockyard.db import keys as q
+from dockyard.db.engine import Database, DatabaseUnavailable
 
 ALGORITHM = "ES256"
-_CURRENT = "current"
+# How stale a replica's copy of the key set may get before signing re-reads it.
+REFRESH_SECONDS = 10.0
+# A retired key verifies this long past the token lifetime: a replica may sign with it for up to
+# REFRESH_SECONDS after the rotation, and verifiers allow clock skew.
+_RETIRE_MARGIN_SECONDS = REFRESH_SECONDS + 60
+# Bounds the database reads a stream of tokens naming made-up key ids can cause.
+_UNKNOWN_KID_RELOAD_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
+
+
+class KeyRingError(Exception):
+    """The stored keys cannot be used (encrypted without a passphrase, wrong passphrase, not EC keys)."""
 
 
 def _b64(data: bytes) -> str:
@@ -52,6 +73,7 @@ class SigningKey:
 
     kid: str
     private: ec.EllipticCurvePrivateKey
+    created_at: float = 0.0
 
     @cached_property
     def public(self) -> ec.EllipticCurvePublicKey:
@@ -60,65 +82,107 @@ class SigningKey:
 
 
 class KeyRing:
-    """The signing key and every key still accepted for verification."""
+    """This replica's copy of the cluster's key set: the signing key and every key still verifying."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(
+        self,
+        db: Database,
+        *,
+        token_ttl_seconds: float,
+        passphrase: bytes | None = None,
+        rotation_seconds: float | None = None,
+        refresh_seconds: float = REFRESH_SECONDS,
+        legacy_dir: Path | None = None,
+    ) -> None:
+        self.db = db
+        self.retire_after_seconds = token_ttl_seconds + _RETIRE_MARGIN_SECONDS
+        self.passphrase = passphrase
+        self.rotation_seconds = rotation_seconds
+        self.refresh_seconds = refresh_seconds
+        self.legacy_dir = legacy_dir
         self._lock = threading.Lock()
         self._keys: dict[str, SigningKey] = {}
         self._current = ""
         self._loaded_at = 0.0
+        self._unknown_kid_at = 0.0
         self.load()
 
     @property
     def current(self) -> SigningKey:
-        """The key new tokens are signed with."""
+        """The key new tokens are signed with (re-read from the database when this copy is stale)."""
+        if time.monotonic() - self._loaded_at >= self.refresh_seconds:
+            self._refresh()
         return self._keys[self._current]
 
     def public_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
         """The verification key with this id, if it is known."""
         key = self._keys.get(kid)
-        if key is None and time.monotonic() - self._loaded_at > 5:
-            # Perhaps `dockyard admin rotate-key` ran in another process; look again, at most every 5 s.
-            self.load()
+        if key is None and time.monotonic() - self._unknown_kid_at >= _UNKNOWN_KID_RELOAD_SECONDS:
+            # Perhaps another replica rotated the key set: look again.
+            self._unknown_kid_at = time.monotonic()
+            self._refresh()
             key = self._keys.get(kid)
         return key.public if key else None
 
+    def _refresh(self) -> None:
+        try:
+            self.load()
+        except DatabaseUnavailable:
+            # Keep signing and verifying with the keys known: pulls go on while the database is away.
+            log.warning("could not re-read the signing keys; keeping the %d known", len(self._keys))
+            self._loaded_at = time.monotonic()
+
     def load(self) -> None:
-        """Read the keys from disk, generating the first one when there is none."""
+        """Read the key set, creating the first key (or importing old key files) when there is none,
+        and rotating when the signing key is older than `rotation_seconds`."""
+        now = time.time()
+        with self.db.read() as conn:
+            rows = q.live_keys(conn, now)
+        if self._needs_change(rows, now):
+            with self.db.write() as conn:
+                q.lock_key_set(conn)
+                # Another replica may have done it while this one waited for the lock.
+                rows = q.live_keys(conn, now)
+                if self._needs_change(rows, now):
+                    first = not any(row.retired_at is None for row in rows)
+                    if not (first and self._import_legacy(conn, now)):
+                        self._rotate(conn, now)
+                    rows = q.live_keys(conn, now)
+        self._install(rows)
+
+    def _needs_change(self, rows: list[q.KeyRow], now: float) -> bool:
+        current = next((row for row in rows if row.retired_at is None), None)
+        if current is None:
+            return True
+        return bool(self.rotation_seconds) and now - current.created_at >= (self.rotation_seconds or 0)
+
+    def _install(self, rows: list[q.KeyRow]) -> None:
+        keys: dict[str, SigningKey] = {}
+        current = ""
+        for row in rows:
+            known = self._keys.get(row.kid)
+            keys[row.kid] = known or SigningKey(row.kid, self._decode(row), row.created_at)
+            if row.retired_at is None and not current:
+                current = row.kid
         with self._lock:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            keys = {}
-            for path in sorted(self.directory.glob("*.pem")):
-                private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-                if not isinstance(private, ec.EllipticCurvePrivateKey):
-                    raise ValueError(f"{path} is not an EC private key")
-                keys[path.stem] = SigningKey(path.stem, private)
-            current_file = self.directory / _CURRENT
-            current = current_file.read_text().strip() if current_file.exists() else ""
-            if current not in keys:
-                key = self._generate()
-                keys[key.kid] = key
-                current = key.kid
             self._keys, self._current = keys, current
             self._loaded_at = time.monotonic()
 
     def rotate(self) -> SigningKey:
-        """Make a new signing key; older keys still verify until pruned."""
-        with self._lock:
-            key = self._generate()
-            self._keys[key.kid] = key
-            self._current = key.kid
-            return key
+        """Make a new signing key for the cluster; the previous one verifies until its tokens expire."""
+        with self.db.write() as conn:
+            q.lock_key_set(conn)
+            kid = self._rotate(conn, time.time())
+        self.load()
+        return self._keys[kid]
 
     def prune(self) -> list[str]:
-        """Delete every key but the current one; returns the ids removed."""
-        with self._lock:
-            removed = [kid for kid in self._keys if kid != self._current]
-            for kid in removed:
-                (self.directory / f"{kid}.pem").unlink(missing_ok=True)
-                del self._keys[kid]
-            return removed
+        """Delete every key but the signing one (tokens they signed stop working); the ids removed."""
+        with self.db.write() as conn:
+            q.lock_key_set(conn)
+            removed = q.delete_retired(conn)
+        self.load()
+        return removed
 
     def jwks(self) -> dict[str, Any]:
         """The public keys as a JWK Set."""
@@ -129,25 +193,56 @@ class KeyRing:
             ]
         }
 
-    def _generate(self) -> SigningKey:
+    def _rotate(self, conn: Connection, now: float) -> str:
+        q.retire_current(conn, now, now + self.retire_after_seconds)
+        q.delete_expired(conn, now)
         private = ec.generate_private_key(ec.SECP256R1())
         kid = thumbprint(private.public_key())
-        pem = private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        q.add_key(conn, kid, self._encode(private), now, None)
+        return kid
+
+    def _import_legacy(self, conn: Connection, now: float) -> bool:
+        """Store the keys of `<data_dir>/keys` (before keys lived in the database); True if any."""
+        directory = self.legacy_dir
+        if directory is None or not directory.is_dir():
+            return False
+        current_file = directory / "current"
+        current = current_file.read_text().strip() if current_file.exists() else ""
+        found = {path.stem: self._read_legacy(path) for path in sorted(directory.glob("*.pem"))}
+        if current not in found:
+            return False
+        for kid, private in found.items():
+            verify_until = None if kid == current else now + self.retire_after_seconds
+            q.add_key(conn, kid, self._encode(private), now, verify_until)
+        log.warning("imported %d signing keys from %s into the database; it can go", len(found), directory)
+        return True
+
+    @staticmethod
+    def _read_legacy(path: Path) -> ec.EllipticCurvePrivateKey:
+        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(private, ec.EllipticCurvePrivateKey):
+            raise KeyRingError(f"{path} is not an EC private key")
+        return private
+
+    def _encode(self, private: ec.EllipticCurvePrivateKey) -> bytes:
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(self.passphrase)
+            if self.passphrase
+            else serialization.NoEncryption()
         )
-        _write_private(self.directory / f"{kid}.pem", pem)
-        _write_private(self.directory / _CURRENT, kid.encode())
-        return SigningKey(kid, private)
+        pkcs8 = serialization.PrivateFormat.PKCS8
+        return private.private_bytes(serialization.Encoding.PEM, pkcs8, encryption)
 
-
-def _write_private(path: Path, data: bytes) -> None:
-    # Created 0600 from the start and renamed into place, so no reader sees a partial or open file.
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    def _decode(self, row: q.KeyRow) -> ec.EllipticCurvePrivateKey:
+        encrypted = row.private_key.startswith(b"-----BEGIN ENCRYPTED")
+        if encrypted and not self.passphrase:
+            raise KeyRingError("the signing keys are encrypted: set signing_key_passphrase")
+        try:
+            private = serialization.load_pem_private_key(
+                row.private_key, password=self.passphrase if encrypted else None
+            )
+        except ValueError as exc:
+            raise KeyRingError(f"cannot read signing key {row.kid}: wrong signing_key_passphrase?") from exc
+        if not isinstance(private, ec.EllipticCurvePrivateKey):
+            raise KeyRingError(f"signing key {row.kid} is not an EC key")
+        return private

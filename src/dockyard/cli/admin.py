@@ -129,9 +129,10 @@ def list_users(config_file: Path | None, data_dir: Path | None, database_url: st
 def rotate_key(
     config_file: Path | None, data_dir: Path | None, database_url: str | None, prune: bool
 ) -> None:
-    """Start signing registry tokens with a new key; older keys still verify until pruned.
+    """Start signing registry tokens with a new key, on every replica of the cluster.
 
-    A running server picks the new key up when it restarts; until then it keeps signing with the old one.
+    Running servers sign with it within 10 seconds; the previous key verifies until the tokens it signed
+    have expired (or until --prune).
     """
     with _auth(config_file, data_dir, database_url) as auth:
         key = auth.keys.rotate()

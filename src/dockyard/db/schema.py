@@ -118,6 +118,12 @@ uploads = Table(
     Column("size", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # The running hash's state after `size` bytes (see content/resumable_hash.py), so any replica can
+    # continue the upload without re-reading what it holds; NULL means re-hash from storage.
+    Column("hash_state", LargeBinary, nullable=True),
+    # The request writing to the session now, and until when its lease holds (one writer per upload).
+    Column("writer", String(64), nullable=True),
+    Column("writer_until", Float, nullable=True),
 )
 
 
@@ -317,6 +323,30 @@ jobs = Table(
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("kind", "key", name="uq_jobs_kind_key"),
     Index("ix_jobs_state_run_after", "state", "run_after"),
+)
+
+# Token signing keys, one set for the cluster. The key with no `retired_at` signs; a retired key still
+# verifies until `verify_until` (the tokens it signed have expired by then). `private_key` is PKCS#8 PEM,
+# encrypted when the settings give a passphrase.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("private_key", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("retired_at", Float, nullable=True),
+    Column("verify_until", Float, nullable=True),
+)
+
+# Named leases: periodic work (garbage collection, audit pruning...) runs where the lease is held, so
+# once per cluster. Taken and renewed by compare-and-set; a holder that dies lets it expire.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("until", Float, nullable=False),
+    Column("acquired_at", Float, nullable=False),
 )
 
 # Scan results per image manifest digest (one platform of an index), shared by every repository holding
