@@ -38,6 +38,7 @@ from dockyard.content.manifests import ManifestService
 from dockyard.content.uploads import UploadService
 from dockyard.db.engine import Database
 from dockyard.events.audit import AuditLog
+from dockyard.jobs.leases import Leases, PeriodicTask
 from dockyard.jobs.queue import JobQueue
 from dockyard.jobs.worker import JobRunner
 from dockyard.observability import metrics
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 _POOL_SAMPLE_SECONDS = 5
 # Data directories whose file modes this process (or the one it was forked from) has checked.
 _MODES_CHECKED: set[tuple[Path, Path]] = set()
+
+_AUDIT_PRUNE_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -232,27 +235,19 @@ async def ca_certificate(request: Request) -> Response:
     return Response(pem, media_type="application/x-pem-file")
 
 
-async def _prune_audit_log_periodically(auth: AuthServices) -> None:
-    while True:
-        try:
-            await run_in_threadpool(auth.audit.prune)
-            await run_in_threadpool(auth.throttle.prune)
-        except Exception:
-            log.exception("pruning the audit log or login failures failed; retrying in an hour")
-        await asyncio.sleep(3600)
+def _prune(auth: AuthServices) -> None:
+    """Forget audit events and login failures past their retention."""
+    auth.audit.prune()
+    auth.throttle.prune()
 
 
-async def _collect_garbage_periodically(services: Services) -> None:
-    interval = services.settings.gc_interval_seconds
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            report = await run_in_threadpool(services.gc.run)
-        except Exception:
-            metrics.gc_finished(0, ok=False)
-            log.exception("background garbage collection failed; retrying in %d s", interval)
-        else:
-            metrics.gc_finished(report.bytes)
+def _collect_garbage(services: Services) -> None:
+    try:
+        report = services.gc.run()
+    except Exception:
+        metrics.gc_finished(0, ok=False)
+        raise
+    metrics.gc_finished(report.bytes)
 
 
 async def _sample_database_pool(db: Database) -> None:
@@ -264,16 +259,6 @@ async def _sample_database_pool(db: Database) -> None:
             found.db_pool_in_use.set(pool.checkedout())
             found.db_pool_size.set(pool.checkedin() + pool.checkedout())
         await asyncio.sleep(_POOL_SAMPLE_SECONDS)
-
-
-async def _check_caches_periodically(services: Services) -> None:
-    interval = services.settings.cache_check_interval_seconds
-    while True:
-        try:
-            await run_in_threadpool(services.caches.check_all)
-        except Exception:
-            log.exception("checking the content caches failed; retrying in %d s", interval)
-        await asyncio.sleep(interval)
 
 
 def _idle(services: Services) -> None:
@@ -296,19 +281,33 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        workers = [
-            asyncio.create_task(_collect_garbage_periodically(services)),
-            asyncio.create_task(_prune_audit_log_periodically(auth)),
-            asyncio.create_task(_check_caches_periodically(services)),
-            asyncio.create_task(_sample_database_pool(services.db)),
+        # Every worker of every replica starts these; each task's lease lets one of them run it.
+        leases = Leases(services.db)
+        periodic = [
+            PeriodicTask(
+                leases, "periodic:gc", settings.gc_interval_seconds, lambda: _collect_garbage(services)
+            ),
+            PeriodicTask(leases, "periodic:audit-prune", _AUDIT_PRUNE_SECONDS, lambda: _prune(auth)),
+            PeriodicTask(
+                leases,
+                "periodic:cache-check",
+                settings.cache_check_interval_seconds,
+                services.caches.check_all,
+            ),
         ]
+        workers = [asyncio.create_task(task.run()) for task in periodic]
+        # Per process: each samples its own connection pool.
+        workers.append(asyncio.create_task(_sample_database_pool(services.db)))
         if settings.scan_workers:
+            upkeep = PeriodicTask(
+                leases, "periodic:jobs-upkeep", settings.scan_poll_seconds, lambda: _idle(services)
+            )
             runner = JobRunner(
                 services.jobs,
                 services.scans.handlers() | services.vulndb_sync.handlers(),
                 concurrency=settings.scan_workers,
                 poll_seconds=settings.scan_poll_seconds,
-                idle=lambda: _idle(services),
+                idle=upkeep.run_if_due,
             )
             workers.append(asyncio.create_task(runner.run()))
         try:

@@ -118,6 +118,16 @@ def start_job(conn: Connection, job_id: int, worker: str, lease_until: float, no
     )
 
 
+def renew_job(conn: Connection, job_id: int, worker: str, lease_until: float) -> bool:
+    """Extend a running job's lease, if `worker` still holds it."""
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.worker == worker, jobs.c.state == RUNNING)
+        .values(lease_until=lease_until)
+    )
+    return result.rowcount == 1
+
+
 def finish_job(
     conn: Connection,
     job_id: int,

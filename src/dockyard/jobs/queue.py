@@ -98,6 +98,11 @@ class JobQueue:
             q.start_job(conn, row.id, worker, now + lease_seconds, now)
         return Job(row.id, row.kind, row.key, json.loads(row.payload), row.attempts + 1, worker)
 
+    def renew(self, job: Job, lease_seconds: float) -> bool:
+        """Keep a running job's lease for `lease_seconds` more; False if another worker took it over."""
+        with self.db.write(durable=False) as conn:
+            return q.renew_job(conn, job.id, job.worker, time.time() + lease_seconds)
+
     def complete(self, job: Job) -> bool:
         """The job succeeded; False if its lease had been lost to another worker."""
         with self.db.write() as conn:

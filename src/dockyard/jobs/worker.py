@@ -1,20 +1,21 @@
 """Runs leased jobs in threads, for as long as the application lives.
 
 Handlers are plain functions of a `Job`, registered by kind. A handler that raises gets its job retried with a
-growing delay, up to `max_attempts`; a handler that wants to give up for good raises `GiveUp`.
+growing delay, up to `max_attempts`; a handler that wants to give up for good raises `GiveUp`. The job's lease
+is renewed while its handler runs, so a long scan is not taken over by another worker; a worker that dies
+stops renewing, and the job is taken over once the lease runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable, Mapping
 
 from starlette.concurrency import run_in_threadpool
 
+from dockyard.jobs.leases import renewing, worker_name
 from dockyard.jobs.queue import Job, JobQueue
 from dockyard.observability import metrics
 
@@ -29,11 +30,6 @@ class GiveUp(Exception):
     """Raised by a handler whose job can never succeed: it is marked failed with this message."""
 
 
-def worker_name() -> str:
-    """This process's name in job leases: host and process id."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class JobRunner:
     """Leases jobs of the registered kinds and runs up to `concurrency` at once."""
 
@@ -44,7 +40,7 @@ class JobRunner:
         *,
         concurrency: int = 1,
         poll_seconds: float = 2.0,
-        lease_seconds: float = 900.0,
+        lease_seconds: float = 120.0,
         max_attempts: int = 3,
         idle: Callable[[], object] | None = None,
     ) -> None:
@@ -64,7 +60,8 @@ class JobRunner:
             return False
         started = time.monotonic()
         try:
-            self.handlers[job.kind](job)
+            with renewing(lambda: self.queue.renew(job, self.lease_seconds), self.lease_seconds / 3):
+                self.handlers[job.kind](job)
         except GiveUp as exc:
             metrics.job_finished(job.kind, time.monotonic() - started, ok=False)
             self.queue.fail(job, str(exc), None)
