@@ -1,13 +1,20 @@
-"""Blob upload sessions: streamed appends with resumable hashing, verification, and the durable commit."""
+"""Blob upload sessions: streamed appends with resumable hashing, verification, and the durable commit.
+
+Everything about a session is in the database, so any replica continues it: its size, the running
+sha256 state after those bytes (content/resumable_hash.py; without it the bytes are re-hashed from
+storage), and which request is writing to it now (a lease on the row: one writer per upload across the
+cluster, expiring if the writer's replica dies).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 
+from dockyard.content import resumable_hash
 from dockyard.content.digests import Digest, Hasher, new_hasher
 from dockyard.content.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid
 from dockyard.db import content as q
@@ -17,7 +24,12 @@ from dockyard.storage.driver import PathBusy, StorageError, StorageFull, Writer
 
 log = logging.getLogger(__name__)
 
-_HASHER_CACHE_SIZE = 4096
+# A writer renews its lease while bytes flow; one that stops (its replica died) frees the session after this.
+WRITER_LEASE_SECONDS = 60.0
+# How long a request waits for another writer to let go before answering that the upload is busy: covers
+# the release of a writer whose client just went away, which happens in the background.
+_WRITER_WAIT_SECONDS = 2.0
+_BUSY = "another request is writing to this upload; retry once it has finished"
 # Running out of room, for the bytes or for the database: the upload's bytes are released at once.
 _NO_SPACE = (StorageFull, DatabaseFull)
 
@@ -30,43 +42,16 @@ class UploadStatus:
     size: int
 
 
-class _HasherCache:
-    """sha256 state of recent sessions at their current size, so appends need not re-read earlier bytes.
-
-    A session continued in another process (or after a restart) misses here and is re-hashed from storage.
-    """
-
-    def __init__(self) -> None:
-        self._items: OrderedDict[str, tuple[int, Hasher]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def take(self, upload_id: str, size: int) -> Hasher | None:
-        with self._lock:
-            item = self._items.pop(upload_id, None)
-        return item[1] if item and item[0] == size else None
-
-    def put(self, upload_id: str, size: int, hasher: Hasher) -> None:
-        with self._lock:
-            self._items[upload_id] = (size, hasher)
-            while len(self._items) > _HASHER_CACHE_SIZE:
-                self._items.popitem(last=False)
-
-    def peek(self, upload_id: str, size: int) -> Hasher | None:
-        with self._lock:
-            item = self._items.get(upload_id)
-        return item[1].copy() if item and item[0] == size else None
-
-    def drop(self, upload_id: str) -> None:
-        with self._lock:
-            self._items.pop(upload_id, None)
-
-
 class Appender:
     """Appends one request's bytes to a session; `finish` records the new size, `complete` ends the upload."""
 
-    def __init__(self, service: UploadService, row: q.UploadRow, writer: Writer, hasher: Hasher) -> None:
+    def __init__(
+        self, service: UploadService, row: q.UploadRow, lease: str, writer: Writer, hasher: Hasher
+    ) -> None:
         self._service = service
         self._row = row
+        self._lease = lease
+        self._renewed = time.monotonic()
         self.upload_id = row.id
         self.start = row.size
         self._writer = writer
@@ -78,7 +63,11 @@ class Appender:
         return self._writer.size
 
     def write(self, data: bytes) -> None:
-        """Append and hash. Out of space, the session is released at once (UploadService.release)."""
+        """Append and hash (renewing the writer's lease now and then, before writing). Out of space, the
+        session is released at once (UploadService.release)."""
+        if time.monotonic() - self._renewed > WRITER_LEASE_SECONDS / 3:
+            self._service.renew_writer(self.upload_id, self._lease)
+            self._renewed = time.monotonic()
         try:
             self._writer.write(data)
         except StorageFull:
@@ -88,27 +77,30 @@ class Appender:
         self._hasher.update(data)
 
     def finish(self) -> int:
-        """Record the new size; fails if another request moved the session meanwhile.
+        """Record the new size and hash state; fails if another request moved the session meanwhile.
 
         Progress is not made durable: a crash may lose a session, which the client starts again, but
         never a blob, whose completion fsyncs its bytes (`UploadService.commit`). A session resumed
         after a crash with fewer bytes than recorded fails its digest check there.
         """
-        # The file stays held until the size is recorded: a request let in before would truncate to the
-        # old size and cut these bytes.
         try:
-            self._writer.flush()
-            size = self._writer.size
-            with self._service.db.write(durable=False) as conn:
-                if not q.advance_upload(conn, self.upload_id, self.start, size):
-                    raise BlobUploadInvalid("the upload was changed by another request; restart it")
+            try:
+                self._writer.flush()
+                size = self._writer.size
+            finally:
+                # Closed before the lease goes (with the size, below): the next writer finds the file free.
+                self._writer.close()
+            state = self._hasher.save() if isinstance(self._hasher, resumable_hash.ResumableHash) else None
+            try:
+                with self._service.db.write(durable=False) as conn:
+                    if not q.advance_upload(conn, self.upload_id, self.start, size, self._lease, state):
+                        raise BlobUploadInvalid("the upload was changed by another request; restart it")
+            except BaseException:
+                self._service.release_writer(self.upload_id, self._lease)
+                raise
         except _NO_SPACE:
-            self._writer.close()
             self._service.release(self.upload_id)
             raise
-        finally:
-            self._writer.close()
-        self._service.hashers.put(self.upload_id, size, self._hasher)
         return size
 
     def complete(self, digest: Digest) -> int:
@@ -120,36 +112,85 @@ class Appender:
         try:
             hasher = self._hasher if digest.algorithm == "sha256" else None
             return self._service.commit(
-                self._row, self._writer.size, digest, hasher, self._writer, self.start
+                self._row, self._writer.size, digest, hasher, self._writer, self.start, self._lease
             )
+        except BaseException:
+            self._writer.close()
+            self._service.release_writer(self.upload_id, self._lease)
+            raise
         finally:
             self._writer.close()
 
     def abort(self) -> None:
-        """Give up on this request's bytes; the session stays at its recorded size."""
+        """Give up on this request's bytes; the session stays at its recorded size.
+
+        Called from the event loop, even on cancellation, so the lease is let go in the background.
+        """
         self._writer.close()
-        self._service.hashers.drop(self.upload_id)
+        threading.Thread(
+            target=self._service.release_writer, args=(self.upload_id, self._lease), daemon=True
+        ).start()
 
 
 class UploadService:
-    """Opens, appends to, completes and cancels upload sessions. Any process may continue any session."""
+    """Opens, appends to, completes and cancels upload sessions. Any replica may continue any session."""
 
     def __init__(self, db: Database, store: BlobStore) -> None:
         self.db = db
         self.store = store
-        self.hashers = _HasherCache()
 
-    def _session(self, name: str, upload_id: str) -> q.UploadRow:
+    def _repository_id(self, name: str, upload_id: str) -> int:
         try:
             uuid.UUID(upload_id)
         except ValueError:
             raise BlobUploadUnknown("upload id is not valid") from None
         with self.db.read() as conn:
             repo_id = q.repository_id(conn, name)
-            row = q.get_upload(conn, upload_id, repo_id) if repo_id is not None else None
+        if repo_id is None:
+            raise BlobUploadUnknown("no such upload session")
+        return repo_id
+
+    def _session(self, name: str, upload_id: str) -> q.UploadRow:
+        repo_id = self._repository_id(name, upload_id)
+        with self.db.read() as conn:
+            row = q.get_upload(conn, upload_id, repo_id)
         if row is None:
             raise BlobUploadUnknown("no such upload session")
         return row
+
+    def _take(self, name: str, upload_id: str, start: int | None) -> tuple[q.UploadRow, str]:
+        """Become the session's one writer: (its row, the lease token). `start` must be its size."""
+        repo_id = self._repository_id(name, upload_id)
+        lease = uuid.uuid4().hex
+        deadline = time.monotonic() + _WRITER_WAIT_SECONDS
+        while True:
+            now = time.time()
+            with self.db.write(durable=False) as conn:
+                taken = q.take_upload_writer(conn, upload_id, lease, now, now + WRITER_LEASE_SECONDS)
+                row = q.get_upload(conn, upload_id, repo_id)
+                if row is None:
+                    raise BlobUploadUnknown("no such upload session")
+                if taken and start is not None and start != row.size:
+                    # Raised inside the transaction: the lease is undone with it.
+                    raise RangeInvalid(
+                        f"chunk starts at {start} but the upload holds {row.size} bytes", row.size
+                    )
+            if taken:
+                return row, lease
+            if time.monotonic() >= deadline:
+                raise BlobUploadInvalid(_BUSY)
+            time.sleep(0.05)
+
+    def renew_writer(self, upload_id: str, lease: str) -> None:
+        """Keep the writer's lease; BlobUploadInvalid if another request has taken the session over."""
+        with self.db.write(durable=False) as conn:
+            if not q.renew_upload_writer(conn, upload_id, lease, time.time() + WRITER_LEASE_SECONDS):
+                raise BlobUploadInvalid("the upload was taken over by another request; restart it")
+
+    def release_writer(self, upload_id: str, lease: str) -> None:
+        """Let the next request write (a no-op if the lease was already gone)."""
+        with self.db.write(durable=False) as conn:
+            q.release_upload_writer(conn, upload_id, lease)
 
     def start(self, name: str) -> UploadStatus:
         """Open a session in the repository (created if new)."""
@@ -164,28 +205,37 @@ class UploadService:
 
     def append(self, name: str, upload_id: str, start: int | None) -> Appender:
         """Begin appending. `start` (from Content-Range) must equal the current size."""
-        row = self._session(name, upload_id)
-        if start is not None and start != row.size:
-            raise RangeInvalid(f"chunk starts at {start} but the upload holds {row.size} bytes", row.size)
-        writer = self._writer(upload_id, row.size)
+        row, lease = self._take(name, upload_id, start)
         try:
-            hasher = self.hashers.take(upload_id, row.size) or self._rehash(upload_id, row.size, "sha256")
+            writer = self._writer(upload_id, row.size)
+            try:
+                hasher = self._running_hash(row)
+            except BaseException:
+                writer.close()
+                raise
         except BaseException:
-            writer.close()
+            self.release_writer(upload_id, lease)
             raise
-        return Appender(self, row, writer, hasher)
+        return Appender(self, row, lease, writer, hasher)
 
     def _writer(self, upload_id: str, size: int) -> Writer:
         """The session's data file at its recorded size, held exclusively until closed."""
         try:
             return self.store.upload_writer(upload_id, resume_at=size)
         except PathBusy:
-            raise BlobUploadInvalid(
-                "another request is writing to this upload; retry once it has finished"
-            ) from None
+            raise BlobUploadInvalid(_BUSY) from None
+
+    def _running_hash(self, row: q.UploadRow) -> Hasher:
+        """The sha256 state after the session's bytes: as stored with it, else re-hashed from storage."""
+        restored = resumable_hash.restore(row.hash_state, "sha256", row.size)
+        return restored or self._rehash(row.id, row.size, "sha256")
 
     def _rehash(self, upload_id: str, size: int, algorithm: str) -> Hasher:
-        hasher = new_hasher(algorithm)
+        hasher = (
+            resumable_hash.ResumableHash(algorithm) if resumable_hash.available() else new_hasher(algorithm)
+        )
+        if size == 0:
+            return hasher
         remaining = size
         for chunk in self.store.read_upload(upload_id):
             piece = chunk[:remaining]
@@ -199,15 +249,23 @@ class UploadService:
 
     def complete(self, name: str, upload_id: str, digest: Digest) -> int:
         """Verify the digest, move the bytes into place durably, record the blob. Returns its size."""
-        row = self._session(name, upload_id)
-        hasher = self.hashers.peek(upload_id, row.size) if digest.algorithm == "sha256" else None
-        # Exactly the recorded bytes: a refused or broken append may have left more past them (and an
-        # empty blob never got a data file). Held until the bytes are moved, so no append slips in.
-        writer = self._writer(upload_id, row.size)
+        row, lease = self._take(name, upload_id, None)
         try:
-            return self.commit(row, row.size, digest, hasher, writer, row.size)
-        finally:
-            writer.close()
+            hasher = (
+                resumable_hash.restore(row.hash_state, "sha256", row.size)
+                if digest.algorithm == "sha256"
+                else None
+            )
+            # Exactly the recorded bytes: a refused or broken append may have left more past them (and an
+            # empty blob never got a data file). Held until the bytes are moved, so no append slips in.
+            writer = self._writer(upload_id, row.size)
+            try:
+                return self.commit(row, row.size, digest, hasher, writer, row.size, lease)
+            finally:
+                writer.close()
+        except BaseException:
+            self.release_writer(upload_id, lease)
+            raise
 
     def commit(
         self,
@@ -217,11 +275,13 @@ class UploadService:
         hasher: Hasher | None,
         writer: Writer,
         recorded: int,
+        lease: str,
     ) -> int:
         """Commit the session's first `size` bytes, held in `writer`, as the blob `digest`.
 
         `hasher` holds their sha256 state if known; `recorded` is the size the session's row must
-        still have (another request that moved it meanwhile wins, and this one fails).
+        still have and `lease` the writer's lease it must still hold (another request that moved it
+        meanwhile wins, and this one fails).
         """
         try:
             # Durable first, and flushed where a re-hash reads it.
@@ -235,7 +295,7 @@ class UploadService:
                     detail={"digest": str(digest)},
                 )
             with self.db.write() as conn:
-                if not q.advance_upload(conn, row.id, recorded, size):
+                if not q.advance_upload(conn, row.id, recorded, size, lease):
                     raise BlobUploadInvalid("the upload was changed by another request; restart it")
                 # Record first and move the bytes inside the transaction: the blob's row lock (SQLite: the
                 # write lock) orders this against a collection of the same digest, which deletes the file
@@ -250,7 +310,6 @@ class UploadService:
             writer.close()
             self.release(row.id)
             raise
-        self.hashers.drop(row.id)
         return size
 
     def cancel(self, name: str, upload_id: str) -> None:
@@ -260,16 +319,15 @@ class UploadService:
 
     def _drop(self, upload_id: str) -> None:
         # Bytes first: on a full disk, removing them is what lets the database commit the rest.
-        self.hashers.drop(upload_id)
         self.store.discard_upload(upload_id)
         with self.db.write() as conn:
             q.delete_upload(conn, upload_id)
 
     def release(self, upload_id: str) -> None:
         """Give an upload's space back at once after running out of it: its bytes go first, then the
-        session. Never raises: the caller is already failing with the reason; a session the database could
-        not forget (full too) holds no bytes and is expired by the collector."""
-        self.hashers.drop(upload_id)
+        session (and with it any writer's lease). Never raises: the caller is already failing with the
+        reason; a session the database could not forget (full too) holds no bytes and is expired by the
+        collector."""
         try:
             self.store.discard_upload(upload_id)
             with self.db.write() as conn:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import Select, and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.schema import Table
@@ -47,6 +47,7 @@ class UploadRow:
     repository_id: int
     size: int
     updated_at: float
+    hash_state: bytes | None = None
 
 
 def _insert_ignoring_conflict(
@@ -504,19 +505,62 @@ def create_upload(conn: Connection, upload_id: str, repo_id: int) -> None:
 def get_upload(conn: Connection, upload_id: str, repo_id: int) -> UploadRow | None:
     """An upload session of the repository."""
     row = conn.execute(
-        select(uploads.c.id, uploads.c.repository_id, uploads.c.size, uploads.c.updated_at).where(
-            uploads.c.id == upload_id, uploads.c.repository_id == repo_id
-        )
+        select(
+            uploads.c.id, uploads.c.repository_id, uploads.c.size, uploads.c.updated_at, uploads.c.hash_state
+        ).where(uploads.c.id == upload_id, uploads.c.repository_id == repo_id)
     ).first()
-    return UploadRow(row.id, row.repository_id, row.size, row.updated_at) if row else None
+    if row is None:
+        return None
+    state = bytes(row.hash_state) if row.hash_state is not None else None
+    return UploadRow(row.id, row.repository_id, row.size, row.updated_at, state)
 
 
-def advance_upload(conn: Connection, upload_id: str, expected_size: int, new_size: int) -> bool:
-    """Record appended bytes, only if nobody else moved the session meanwhile."""
+def take_upload_writer(conn: Connection, upload_id: str, writer: str, now: float, until: float) -> bool:
+    """Become the session's one writer until `until`, unless another writer's lease still holds."""
     result = conn.execute(
         update(uploads)
-        .where(uploads.c.id == upload_id, uploads.c.size == expected_size)
-        .values(size=new_size, updated_at=time.time())
+        .where(
+            uploads.c.id == upload_id,
+            or_(uploads.c.writer.is_(None), uploads.c.writer_until < now),
+        )
+        .values(writer=writer, writer_until=until)
+    )
+    return result.rowcount > 0
+
+
+def renew_upload_writer(conn: Connection, upload_id: str, writer: str, until: float) -> bool:
+    """Extend the writer's lease; False if it was lost (expired and taken, or the session is gone)."""
+    result = conn.execute(
+        update(uploads)
+        .where(uploads.c.id == upload_id, uploads.c.writer == writer)
+        .values(writer_until=until)
+    )
+    return result.rowcount > 0
+
+
+def release_upload_writer(conn: Connection, upload_id: str, writer: str) -> None:
+    """Stop being the session's writer."""
+    conn.execute(
+        update(uploads)
+        .where(uploads.c.id == upload_id, uploads.c.writer == writer)
+        .values(writer=None, writer_until=None)
+    )
+
+
+def advance_upload(
+    conn: Connection,
+    upload_id: str,
+    expected_size: int,
+    new_size: int,
+    writer: str,
+    hash_state: bytes | None = None,
+) -> bool:
+    """Record appended bytes and the running hash after them, and release the writer's lease; only if
+    `writer` still holds it and nobody moved the session meanwhile."""
+    result = conn.execute(
+        update(uploads)
+        .where(uploads.c.id == upload_id, uploads.c.size == expected_size, uploads.c.writer == writer)
+        .values(size=new_size, hash_state=hash_state, updated_at=time.time(), writer=None, writer_until=None)
     )
     return result.rowcount > 0
 
