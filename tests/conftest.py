@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,6 +29,9 @@ from support import (
     ReferenceRegistryFactory,
     build_images,
 )
+
+if TYPE_CHECKING:
+    from dockyard.db.engine import Database
 
 Tool = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -64,6 +67,37 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """The SQLAlchemy URL of a new, empty database (one per test)."""
     return postgres_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def migrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a freshly migrated database, on SQLite and on PostgreSQL, for tests where several
+    handles (replicas) share one database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'dockyard.db'}"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        url = server.create_database()
+    from dockyard.db.engine import Database
+
+    db = Database(url)
+    try:
+        db.migrate()
+    finally:
+        db.close()
+    return url
+
+
+@pytest.fixture
+def migrated_db(migrated_url: str) -> Iterator[Database]:
+    """A handle on the `migrated_url` database, closed at the end."""
+    from dockyard.db.engine import Database
+
+    handle = Database(migrated_url)
+    try:
+        yield handle
+    finally:
+        handle.close()
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from dockyard.auth.token_endpoint import TokenServices
 from dockyard.auth.tokens import TokenIssuer
 from dockyard.cache.directory import CacheDirectory
 from dockyard.cache.redirect import CacheRedirects
+from dockyard.cluster.replicas import ReplicaRegistry
 from dockyard.config import Settings
 from dockyard.content.blobs import BlobService
 from dockyard.content.browse import Browser
@@ -80,6 +81,7 @@ class Services:
     auth: AuthServices
     caches: CacheDirectory
     browser: Browser
+    cluster: ReplicaRegistry
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ def build_services(settings: Settings) -> Services:
         auth=auth,
         caches=CacheDirectory(db),
         browser=Browser(db, store, auth.accounts, manifests),
+        cluster=ReplicaRegistry(db, settings),
     )
 
 
@@ -212,7 +215,9 @@ def _check_storage(services: Services) -> None:
 
 
 async def ping(request: Request) -> Response:
-    """GET /_ping: 200 when the database and storage work, else 503 naming what does not."""
+    """GET /_ping: 200 when the database and storage work, else 503 naming what does not.
+
+    The JSON also says whether writes are possible now (a load balancer may route pushes on it)."""
     services: Services = request.app.state.services
     problems: dict[str, str] = {}
     for part, check in (("database", services.db.ping), ("storage", lambda: _check_storage(services))):
@@ -221,8 +226,12 @@ async def ping(request: Request) -> Response:
         except Exception as exc:
             problems[part] = str(exc) or type(exc).__name__
     if problems:
-        return JSONResponse({"status": "unhealthy", "problems": problems}, status_code=503)
-    return JSONResponse({"status": "ok"})
+        return JSONResponse(
+            {"status": "unhealthy", "problems": problems, "writable": False},
+            status_code=503,
+        )
+    writable = await run_in_threadpool(services.cluster.writable)
+    return JSONResponse({"status": "ok", "writable": writable})
 
 
 async def ca_certificate(request: Request) -> Response:
@@ -298,6 +307,7 @@ def create_app(
         workers = [asyncio.create_task(task.run()) for task in periodic]
         # Per process: each samples its own connection pool.
         workers.append(asyncio.create_task(_sample_database_pool(services.db)))
+        workers.append(asyncio.create_task(services.cluster.run()))
         if settings.scan_workers:
             upkeep = PeriodicTask(
                 leases, "periodic:jobs-upkeep", settings.scan_poll_seconds, lambda: _idle(services)
@@ -340,7 +350,13 @@ def create_app(
             Mount(
                 "/api/v1",
                 app=build_api(
-                    auth, settings, services.scans, services.vulndb_sync, services.caches, services.manifests
+                    auth,
+                    settings,
+                    services.scans,
+                    services.vulndb_sync,
+                    services.caches,
+                    services.manifests,
+                    services.cluster,
                 ),
             ),
             # Last: the web UI answers every path the surfaces above do not.

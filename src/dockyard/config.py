@@ -6,6 +6,7 @@ Precedence, highest first: command-line options, environment variables, the conf
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ class Settings(BaseSettings):
     gc_grace_seconds: int = 3600
     # Untagged manifests nothing needs are collected after this long; 0 keeps them forever.
     gc_untagged_retention_seconds: int = 7 * 24 * 3600
+
+    # This replica's id in the cluster (docs/configuration.md); default: host name and port.
+    replica_id: str | None = None
 
     # Access control (docs/configuration.md, "Access control").
     anonymous_pull: bool = False
@@ -204,6 +208,13 @@ class Settings(BaseSettings):
     def _check_token_name(cls, value: str) -> str:
         if not value or len(value) > 255 or any(c in value for c in '"\\\r\n'):
             raise ValueError("must be 1 to 255 characters without quotes, backslashes or line breaks")
+        return value
+
+    @field_validator("replica_id")
+    @classmethod
+    def _check_replica_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", value):
+            raise ValueError("must be 1 to 128 letters, digits, '.', '_', ':' or '-'")
         return value
 
     @field_validator("signing_key_passphrase")

@@ -22,7 +22,6 @@ from dockyard.auth.keys import KeyRing, KeyRingError, thumbprint
 from dockyard.auth.tokens import Scope, TokenInvalid, TokenIssuer
 from dockyard.db.engine import Database
 from dockyard.db.schema import signing_keys
-from support import PostgresServer
 from support.servers import dockyard_executable, environment_without
 
 ALICE = Identity(user_id=7, name="alice")
@@ -30,18 +29,10 @@ PULL = [Scope("repository", "alice/app", ("pull",))]
 TTL = 300
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A freshly migrated database shared by the replicas of a test."""
-    if request.param == "sqlite":
-        found = f"sqlite:///{tmp_path / 'dockyard.db'}"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        found = server.create_database()
-    db = Database(found)
-    db.migrate()
-    db.close()
-    return found
+@pytest.fixture
+def url(migrated_url: str) -> str:
+    """A freshly migrated database (SQLite and PostgreSQL)."""
+    return migrated_url
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,38 +15,19 @@ from dockyard.jobs import leases as leases_module
 from dockyard.jobs.leases import Leases, PeriodicTask
 from dockyard.jobs.queue import Job, JobQueue
 from dockyard.jobs.worker import JobRunner
-from support import PostgresServer
 from support.servers import environment_without
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A freshly migrated database."""
-    if request.param == "sqlite":
-        found = f"sqlite:///{tmp_path / 'leases.db'}"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        found = server.create_database()
-    db = Database(found)
-    db.migrate()
-    db.close()
-    return found
-
-
 @pytest.fixture
-def db(url: str) -> Iterator[Database]:
-    """One handle on the database."""
-    handle = Database(url)
-    try:
-        yield handle
-    finally:
-        handle.close()
+def url(migrated_url: str) -> str:
+    """A freshly migrated database (SQLite and PostgreSQL)."""
+    return migrated_url
 
 
 def test_a_held_lease_is_refused_to_others_until_it_expires_or_is_released(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+    migrated_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    a, b = Leases(db, "replica-a"), Leases(db, "replica-b")
+    a, b = Leases(migrated_db, "replica-a"), Leases(migrated_db, "replica-b")
     assert a.take("gc", 60) is True
     assert b.take("gc", 60) is False
     assert a.take("gc", 60) is False  # held means held, even by the same replica: once per interval
@@ -63,8 +43,8 @@ def test_a_held_lease_is_refused_to_others_until_it_expires_or_is_released(
     assert a.take("gc", 60) is True
 
 
-def test_extend_never_shortens(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    a, b = Leases(db, "replica-a"), Leases(db, "replica-b")
+def test_extend_never_shortens(migrated_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = Leases(migrated_db, "replica-a"), Leases(migrated_db, "replica-b")
     assert a.take("gc", 3600)
     assert a.extend("gc", 1) is True
     later = time.time() + 60
@@ -136,11 +116,11 @@ def test_periodic_work_runs_once_across_processes(url: str, tmp_path: Path) -> N
     assert log.read_text() == "ran\n"
 
 
-def test_a_periodic_run_longer_than_its_interval_keeps_its_lease(db: Database) -> None:
-    other = PeriodicTask(Leases(db, "replica-b"), "periodic:gc", 1.0, lambda: None)
+def test_a_periodic_run_longer_than_its_interval_keeps_its_lease(migrated_db: Database) -> None:
+    other = PeriodicTask(Leases(migrated_db, "replica-b"), "periodic:gc", 1.0, lambda: None)
     attempts: list[bool] = []
     renewed = threading.Event()
-    holder = Leases(db, "replica-a")
+    holder = Leases(migrated_db, "replica-a")
     extend = holder.extend
 
     def counting_extend(name: str, seconds: float) -> bool:
@@ -163,13 +143,13 @@ def test_a_periodic_run_longer_than_its_interval_keeps_its_lease(db: Database) -
     assert attempts and not any(attempts)
 
 
-def test_a_running_job_has_its_lease_renewed(db: Database) -> None:
-    queue = JobQueue(db)
+def test_a_running_job_has_its_lease_renewed(migrated_db: Database) -> None:
+    queue = JobQueue(migrated_db)
     queue.enqueue("scan", "long")
     seen: list[Job | None] = []
 
     def lease_until() -> float:
-        with db.read() as conn:
+        with migrated_db.read() as conn:
             value = conn.exec_driver_sql("SELECT lease_until FROM jobs WHERE key = 'long'").scalar_one()
         return float(value)
 
@@ -187,8 +167,8 @@ def test_a_running_job_has_its_lease_renewed(db: Database) -> None:
     assert queue.state("scan", ["long"]) == {"long": ("done", None)}
 
 
-def test_renewal_reports_a_lost_job_lease(db: Database) -> None:
-    queue = JobQueue(db)
+def test_renewal_reports_a_lost_job_lease(migrated_db: Database) -> None:
+    queue = JobQueue(migrated_db)
     queue.enqueue("scan", "a")
     job = queue.lease(["scan"], "dead-replica", 0.05)
     assert job is not None

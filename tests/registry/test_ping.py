@@ -17,7 +17,7 @@ from support import PostgresServer
 def test_ping_healthy(app_client: TestClient) -> None:
     response = app_client.get("/_ping")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "writable": True}
     assert app_client.head("/_ping").status_code == 200
 
 

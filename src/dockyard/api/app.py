@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from dockyard import __version__
 from dockyard.api.browse_routes import router as browse_router
 from dockyard.api.cache_routes import router as cache_router
+from dockyard.api.cluster_routes import router as cluster_router
 from dockyard.api.deps import Context
 from dockyard.api.docs import router as docs_router
 from dockyard.api.errors import install_handlers
@@ -28,6 +29,7 @@ from dockyard.content.manifests import ManifestService
 if TYPE_CHECKING:
     from dockyard.app import AuthServices
     from dockyard.cache.directory import CacheDirectory
+    from dockyard.cluster.replicas import ReplicaRegistry
     from dockyard.scanning.service import ScanService
     from dockyard.scanning.vulndb_sync import VulnDbSync
 
@@ -39,6 +41,7 @@ def build_api(
     vulndb: VulnDbSync,
     caches: CacheDirectory,
     manifests: ManifestService,
+    cluster: ReplicaRegistry,
 ) -> FastAPI:
     """The /api/v1 application."""
     api = FastAPI(
@@ -56,14 +59,23 @@ def build_api(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    api.state.context = Context(auth=auth, settings=settings, scans=scans, vulndb=vulndb)
+    api.state.context = Context(auth=auth, settings=settings, scans=scans, vulndb=vulndb, cluster=cluster)
     api.state.caches = caches
     api.state.browser = RepositoryBrowser(auth.accounts, manifests, auth.audit)
     install_handlers(api)
     api.add_middleware(HeaderGuard)
     api.openapi = lambda: build_schema(api)  # type: ignore[method-assign]
     # First: the repository routes' `{name:path}` would take the scanning routes' longer paths.
-    routers = (docs_router, scan_router, vulndb_router, cache_router, browse_router, org_router, router)
+    routers = (
+        docs_router,
+        scan_router,
+        vulndb_router,
+        cache_router,
+        cluster_router,
+        browse_router,
+        org_router,
+        router,
+    )
     for included in routers:
         api.include_router(included)
     # The routes as declared (FastAPI wraps included routers): for the schema and for 405's Allow.

@@ -16,6 +16,7 @@ from dockyard.config import Settings
 
 if TYPE_CHECKING:
     from dockyard.app import AuthServices
+    from dockyard.cluster.replicas import ReplicaRegistry
     from dockyard.scanning.service import ScanService
     from dockyard.scanning.vulndb_sync import VulnDbSync
 
@@ -32,6 +33,7 @@ class Context:
     settings: Settings
     scans: ScanService
     vulndb: VulnDbSync
+    cluster: ReplicaRegistry
 
 
 def context(request: Request) -> Context:

@@ -28,6 +28,7 @@ def _register() -> None:
     from dockyard.cli.admin import admin
     from dockyard.cli.cache import cache
     from dockyard.cli.certs import certs
+    from dockyard.cli.cluster import cluster
     from dockyard.cli.gc import gc
     from dockyard.cli.scan import scan
     from dockyard.cli.serve import serve
@@ -40,6 +41,7 @@ def _register() -> None:
     main.add_command(vulndb)
     main.add_command(scan)
     main.add_command(cache)
+    main.add_command(cluster)
 
 
 _register()

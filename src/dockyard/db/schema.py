@@ -349,6 +349,17 @@ leases = Table(
     Column("acquired_at", Float, nullable=False),
 )
 
+# The replicas of the cluster: each registers itself and beats every few seconds (cluster/replicas.py).
+replicas = Table(
+    "replicas",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("address", String(255), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+)
+
 # Scan results per image manifest digest (one platform of an index), shared by every repository holding
 # that digest: the inventory depends only on the layers, the findings only on the inventory and the
 # advisories. `evaluated_generation` is the vulnerability database's last import time the findings were

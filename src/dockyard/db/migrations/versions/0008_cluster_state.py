@@ -1,4 +1,4 @@
-"""cluster state in the database: signing keys, leases, upload hash state and writer lease
+"""cluster state in the database: signing keys, leases, replicas, upload hash state and writer lease
 
 Revision ID: 0008
 Revises: 0004
@@ -33,6 +33,15 @@ def upgrade() -> None:
         sa.Column("acquired_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_leases")),
     )
+    op.create_table(
+        "replicas",
+        sa.Column("id", sa.String(length=128), nullable=False),
+        sa.Column("address", sa.String(length=255), nullable=False),
+        sa.Column("version", sa.String(length=64), nullable=False),
+        sa.Column("started_at", sa.Float(), nullable=False),
+        sa.Column("heartbeat_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_replicas")),
+    )
     # Plain ADD COLUMNs of nullable columns: SQLite does them without rebuilding the table.
     op.add_column("uploads", sa.Column("hash_state", sa.LargeBinary(), nullable=True))
     op.add_column("uploads", sa.Column("writer", sa.String(length=64), nullable=True))
@@ -44,5 +53,6 @@ def downgrade() -> None:
         batch.drop_column("writer_until")
         batch.drop_column("writer")
         batch.drop_column("hash_state")
+    op.drop_table("replicas")
     op.drop_table("leases")
     op.drop_table("signing_keys")

@@ -1,0 +1,1 @@
+"""The cluster: replica identity, registration and heartbeats, and the cluster's status."""
