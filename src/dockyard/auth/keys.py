@@ -127,9 +127,9 @@ class KeyRing:
     def _refresh(self) -> None:
         try:
             self.load()
-        except DatabaseUnavailable:
+        except (DatabaseUnavailable, KeyRingError) as exc:
             # Keep signing and verifying with the keys known: pulls go on while the database is away.
-            log.warning("could not re-read the signing keys; keeping the %d known", len(self._keys))
+            log.warning("could not re-read the signing keys (%s); keeping the %d known", exc, len(self._keys))
             self._loaded_at = time.monotonic()
 
     def load(self) -> None:
