@@ -30,7 +30,7 @@ from dockyard.auth.token_endpoint import TokenServices
 from dockyard.auth.tokens import TokenIssuer
 from dockyard.cache.directory import CacheDirectory
 from dockyard.cache.redirect import CacheRedirects
-from dockyard.cluster.replicas import ReplicaRegistry
+from dockyard.cluster.replicas import ReplicaRegistry, replica_id
 from dockyard.config import Settings
 from dockyard.content.blobs import BlobService
 from dockyard.content.browse import Browser
@@ -175,7 +175,7 @@ def build_services(settings: Settings) -> Services:
         db=db,
         store=store,
         blobs=BlobService(db, store),
-        uploads=UploadService(db, store),
+        uploads=UploadService(db, store, replica_id(settings)),
         manifests=manifests,
         gc=GarbageCollector(
             db,

@@ -58,6 +58,7 @@ def replicas(settings: Settings, tmp_path: Path) -> Iterator[list[Services]]:
     for index in range(3):
         mine = load_settings(
             data_dir=tmp_path / f"replica{index}",
+            replica_id=f"node{index}",
             database_url=settings.effective_database_url,
             storage_path=shared,
         )
@@ -175,6 +176,21 @@ def test_a_dead_writers_lease_expires(replicas: list[Services], monkeypatch: pyt
     with pytest.raises(BlobUploadInvalid):
         dead.finish()
     assert taken.complete(parse_digest(DIGEST)) == len(DATA)
+
+
+def test_a_restarted_replica_frees_the_sessions_it_was_writing(replicas: list[Services]) -> None:
+    a, b, c = replicas
+    cut = a.uploads.start(NAME)
+    a.uploads.append(NAME, cut.id, 0).write(b"x" * 100)  # a is killed while this request streams
+    busy = b.uploads.start(NAME)
+    b.uploads.append(NAME, busy.id, 0).write(b"y" * 100)  # b is alive and writing
+    # a starts again (`dockyard serve` does this before its workers start).
+    assert a.uploads.recover_writers() == 1
+    resumed = c.uploads.append(NAME, cut.id, 0)  # at once, not after the lease
+    resumed.write(DATA)
+    assert resumed.complete(parse_digest(DIGEST)) == len(DATA)
+    with pytest.raises(BlobUploadInvalid, match="another request is writing"):
+        c.uploads.append(NAME, busy.id, 0)
 
 
 _STEP = """

@@ -162,7 +162,13 @@ def serve(
     try:
         # Build once here (migrations, first-start set-up) so errors show before listening and the
         # workers find everything ready; each worker then builds its own after the fork.
-        create_app(settings).state.services.db.close()
+        services = create_app(settings).state.services
+        # No worker of this replica runs yet: upload sessions still marked as written by it were cut
+        # short when it last stopped.
+        freed = services.uploads.recover_writers()
+        if freed:
+            log.info("%d upload sessions cut short by the last stop may resume", freed)
+        services.db.close()
     except Exception as exc:
         raise click.ClickException(f"cannot start: {exc}") from exc
     scheme = "https" if tls else "http"

@@ -135,9 +135,16 @@ class Appender:
 class UploadService:
     """Opens, appends to, completes and cancels upload sessions. Any replica may continue any session."""
 
-    def __init__(self, db: Database, store: BlobStore) -> None:
+    def __init__(self, db: Database, store: BlobStore, replica: str = "local") -> None:
         self.db = db
         self.store = store
+        self.replica = replica
+
+    def recover_writers(self) -> int:
+        """Free the sessions this replica was writing to when its previous run stopped, so their clients
+        resume at once rather than after the lease; call before serving. How many were freed."""
+        with self.db.write(durable=False) as conn:
+            return q.release_writers_of(conn, self.replica)
 
     def _repository_id(self, name: str, upload_id: str) -> int:
         try:
@@ -161,7 +168,7 @@ class UploadService:
     def _take(self, name: str, upload_id: str, start: int | None) -> tuple[q.UploadRow, str]:
         """Become the session's one writer: (its row, the lease token). `start` must be its size."""
         repo_id = self._repository_id(name, upload_id)
-        lease = uuid.uuid4().hex
+        lease = f"{self.replica}/{uuid.uuid4().hex}"
         deadline = time.monotonic() + _WRITER_WAIT_SECONDS
         while True:
             now = time.time()
@@ -189,8 +196,12 @@ class UploadService:
 
     def release_writer(self, upload_id: str, lease: str) -> None:
         """Let the next request write (a no-op if the lease was already gone)."""
-        with self.db.write(durable=False) as conn:
-            q.release_upload_writer(conn, upload_id, lease)
+        try:
+            with self.db.write(durable=False) as conn:
+                q.release_upload_writer(conn, upload_id, lease)
+        except DatabaseUnavailable:
+            # Never in the way of the error being answered: the lease expires on its own.
+            log.warning("could not release the writer lease of upload %s; it will expire", upload_id)
 
     def start(self, name: str) -> UploadStatus:
         """Open a session in the repository (created if new)."""

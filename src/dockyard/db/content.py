@@ -547,6 +547,17 @@ def release_upload_writer(conn: Connection, upload_id: str, writer: str) -> None
     )
 
 
+def release_writers_of(conn: Connection, replica: str) -> int:
+    """Free every session whose writer belongs to `replica` (its previous run died); how many."""
+    prefix = f"{replica}/"
+    result = conn.execute(
+        update(uploads)
+        .where(func.substr(uploads.c.writer, 1, len(prefix)) == prefix)
+        .values(writer=None, writer_until=None)
+    )
+    return int(result.rowcount)
+
+
 def advance_upload(
     conn: Connection,
     upload_id: str,

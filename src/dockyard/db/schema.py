@@ -121,8 +121,9 @@ uploads = Table(
     # The running hash's state after `size` bytes (see content/resumable_hash.py), so any replica can
     # continue the upload without re-reading what it holds; NULL means re-hash from storage.
     Column("hash_state", LargeBinary, nullable=True),
-    # The request writing to the session now, and until when its lease holds (one writer per upload).
-    Column("writer", String(64), nullable=True),
+    # The request writing to the session now (`<replica id>/<token>`), and until when its lease holds (one
+    # writer per upload).
+    Column("writer", String(200), nullable=True),
     Column("writer_until", Float, nullable=True),
 )
 

@@ -44,7 +44,7 @@ def upgrade() -> None:
     )
     # Plain ADD COLUMNs of nullable columns: SQLite does them without rebuilding the table.
     op.add_column("uploads", sa.Column("hash_state", sa.LargeBinary(), nullable=True))
-    op.add_column("uploads", sa.Column("writer", sa.String(length=64), nullable=True))
+    op.add_column("uploads", sa.Column("writer", sa.String(length=200), nullable=True))
     op.add_column("uploads", sa.Column("writer_until", sa.Float(), nullable=True))
 
 
