@@ -11,14 +11,23 @@ from dockyard.auth.identity import Identity
 from dockyard.auth.keys import KeyRing
 from dockyard.auth.tokens import Scope, TokenIssuer
 from dockyard.cache.grants import GrantInvalid, issue_grant, verify_grant
+from dockyard.db.engine import Database
 
 DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
 
 
+def _ring(directory: Path) -> KeyRing:
+    """A key set of its own (keys live in a database)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    db = Database(f"sqlite:///{directory / 'keys.db'}")
+    db.migrate()
+    return KeyRing(db, token_ttl_seconds=300)
+
+
 @pytest.fixture
 def keys(tmp_path: Path) -> KeyRing:
-    return KeyRing(tmp_path / "keys")
+    return _ring(tmp_path / "keys")
 
 
 def test_a_grant_opens_its_blob(keys: KeyRing) -> None:
@@ -41,7 +50,7 @@ def test_expired_tampered_foreign_and_missing_grants_are_refused(keys: KeyRing, 
     header, payload, signature = issue_grant(keys.current, "dockyard", "alice", "acme/app", DIGEST, 60).split(
         "."
     )
-    forged_key = KeyRing(tmp_path / "elsewhere")
+    forged_key = _ring(tmp_path / "elsewhere")
     foreign = issue_grant(forged_key.current, "dockyard", "alice", "acme/app", DIGEST, 60)
     hmac = jwt.encode(
         {"aud": "dockyard-cache", "sub": "a", "repo": "acme/app", "digest": DIGEST, "exp": 2**40, "nbf": 0},
