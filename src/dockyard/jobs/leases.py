@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.db import leases as q
-from dockyard.db.engine import Database
+from dockyard.db.engine import Database, DatabaseUnavailable
 
 __all__ = ["Leases", "PeriodicTask", "renewing", "worker_name"]
 
@@ -119,6 +119,9 @@ class PeriodicTask:
         while True:
             try:
                 await run_in_threadpool(self.run_if_due)
+            except DatabaseUnavailable as exc:
+                # Without a quorum nothing can be leased: wait for the database quietly.
+                log.warning("periodic task %s waits for the database: %s", self.name, exc)
             except Exception:
                 log.exception("periodic task %s failed; retrying in %.0f s", self.name, self.interval)
             await asyncio.sleep(self.poll_seconds)
