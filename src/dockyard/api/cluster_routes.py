@@ -8,8 +8,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from dockyard.api.deps import Ctx, User
+from dockyard.api.errors import documented
+from dockyard.api.models import Timestamp
 
-router = APIRouter(tags=["cluster"])
+router = APIRouter(tags=["cluster"], responses=documented())
 
 
 class ReplicaOut(BaseModel):
@@ -18,8 +20,8 @@ class ReplicaOut(BaseModel):
     id: str
     address: str
     version: str
-    started_at: datetime
-    last_heartbeat: datetime
+    started_at: Timestamp
+    last_heartbeat: Timestamp
     alive: bool
 
 
@@ -36,7 +38,7 @@ def _time(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-@router.get("/cluster", response_model=ClusterOut)
+@router.get("/cluster", response_model=ClusterOut, responses=documented(403))
 def cluster_status(ctx: Ctx, identity: User) -> ClusterOut:
     """The replicas, their heartbeats, and whether writes are possible now."""
     found = ctx.cluster.status(identity)
