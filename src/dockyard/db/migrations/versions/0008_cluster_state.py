@@ -1,7 +1,7 @@
 """cluster state in the database: signing keys, leases, replicas, upload hash state and writer lease
 
 Revision ID: 0008
-Revises: 0011
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0011"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
