@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -341,6 +342,8 @@ def create_app(
             Mount("", app=build_ui(services)),
         ],
         lifespan=lifespan,
+        # /v2/ answers even the framework's own errors (405, 404, 500) in OCI JSON.
+        exception_handlers={HTTPException: endpoint.framework_error, Exception: endpoint.internal_error},
     )
     app.add_middleware(
         RequestObserver,

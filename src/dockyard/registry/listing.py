@@ -1,4 +1,10 @@
-"""Paginated lists: GET /v2/<name>/tags/list and GET /v2/_catalog."""
+"""Paginated lists: GET /v2/<name>/tags/list and GET /v2/_catalog.
+
+Every request does bounded database work whatever it asks: a page holds at most MAX_PAGE entries, and
+the catalog, which hides what the caller may not see, reads at most CATALOG_SCAN_BATCHES batches of
+candidates; when they run out before the page is full it answers with fewer names and a Link to go on
+(the specification lets a page hold fewer than `n`).
+"""
 
 from __future__ import annotations
 
@@ -8,22 +14,48 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.content.errors import PaginationInvalid
+from dockyard.content.errors import NameInvalid, PaginationInvalid, TagInvalid
 from dockyard.registry.access import PULL
-from dockyard.registry.context import RegistryContext, read
+from dockyard.registry.context import RegistryContext, call, read
+from dockyard.registry.numbers import parse_count
 
 CATALOG_DEFAULT_PAGE = 100
-MAX_PAGE = 10_000
-_UNLIMITED = 1 << 62
+# The most entries of one page, whatever `n` asks (a larger n is a valid request for a full page).
+MAX_PAGE = 1000
+# Candidates read per catalog batch, and batches per request, for a caller who may not see everything.
+CATALOG_SCAN_BATCH = 500
+CATALOG_SCAN_BATCHES = 4
+# Pages up to this size are read inline on SQLite (microseconds); larger ones off the event loop.
+_INLINE_PAGE = 100
+# `last` is a name or a tag from an earlier page, or a catalog cursor: printable ASCII, bounded.
+_MAX_LAST = 256
+# Sorts after every character a repository name may hold: see _cursor_between.
+_AFTER_NAME_CHARACTERS = "~"
 
 
-def _page_size(request: Request, default: int, maximum: int) -> int:
+def _page_size(request: Request, default: int) -> int:
     value = request.query_params.get("n")
     if value is None or value == "":
         return default
-    if not value.isdigit():
-        raise PaginationInvalid(f"n must be a non-negative integer, not {value[:20]!r}")
-    return min(int(value), maximum)
+    number = parse_count(value)
+    if number is None:
+        raise PaginationInvalid(
+            f"n must be a non-negative integer of at most 19 ASCII digits, not {value[:20]!r}"
+        )
+    return min(number, MAX_PAGE)
+
+
+def _last(request: Request, error: type[NameInvalid] | type[TagInvalid]) -> str | None:
+    value = request.query_params.get("last")
+    if not value:
+        return None
+    if len(value) > _MAX_LAST or not value.isascii() or not value.isprintable():
+        raise error(f"last must be at most {_MAX_LAST} printable ASCII characters")
+    return value
+
+
+def _link(path: str, limit: int, last: str) -> dict[str, str]:
+    return {"Link": f'<{path}?{urlencode({"n": limit, "last": last})}>; rel="next"'}
 
 
 def _page(path: str, items: list[str], limit: int) -> tuple[list[str], dict[str, str]]:
@@ -31,8 +63,7 @@ def _page(path: str, items: list[str], limit: int) -> tuple[list[str], dict[str,
     if len(items) <= limit or limit == 0:
         return items[:limit], {}
     items = items[:limit]
-    query = urlencode({"n": limit, "last": items[-1]})
-    return items, {"Link": f'<{path}?{query}>; rel="next"'}
+    return items, _link(path, limit, items[-1])
 
 
 def _json(payload: object, headers: dict[str, str]) -> Response:
@@ -40,27 +71,59 @@ def _json(payload: object, headers: dict[str, str]) -> Response:
 
 
 async def list_tags(request: Request, ctx: RegistryContext, name: str, _arg: str) -> Response:
-    """One page of tags, in lexical order."""
+    """One page of tags, in lexical order: at most MAX_PAGE, with a Link when more follow."""
     await ctx.access.require(request, name, [PULL])
-    limit = _page_size(request, _UNLIMITED, _UNLIMITED)
-    last = request.query_params.get("last") or None
-    tags = await read(ctx, ctx.manifests.tags, name, last, limit + 1)
+    limit = _page_size(request, MAX_PAGE)
+    last = _last(request, TagInvalid)
+    if limit <= _INLINE_PAGE:
+        tags = await read(ctx, ctx.manifests.tags, name, last, limit + 1)
+    else:
+        tags = await call(ctx.manifests.tags, name, last, limit + 1)
     tags, headers = _page(f"/v2/{name}/tags/list", tags, limit)
     return _json({"name": name, "tags": tags}, headers)
 
 
 async def catalog(request: Request, ctx: RegistryContext, _name: str, _arg: str) -> Response:
-    """One page of the repositories the caller may see."""
+    """One page of the repositories the caller may see, read in bounded batches."""
     await ctx.access.require(request, None, [])
-    limit = _page_size(request, CATALOG_DEFAULT_PAGE, MAX_PAGE)
-    last = request.query_params.get("last") or None
+    limit = _page_size(request, CATALOG_DEFAULT_PAGE)
+    last = _last(request, NameInvalid)
+    if limit == 0:
+        return _json({"repositories": []}, {})
     names: list[str] = []
-    # Filtering may hide some names: keep reading until the page is full or the list ends.
-    while len(names) <= limit:
-        batch = await read(ctx, ctx.manifests.catalog, last, limit + 1)
+    batch_size = max(limit + 1, CATALOG_SCAN_BATCH)
+    read_last = ""
+    for _ in range(CATALOG_SCAN_BATCHES):
+        # Off the event loop: up to a few thousand rows and the caller's grants on them.
+        batch = await call(ctx.manifests.catalog, read_last or last, batch_size)
         names += await ctx.access.visible(request, batch)
-        if len(batch) <= limit:
-            break
-        last = batch[-1]
-    names, headers = _page("/v2/_catalog", names, limit)
-    return _json({"repositories": names}, headers)
+        if len(names) > limit or len(batch) < batch_size:
+            return _json(*_catalog_page(names, limit))
+        read_last = batch[-1]
+    # Candidates ran out before the page filled: go on after the last one read, without naming it.
+    following = await call(ctx.manifests.catalog, read_last, 1)
+    if not following:
+        return _json({"repositories": names}, {})
+    cursor = names[-1] if names and names[-1] == read_last else _cursor_between(read_last, following[0])
+    return _json({"repositories": names}, _link("/v2/_catalog", limit, cursor))
+
+
+def _catalog_page(names: list[str], limit: int) -> tuple[dict[str, list[str]], dict[str, str]]:
+    page, headers = _page("/v2/_catalog", names, limit)
+    return {"repositories": page}, headers
+
+
+def _cursor_between(read_last: str, unread_first: str) -> str:
+    """A `last` value after `read_last` and before `unread_first` that names neither.
+
+    The last candidate read may be a repository the caller cannot see, so the Link must not carry its
+    name. The shortest separator does: the prefix the two share, one more character of `read_last`, and
+    a character that sorts after every name character. It tells only where the scan stopped.
+    """
+    shared = 0
+    while shared < min(len(read_last), len(unread_first)) and read_last[shared] == unread_first[shared]:
+        shared += 1
+    if shared == len(read_last):
+        # read_last is a prefix of unread_first: nothing shorter lies between them.
+        return read_last
+    return read_last[: shared + 1] + _AFTER_NAME_CHARACTERS
