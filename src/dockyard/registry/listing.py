@@ -16,15 +16,16 @@ from starlette.responses import Response
 
 from dockyard.content.errors import NameInvalid, PaginationInvalid, TagInvalid
 from dockyard.registry.access import PULL
-from dockyard.registry.context import RegistryContext, call, read
+from dockyard.registry.context import RegistryContext, listing_call, read
 from dockyard.registry.numbers import parse_count
 
 CATALOG_DEFAULT_PAGE = 100
 # The most entries of one page, whatever `n` asks (a larger n is a valid request for a full page).
 MAX_PAGE = 1000
-# Candidates read per catalog batch, and batches per request, for a caller who may not see everything.
+# Candidates read per catalog request (at most, in batches of at least CATALOG_SCAN_BATCH) for a caller
+# who may not see everything: the bound on its database and policy work.
+CATALOG_SCAN_LIMIT = 2000
 CATALOG_SCAN_BATCH = 500
-CATALOG_SCAN_BATCHES = 4
 # Pages up to this size are read inline on SQLite (microseconds); larger ones off the event loop.
 _INLINE_PAGE = 100
 # `last` is a name or a tag from an earlier page, or a catalog cursor: printable ASCII, bounded.
@@ -78,7 +79,7 @@ async def list_tags(request: Request, ctx: RegistryContext, name: str, _arg: str
     if limit <= _INLINE_PAGE:
         tags = await read(ctx, ctx.manifests.tags, name, last, limit + 1)
     else:
-        tags = await call(ctx.manifests.tags, name, last, limit + 1)
+        tags = await listing_call(ctx.manifests.tags, name, last, limit + 1)
     tags, headers = _page(f"/v2/{name}/tags/list", tags, limit)
     return _json({"name": name, "tags": tags}, headers)
 
@@ -93,15 +94,15 @@ async def catalog(request: Request, ctx: RegistryContext, _name: str, _arg: str)
     names: list[str] = []
     batch_size = max(limit + 1, CATALOG_SCAN_BATCH)
     read_last = ""
-    for _ in range(CATALOG_SCAN_BATCHES):
-        # Off the event loop: up to a few thousand rows and the caller's grants on them.
-        batch = await call(ctx.manifests.catalog, read_last or last, batch_size)
+    for _ in range(max(1, CATALOG_SCAN_LIMIT // batch_size)):
+        # In the listing pool: a few thousand rows and the caller's grants on them, off the event loop.
+        batch = await listing_call(ctx.manifests.catalog, read_last or last, batch_size)
         names += await ctx.access.visible(request, batch)
         if len(names) > limit or len(batch) < batch_size:
             return _json(*_catalog_page(names, limit))
         read_last = batch[-1]
     # Candidates ran out before the page filled: go on after the last one read, without naming it.
-    following = await call(ctx.manifests.catalog, read_last, 1)
+    following = await listing_call(ctx.manifests.catalog, read_last, 1)
     if not following:
         return _json({"repositories": names}, {})
     cursor = names[-1] if names and names[-1] == read_last else _cursor_between(read_last, following[0])
