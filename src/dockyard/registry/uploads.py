@@ -94,16 +94,21 @@ async def _stream(
 
 async def start_upload(request: Request, ctx: RegistryContext, name: str, _arg: str) -> Response:
     """Open a session; or take the whole blob now (?digest=); or mount it from another repository."""
-    await ctx.access.require(request, name, [PULL, PUSH])
     params = request.query_params
     mount, source = params.get("mount"), params.get("from")
-    if mount is not None and source is not None:
-        digest = parse_digest(mount)
-        validate_name(source)
+    wanted = (
+        (parse_digest(mount), validate_name(source)) if mount is not None and source is not None else None
+    )
+    # A mount's challenge asks for pull on the source too: a client that requests exactly the challenged
+    # scopes gets one token for the whole mount.
+    extra = [f"repository:{wanted[1]}:{PULL}"] if wanted and wanted[1] != name else []
+    await ctx.access.require(request, name, [PULL, PUSH], extra)
+    if wanted is not None:
+        digest, origin = wanted
         # Mount only what the caller could pull anyway; otherwise fall back to a normal upload.
         try:
-            await ctx.access.require(request, source, [PULL])
-            mounted = await call(ctx.blobs.mount, name, str(digest), source) is not None
+            await ctx.access.require(request, origin, [PULL])
+            mounted = await call(ctx.blobs.mount, name, str(digest), origin) is not None
         except Exception:
             mounted = False
         if mounted:
