@@ -14,19 +14,25 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-from registry_support import OCI_MANIFEST, image_manifest, put_manifest, sha256, sqlite_settings
+from registry_support import (
+    OCI_MANIFEST,
+    guarded,
+    image_manifest,
+    put_manifest,
+    registry_token,
+    services_of,
+    sha256,
+)
 from sqlalchemy import event, insert
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from dockyard.app import Services, create_app
+from dockyard.app import Services
 from dockyard.db import content as q
 from dockyard.db.engine import Database
 from dockyard.db.schema import repositories
 from dockyard.registry import listing
 
-PASSWORD = "alice-password-1"
-ADMIN_PASSWORD = "admin-password-1"
 HIDDEN_BEFORE = [f"aaa{i:04d}/hidden" for i in range(2500)]
 HIDDEN_AFTER = [f"zzz{i:04d}/hidden" for i in range(2500)]
 VISIBLE = ["alice/one", "alice/three", "alice/two"]
@@ -46,10 +52,7 @@ class Registry:
     services: Services
 
     def token(self, user: str | None, scope: str) -> str:
-        auth = (user, ADMIN_PASSWORD if user == "admin" else PASSWORD) if user else None
-        response = self.client.get("/auth/token", params={"service": "dockyard", "scope": scope}, auth=auth)
-        assert response.status_code == 200, response.text
-        return str(response.json()["token"])
+        return registry_token(self.client, user, scope.split(" "))
 
 
 class StatementCounter:
@@ -76,15 +79,12 @@ class StatementCounter:
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[Registry]:
     """Access control on, on SQLite; no scan workers, whose queries would be counted too."""
-    settings = sqlite_settings(tmp_path / "data", admin_password=ADMIN_PASSWORD, scan_workers=0)
-    app = create_app(settings)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        services: Services = app.state.services
-        services.auth.accounts.create_user(None, "alice", PASSWORD)
+    with guarded(tmp_path / "data", ["alice"]) as client:
+        services = services_of(client)
         with services.db.write() as conn:
             rows = [{"name": n, "created_at": 0.0} for n in HIDDEN_BEFORE + HIDDEN_AFTER]
             conn.execute(insert(repositories), rows)
-        yield Registry(app, client, services)
+        yield Registry(client.app, client, services)  # type: ignore[arg-type]
 
 
 def _push_alice(registry: Registry, token: str) -> bytes:

@@ -8,25 +8,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from registry_support import error_codes, push_blob, sha256, sqlite_settings
+from registry_support import error_codes, guarded, push_blob, registry_token, sha256
 from starlette.testclient import TestClient
 
-from dockyard.app import Services, create_app
-
-ADMIN_PASSWORD = "admin-password-1"
-PASSWORD = "user-password-1"
 DATA = b"a layer worth mounting" * 50
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     """Access control on: alice owns alice/*, bob owns bob/*; each has a blob in a private repository."""
-    settings = sqlite_settings(tmp_path / "data", admin_password=ADMIN_PASSWORD, scan_workers=0)
-    app = create_app(settings)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        services: Services = app.state.services
+    with guarded(tmp_path / "data", ["alice", "bob"]) as test_client:
         for user in ("alice", "bob"):
-            services.auth.accounts.create_user(None, user, PASSWORD)
             token = _token(test_client, user, [f"repository:{user}/source:push,pull"])
             test_client.headers["Authorization"] = f"Bearer {token}"
             push_blob(test_client, f"{user}/source", DATA + user.encode())
@@ -35,11 +27,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def _token(client: TestClient, user: str, scopes: list[str]) -> str:
-    response = client.get(
-        "/auth/token", params={"service": "dockyard", "scope": scopes}, auth=(user, PASSWORD)
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
+    return registry_token(client, user, scopes)
 
 
 def _challenged_scopes(header: str) -> list[str]:
@@ -73,21 +61,19 @@ def test_token_for_exactly_the_challenged_scopes_mounts(client: TestClient) -> N
     assert pulled.content == DATA + b"alice"
 
 
-def test_insufficient_scope_challenge_names_the_source_too(client: TestClient) -> None:
+def test_tokens_that_do_not_cover_the_source(client: TestClient) -> None:
+    """Not the target either: challenged again, for both. The target only: an ordinary upload."""
     digest = sha256(DATA + b"alice")
-    wrong_repo = _token(client, "alice", ["repository:alice/elsewhere:pull,push"])
-    challenge = _mount(client, "alice/target", digest, "alice/source", wrong_repo)
-    assert challenge.status_code == 401
-    assert 'error="insufficient_scope"' in challenge.headers["WWW-Authenticate"]
-    assert "repository:alice/source:pull" in _challenged_scopes(challenge.headers["WWW-Authenticate"])
-
-
-def test_a_token_without_the_source_falls_back_to_an_upload(client: TestClient) -> None:
-    digest = sha256(DATA + b"alice")
-    target_only = _token(client, "alice", ["repository:alice/target:pull,push"])
-    response = _mount(client, "alice/target", digest, "alice/source", target_only)
-    assert response.status_code == 202
-    assert "/blobs/uploads/" in response.headers["Location"]
+    cases = (("repository:alice/elsewhere:pull,push", 401), ("repository:alice/target:pull,push", 202))
+    for scope, status in cases:
+        response = _mount(client, "alice/target", digest, "alice/source", _token(client, "alice", [scope]))
+        assert response.status_code == status
+        if status == 401:
+            challenge = response.headers["WWW-Authenticate"]
+            assert 'error="insufficient_scope"' in challenge
+            assert "repository:alice/source:pull" in _challenged_scopes(challenge)
+        else:
+            assert "/blobs/uploads/" in response.headers["Location"]
 
 
 def test_a_source_the_caller_cannot_read_is_never_mounted(client: TestClient) -> None:
