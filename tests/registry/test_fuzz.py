@@ -14,6 +14,9 @@ from hypothesis import strategies as st
 from registry_support import OCI_MANIFEST, image_manifest, open_client, put_manifest, sha256, sqlite_settings
 from starlette.testclient import TestClient
 
+from dockyard.config import load_settings
+from support import PostgresServer
+
 NAME = "fuzz/repo"
 BLOB = b"fuzzed blob bytes" * 10
 
@@ -69,10 +72,16 @@ HEADER_NAMES = ["Range", "Content-Range", "Content-Length", "Content-Type", "Acc
 QUERY_KEYS = ["n", "last", "digest", "mount", "from", "artifactType", "x"]
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """One app for every example, with a repository holding a blob, a manifest and a tag."""
-    with open_client(sqlite_settings(tmp_path_factory.mktemp("fuzz") / "data", scan_workers=0)) as client:
+    data_dir = tmp_path_factory.mktemp("fuzz") / "data"
+    if request.param == "sqlite":
+        settings = sqlite_settings(data_dir, scan_workers=0)
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        settings = load_settings(data_dir=data_dir, database_url=server.create_database(), scan_workers=0)
+    with open_client(settings) as client:
         manifest = image_manifest(client, NAME)
         assert put_manifest(client, NAME, "v1", manifest, OCI_MANIFEST).status_code == 201
         client.post(f"/v2/{NAME}/blobs/uploads/", params={"digest": sha256(BLOB)}, content=BLOB)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -153,3 +154,30 @@ def test_internal_errors_are_oci_json(client: TestClient, monkeypatch: pytest.Mo
     assert "secret internal detail" not in base.text
     # Outside /v2/ the framework's answer is unchanged.
     assert client.request("PATCH", "/_ping").status_code == 405
+
+
+@pytest.mark.parametrize("artifact_type", ["a\x00b", "\x00", "x" * 5000, "\ud7ff", "text/plain\n"])
+def test_hostile_artifact_type_filters_to_nothing(client: TestClient, artifact_type: str) -> None:
+    """No stored artifact type holds a control character or is that long: an empty, filtered index."""
+    content = image_manifest(client, NAME)
+    put_manifest(client, NAME, "v1", content, OCI_MANIFEST)
+    response = client.get(f"/v2/{NAME}/referrers/{sha256(content)}", params={"artifactType": artifact_type})
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["manifests"] == []
+    assert response.headers["OCI-Filters-Applied"] == "artifactType"
+
+
+@pytest.mark.parametrize("field", ["artifactType", "mediaType", "subject-mediaType", "layer-mediaType"])
+@pytest.mark.parametrize("hostile", ["application/vnd.example\u0000+json", "a/b\n", "a/" + "b" * 300])
+def test_hostile_media_types_inside_manifests(client: TestClient, field: str, hostile: str) -> None:
+    """Stored as text: a NUL (which PostgreSQL refuses), a line break, or past the column's size."""
+    document = json.loads(image_manifest(client, NAME))
+    if field == "subject-mediaType":
+        document["subject"] = {"mediaType": hostile, "digest": sha256(b"s"), "size": 1}
+    elif field == "layer-mediaType":
+        document["layers"][0]["mediaType"] = hostile
+    else:
+        document[field] = hostile
+    response = put_manifest(client, NAME, "v1", json.dumps(document).encode(), OCI_MANIFEST)
+    _assert_oci_error(response, 400, "MANIFEST_INVALID")
+    assert client.get(f"/v2/{NAME}/manifests/v1").status_code == 404
