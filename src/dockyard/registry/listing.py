@@ -1,9 +1,9 @@
 """Paginated lists: GET /v2/<name>/tags/list and GET /v2/_catalog.
 
 Every request does bounded database work whatever it asks: a page holds at most MAX_PAGE entries, and
-the catalog, which hides what the caller may not see, reads at most CATALOG_SCAN_BATCHES batches of
-candidates; when they run out before the page is full it answers with fewer names and a Link to go on
-(the specification lets a page hold fewer than `n`).
+the catalog, which hides what the caller may not see, reads at most CATALOG_SCAN_LIMIT candidates; when
+they run out before the page is full it answers with fewer names and a Link to go on (the specification
+lets a page hold fewer than `n`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from dockyard.registry.numbers import parse_count
 CATALOG_DEFAULT_PAGE = 100
 # The most entries of one page, whatever `n` asks (a larger n is a valid request for a full page).
 MAX_PAGE = 1000
-# Candidates read per catalog request (at most, in batches of at least CATALOG_SCAN_BATCH) for a caller
-# who may not see everything: the bound on its database and policy work.
+# Candidates read per catalog request at most (after the first page, in batches of at least
+# CATALOG_SCAN_BATCH) for a caller who may not see everything: the bound on its database and policy work.
 CATALOG_SCAN_LIMIT = 2000
 CATALOG_SCAN_BATCH = 500
 # Pages up to this size are read inline on SQLite (microseconds); larger ones off the event loop.
@@ -92,21 +92,32 @@ async def catalog(request: Request, ctx: RegistryContext, _name: str, _arg: str)
     if limit == 0:
         return _json({"repositories": []}, {})
     names: list[str] = []
-    batch_size = max(limit + 1, CATALOG_SCAN_BATCH)
-    read_last = ""
-    for _ in range(max(1, CATALOG_SCAN_LIMIT // batch_size)):
-        # In the listing pool: a few thousand rows and the caller's grants on them, off the event loop.
-        batch = await listing_call(ctx.manifests.catalog, read_last or last, batch_size)
+    # The first batch is the page itself (all of it, when the caller sees everything); later ones, read
+    # only when names were hidden, are larger, until the request's budget of candidates is spent.
+    size, budget, read_last = limit + 1, CATALOG_SCAN_LIMIT, ""
+    while True:
+        batch = await _candidates(ctx, read_last or last, size)
         names += await ctx.access.visible(request, batch)
-        if len(names) > limit or len(batch) < batch_size:
+        if len(names) > limit or len(batch) < size:
             return _json(*_catalog_page(names, limit))
+        budget -= size
         read_last = batch[-1]
+        if budget <= 0:
+            break
+        size = min(max(limit + 1, CATALOG_SCAN_BATCH), budget)
     # Candidates ran out before the page filled: go on after the last one read, without naming it.
     following = await listing_call(ctx.manifests.catalog, read_last, 1)
     if not following:
         return _json({"repositories": names}, {})
     cursor = names[-1] if names and names[-1] == read_last else _cursor_between(read_last, following[0])
     return _json({"repositories": names}, _link("/v2/_catalog", limit, cursor))
+
+
+async def _candidates(ctx: RegistryContext, last: str | None, size: int) -> list[str]:
+    if size <= _INLINE_PAGE + 1:
+        return await read(ctx, ctx.manifests.catalog, last, size)
+    # In the listing pool: up to a thousand rows, off the event loop.
+    return await listing_call(ctx.manifests.catalog, last, size)
 
 
 def _catalog_page(names: list[str], limit: int) -> tuple[dict[str, list[str]], dict[str, str]]:
