@@ -92,24 +92,25 @@ async def catalog(request: Request, ctx: RegistryContext, _name: str, _arg: str)
     if limit == 0:
         return _json({"repositories": []}, {})
     names: list[str] = []
+    scanned: list[str] = []
     # The first batch is the page itself (all of it, when the caller sees everything); later ones, read
     # only when names were hidden, are larger, until the request's budget of candidates is spent.
-    size, budget, read_last = limit + 1, CATALOG_SCAN_LIMIT, ""
+    size = limit + 1
     while True:
-        batch = await _candidates(ctx, read_last or last, size)
+        batch = await _candidates(ctx, scanned[-1] if scanned else last, size)
         names += await ctx.access.visible(request, batch)
         if len(names) > limit or len(batch) < size:
             return _json(*_catalog_page(names, limit))
-        budget -= size
-        read_last = batch[-1]
-        if budget <= 0:
+        scanned += batch
+        if len(scanned) >= CATALOG_SCAN_LIMIT:
             break
-        size = min(max(limit + 1, CATALOG_SCAN_BATCH), budget)
-    # Candidates ran out before the page filled: go on after the last one read, without naming it.
-    following = await listing_call(ctx.manifests.catalog, read_last, 1)
+        size = min(max(limit + 1, CATALOG_SCAN_BATCH), CATALOG_SCAN_LIMIT - len(scanned))
+    # Candidates ran out before the page filled: go on from where the scan stopped, without naming a
+    # repository the caller cannot see.
+    following = await listing_call(ctx.manifests.catalog, scanned[-1], 1)
     if not following:
         return _json({"repositories": names}, {})
-    cursor = names[-1] if names and names[-1] == read_last else _cursor_between(read_last, following[0])
+    cursor = _resume_cursor(scanned + following, set(names))
     return _json({"repositories": names}, _link("/v2/_catalog", limit, cursor))
 
 
@@ -125,17 +126,24 @@ def _catalog_page(names: list[str], limit: int) -> tuple[dict[str, list[str]], d
     return {"repositories": page}, headers
 
 
-def _cursor_between(read_last: str, unread_first: str) -> str:
-    """A `last` value after `read_last` and before `unread_first` that names neither.
+def _resume_cursor(candidates: list[str], shown: set[str]) -> str:
+    """A `last` value after the scanned candidates (all but the final one, which is unread).
 
-    The last candidate read may be a repository the caller cannot see, so the Link must not carry its
-    name. The shortest separator does: the prefix the two share, one more character of `read_last`, and
-    a character that sorts after every name character. It tells only where the scan stopped.
+    The last candidate scanned may be a repository the caller cannot see, so the Link must not carry its
+    name. Walking back from the end: a name the caller was shown is a cursor that reveals nothing; else
+    the shortest string between a scanned name and the next one, when the first is not a prefix of the
+    second (every string between them would start with it). That separator is their shared prefix, one
+    more character of the first, and a character sorting after every name character: it tells where
+    the scan stopped, not a name. Names are at most 255 characters, so a prefix chain is short and a cut
+    is found in the 2,000 candidates; names after it are read again by the next request.
     """
-    shared = 0
-    while shared < min(len(read_last), len(unread_first)) and read_last[shared] == unread_first[shared]:
-        shared += 1
-    if shared == len(read_last):
-        # read_last is a prefix of unread_first: nothing shorter lies between them.
-        return read_last
-    return read_last[: shared + 1] + _AFTER_NAME_CHARACTERS
+    for index in range(len(candidates) - 2, -1, -1):
+        scanned, following = candidates[index], candidates[index + 1]
+        if scanned in shown:
+            return scanned
+        if not following.startswith(scanned):
+            shared = 0
+            while scanned[shared] == following[shared]:
+                shared += 1
+            return scanned[: shared + 1] + _AFTER_NAME_CHARACTERS
+    return candidates[-2]
