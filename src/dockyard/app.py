@@ -322,12 +322,10 @@ def create_app(
     app = Starlette(
         routes=[
             *extra_routes,
-            Route("/v2/", endpoint.base, methods=["GET", "HEAD"]),
-            Route(
-                "/v2/{path:path}",
-                endpoint.dispatch,
-                methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
-            ),
+            # Every method reaches the /v2/ endpoints, which answer 405 with Allow in OCI JSON.
+            Route("/v2", endpoint.AnyMethod(endpoint.base)),
+            Route("/v2/", endpoint.AnyMethod(endpoint.base)),
+            Route("/v2/{path:path}", endpoint.AnyMethod(endpoint.dispatch)),
             Route("/_ping", ping, methods=["GET", "HEAD"]),
             Route("/ca", ca_certificate, methods=["GET"]),
             Route("/auth/token", token_endpoint.token, methods=["GET", "POST"]),

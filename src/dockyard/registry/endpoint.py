@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import request_response
+from starlette.types import Receive, Scope, Send
 
 from dockyard.content.errors import ContentError, NameInvalid
 from dockyard.content.names import validate_name
@@ -52,9 +54,28 @@ def _with_version(response: Response) -> Response:
     return response
 
 
+_BASE_ALLOW = {"Allow": "GET, HEAD"}
+
+
+class AnyMethod:
+    """An endpoint as an ASGI app, so that its route takes every method and the endpoint answers each
+    (a route's method list would leave the others to the next route that matches: the web UI)."""
+
+    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self.app = request_response(endpoint)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request."""
+        await self.app(scope, receive, send)
+
+
 async def base(request: Request) -> Response:
     """GET /v2/: the API version check, which is also where clients learn how to authenticate."""
     ctx: RegistryContext = request.app.state.registry
+    if request.method not in {"GET", "HEAD"}:
+        return _with_version(
+            error_response(405, "UNSUPPORTED", f"{request.method} is not supported here", headers=_BASE_ALLOW)
+        )
     try:
         await ctx.access.require(request, None, [])
     except AuthenticationRequired as exc:
@@ -156,8 +177,8 @@ async def framework_error(request: Request, exc: Exception) -> Response:
 
 
 def _allowed_methods(path: str) -> str:
-    if path == "/v2/":
-        return "GET, HEAD"
+    if path in {"/v2", "/v2/"}:
+        return _BASE_ALLOW["Allow"]
     target = resolve(path.removeprefix("/v2/"))
     return ", ".join(_HANDLERS[target.kind]) if target else ""
 
