@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -337,12 +338,10 @@ def create_app(
     app = Starlette(
         routes=[
             *extra_routes,
-            Route("/v2/", endpoint.base, methods=["GET", "HEAD"]),
-            Route(
-                "/v2/{path:path}",
-                endpoint.dispatch,
-                methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
-            ),
+            # Every method reaches the /v2/ endpoints, which answer 405 with Allow in OCI JSON.
+            Route("/v2", endpoint.AnyMethod(endpoint.base)),
+            Route("/v2/", endpoint.AnyMethod(endpoint.base)),
+            Route("/v2/{path:path}", endpoint.AnyMethod(endpoint.dispatch)),
             Route("/_ping", ping, methods=["GET", "HEAD"]),
             Route("/ca", ca_certificate, methods=["GET"]),
             Route("/auth/token", token_endpoint.token, methods=["GET", "POST"]),
@@ -363,6 +362,8 @@ def create_app(
             Mount("", app=build_ui(services)),
         ],
         lifespan=lifespan,
+        # /v2/ answers even the framework's own errors (405, 404, 500) in OCI JSON.
+        exception_handlers={HTTPException: endpoint.framework_error, Exception: endpoint.internal_error},
     )
     app.add_middleware(
         RequestObserver,

@@ -10,7 +10,7 @@ import hashlib
 import json
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,28 @@ def running(settings: Settings) -> Iterator[TestClient]:
     """A new app on these settings, lifespan running."""
     with open_client(settings) as client:
         yield client
+
+
+ADMIN_PASSWORD = "admin-password-1"
+USER_PASSWORD = "user-password-1"
+
+
+@contextlib.contextmanager
+def guarded(data_dir: Path, users: Sequence[str] = ()) -> Iterator[TestClient]:
+    """An app with access control on (no scan workers), with `admin` and these users (USER_PASSWORD)."""
+    settings = sqlite_settings(data_dir, admin_password=ADMIN_PASSWORD, scan_workers=0)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        for user in users:
+            services_of(client).auth.accounts.create_user(None, user, USER_PASSWORD)
+        yield client
+
+
+def registry_token(client: TestClient, user: str | None, scopes: Sequence[str]) -> str:
+    """A registry token from GET /auth/token: anonymous when `user` is None."""
+    auth = None if user is None else (user, ADMIN_PASSWORD if user == "admin" else USER_PASSWORD)
+    response = client.get("/auth/token", params={"service": "dockyard", "scope": list(scopes)}, auth=auth)
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"])
 
 
 def services_of(client: TestClient) -> Services:

@@ -243,7 +243,13 @@ def test_unknown_upload_ids(client: TestClient, upload_id: str) -> None:
     _check(client.get(f"/v2/never/seen/blobs/uploads/{upload_id}"), 404, "BLOB_UPLOAD_UNKNOWN")
 
 
-@pytest.mark.parametrize("n", ["-1", "abc", "1.5", "0x10", " 3"])
+@pytest.mark.parametrize(
+    "n",
+    [
+        "-1", "abc", "1.5", "0x10", " 3", "3 ", "+3", "1_000", "\u0661\u0662", "\u00b2", "\U0001d7d9",
+        str(1 << 63), "9" * 30, "9" * 5000,
+    ],
+)  # fmt: skip
 def test_invalid_n(client: TestClient, n: str) -> None:
     content = image_manifest(client, NAME)
     put_manifest(client, NAME, "v1", content, OCI_MANIFEST)
@@ -269,10 +275,11 @@ def test_unknown_endpoints_and_methods(client: TestClient) -> None:
 def test_huge_n_is_a_large_page(client: TestClient) -> None:
     content = image_manifest(client, NAME)
     put_manifest(client, NAME, "v1", content, OCI_MANIFEST)
-    response = client.get(f"/v2/{NAME}/tags/list", params={"n": "9" * 30})
+    largest = str((1 << 63) - 1)
+    response = client.get(f"/v2/{NAME}/tags/list", params={"n": largest})
     assert response.status_code == 200
     assert response.json()["tags"] == ["v1"]
-    assert client.get("/v2/_catalog", params={"n": "9" * 30}).json()["repositories"] == [NAME]
+    assert client.get("/v2/_catalog", params={"n": largest}).json()["repositories"] == [NAME]
 
 
 def test_rejected_uploads_leave_no_session_behind(client: TestClient) -> None:

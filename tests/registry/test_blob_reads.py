@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import httpx
+import pytest
 from registry_support import error_codes, push_blob
 from starlette.testclient import TestClient
 
@@ -74,3 +76,105 @@ def test_delete_blob(app_client: TestClient) -> None:
     assert error_codes(again) == ["BLOB_UNKNOWN"]
     # Only the link went: the other repository still serves the bytes.
     assert app_client.get(f"/v2/other/repo/blobs/{digest}").content == DATA
+
+
+def _get(client: TestClient, url: str, range_value: str | bytes, **headers: str) -> httpx.Response:
+    return client.get(url, headers={"Range": range_value, **headers})
+
+
+def _assert_416(response: httpx.Response) -> None:
+    assert response.status_code == 416, (response.status_code, response.text)
+    assert response.headers["Content-Range"] == f"bytes */{len(DATA)}"
+    assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+    assert error_codes(response) == ["RANGE_INVALID"]
+
+
+SATISFIABLE = {
+    "first-last": ("bytes=100-199", 100, 199),
+    "first-last-beyond-end": ("bytes=10000-99999", 10000, len(DATA) - 1),
+    "open": ("bytes=10000-", 10000, len(DATA) - 1),
+    "suffix": ("bytes=-5", len(DATA) - 5, len(DATA) - 1),
+    "suffix-longer-than-blob": ("bytes=-99999", 0, len(DATA) - 1),
+    "one-byte": ("bytes=0-0", 0, 0),
+    "last-byte": (f"bytes={len(DATA) - 1}-", len(DATA) - 1, len(DATA) - 1),
+    "unit-case": ("BYTES=1-2", 1, 2),
+    "whitespace": ("bytes= 3-4 ", 3, 4),
+    "empty-list-elements": ("bytes=,5-6,", 5, 6),
+    "64-bit-end": (f"bytes=7-{(1 << 63) - 1}", 7, len(DATA) - 1),
+}
+
+
+@pytest.mark.parametrize("case", list(SATISFIABLE))
+def test_every_single_range_form(app_client: TestClient, case: str) -> None:
+    value, start, end = SATISFIABLE[case]
+    digest = push_blob(app_client, NAME, DATA)
+    response = _get(app_client, f"/v2/{NAME}/blobs/{digest}", value)
+    assert response.status_code == 206, response.text
+    assert response.content == DATA[start : end + 1]
+    assert response.headers["Content-Range"] == f"bytes {start}-{end}/{len(DATA)}"
+    assert response.headers["Content-Length"] == str(end - start + 1)
+    assert response.headers["Docker-Content-Digest"] == digest
+
+
+UNSATISFIABLE = {
+    "end-before-start": "bytes=500-0",
+    "end-before-start-by-one": "bytes=11-10",
+    "start-at-size": f"bytes={len(DATA)}-",
+    "start-past-size": f"bytes={len(DATA) + 10}-{len(DATA) + 20}",
+    "zero-suffix": "bytes=-0",
+    "all-of-several-outside": f"bytes={len(DATA)}-,{len(DATA) + 5}-",
+}
+
+
+@pytest.mark.parametrize("case", list(UNSATISFIABLE))
+def test_unsatisfiable_ranges_are_416_in_oci_json(app_client: TestClient, case: str) -> None:
+    digest = push_blob(app_client, NAME, DATA)
+    _assert_416(_get(app_client, f"/v2/{NAME}/blobs/{digest}", UNSATISFIABLE[case]))
+
+
+IGNORED = {
+    "garbage": "garbage",
+    "no-unit": "100-199",
+    "other-unit": "items=0-1",
+    "empty-set": "bytes=",
+    "only-dash": "bytes=-",
+    "letters": "bytes=a-b",
+    "sign": "bytes=+1-2",
+    "negative": "bytes=-1-2",
+    "unicode-digits": "bytes=\u0661-\u0662".encode(),
+    "latin1-superscripts": b"bytes=\xb2-\xb3",
+    "past-64-bits": f"bytes=0-{1 << 63}",
+    "thousands-of-digits": "bytes=0-" + "9" * 5000,
+    "several-ranges": "bytes=0-1,5-6",
+    "overlapping": "bytes=0-10,5-15",
+    "many-ranges": "bytes=" + ",".join(f"{i}-{i}" for i in range(200)),
+    "control-character": "bytes=1-2\x00",
+}
+
+
+@pytest.mark.parametrize("case", list(IGNORED))
+def test_invalid_or_multiple_ranges_send_the_whole_blob(app_client: TestClient, case: str) -> None:
+    """RFC 9110: a Range that cannot be parsed is ignored; several ranges may be answered with all."""
+    digest = push_blob(app_client, NAME, DATA)
+    response = _get(app_client, f"/v2/{NAME}/blobs/{digest}", IGNORED[case])
+    assert response.status_code == 200, response.text
+    assert response.content == DATA
+    assert "Content-Range" not in response.headers
+
+
+def test_if_range(app_client: TestClient) -> None:
+    digest = push_blob(app_client, NAME, DATA)
+    url = f"/v2/{NAME}/blobs/{digest}"
+    matching = _get(app_client, url, "bytes=0-9", **{"If-Range": f'"{digest}"'})
+    assert (matching.status_code, matching.content) == (206, DATA[:10])
+    other = _get(app_client, url, "bytes=0-9", **{"If-Range": '"sha256:something-else"'})
+    assert (other.status_code, other.content) == (200, DATA)
+
+
+def test_range_of_a_large_blob_streams_the_exact_bytes(app_client: TestClient) -> None:
+    data = bytes(range(251)) * 9000  # over two read chunks
+    digest = push_blob(app_client, NAME, data)
+    start, end = 1_000_003, 2_100_007
+    response = _get(app_client, f"/v2/{NAME}/blobs/{digest}", f"bytes={start}-{end}")
+    assert response.status_code == 206
+    assert response.content == data[start : end + 1]

@@ -62,6 +62,9 @@ KNOWN_DIFFERENCES: dict[str, tuple[str, str, str]] = {
         "404 NAME_UNKNOWN", "404 MANIFEST_UNKNOWN", "OCI NAME_UNKNOWN names the unknown repository",
     ),
     "manifest.invalid-tag": ("400 TAG_INVALID", "404", "OCI TAG_INVALID; 2.8's router simply does not match"),
+    "manifest.invalid-tag.get": (
+        "404 MANIFEST_UNKNOWN", "404", "same status; 2.8's router answers without an OCI error body",
+    ),
     "index.delete-child": (
         "409 DENIED", "202", "we refuse, to keep indexes whole; 2.8 deletes it and leaves the index dangling",
     ),
@@ -74,6 +77,16 @@ KNOWN_DIFFERENCES: dict[str, tuple[str, str, str]] = {
     ),
     "name.upper": ("400 NAME_INVALID", "404", "OCI NAME_INVALID; 2.8's router does not match the name"),
     "name.long": ("400 NAME_INVALID", "500 UNKNOWN", "names over 255 characters are invalid; 2.8 fails"),
+    "blob.range.end-before-start": (
+        "416 RANGE_INVALID", "416", "both refuse; ours says why in OCI JSON, 2.8's body is plain text",
+    ),
+    "blob.range.unsatisfiable": ("416 RANGE_INVALID", "416", "as blob.range.end-before-start"),
+    "blob.range.garbage": (
+        "200", "416", "RFC 9110 14.2: a Range that does not parse is ignored (the whole blob, 200)",
+    ),
+    "blob.range.several": (
+        "200", "206", "several ranges: RFC 9110 lets a server send the whole blob; 2.8 sends multipart",
+    ),
 }  # fmt: skip
 
 
@@ -143,6 +156,18 @@ def _link_query(response: httpx.Response) -> dict[str, str] | None:
         return None
     query = parse_qs(urlparse(link.split(";", 1)[0].strip("<>")).query)
     return {key: query[key][0] for key in sorted(query)}
+
+
+# Blob Range forms (RFC 9110), against a blob of 5,500 bytes.
+RANGES = {
+    "suffix": "bytes=-5",
+    "open": "bytes=5490-",
+    "past-end": "bytes=5495-9999",
+    "end-before-start": "bytes=500-0",
+    "unsatisfiable": "bytes=9999-",
+    "garbage": "bytes=abc",
+    "several": "bytes=0-1,5-6",
+}
 
 
 def _script(run: Run) -> None:
@@ -237,6 +262,15 @@ def _script(run: Run) -> None:
     )
     partial = c.get(blob_url, headers={"Range": "bytes=10-19"})
     run.record("blob.range", partial, (partial.content, partial.headers.get("Content-Range")))
+    for label, value in RANGES.items():
+        with c.stream("GET", blob_url, headers={"Range": value}) as ranged_get:
+            try:
+                body: bytes | None = ranged_get.read()
+            except httpx.RemoteProtocolError:
+                # Distribution 2.8 declares the blob's length on its 416 and sends a short text instead.
+                body = ranged_get._content = b""
+            body = body if ranged_get.status_code == 206 else None
+            run.record(f"blob.range.{label}", ranged_get, (body, ranged_get.headers.get("Content-Range")))
     run.record("blob.unknown.get", c.get(f"/v2/{repo}/blobs/{sha256(b'nothing')}"))
     run.record("blob.unknown.head", c.head(f"/v2/{repo}/blobs/{sha256(b'nothing')}"))
     run.record("blob.unknown-repo", c.get(f"/v2/{run.name('never')}/blobs/{sha256(data)}"))
@@ -315,6 +349,8 @@ def _script(run: Run) -> None:
         "manifest.invalid-tag",
         c.put(f"/v2/{repo}/manifests/-bad", content=manifest, headers=manifest_headers),
     )
+    run.record("manifest.invalid-tag.get", c.get(f"/v2/{repo}/manifests/-bad", headers=accept))
+    run.record("manifest.invalid-tag.head", c.head(f"/v2/{repo}/manifests/-bad", headers=accept))
 
     # An index, and deleting one of its children (in a repository of its own: the outcomes differ).
     multi = run.name("multi")

@@ -268,3 +268,21 @@ def test_unknown_repository_and_manifest(app_client: TestClient) -> None:
     put_manifest(app_client, NAME, "v1", content, OCI_MANIFEST)
     _assert_gone(app_client, "nope")
     _assert_gone(app_client, sha256(b"nope"))
+
+
+@pytest.mark.parametrize(
+    "tag", ["-leading-dash", ".leading-dot", "a" * 129, "has%20space", "semi;colon", "\u00e9"]
+)
+def test_invalid_tag_reads_are_unknown_and_writes_invalid(app_client: TestClient, tag: str) -> None:
+    """As the reference registry: no manifest is known by an invalid tag (404); pushing to one is 400."""
+    content = image_manifest(app_client, NAME)
+    put_manifest(app_client, NAME, "v1", content, OCI_MANIFEST)
+    get = app_client.get(f"/v2/{NAME}/manifests/{tag}")
+    assert get.status_code == 404
+    assert error_codes(get) == ["MANIFEST_UNKNOWN"]
+    head = app_client.head(f"/v2/{NAME}/manifests/{tag}")
+    assert (head.status_code, head.content) == (404, b"")
+    assert head.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+    put = put_manifest(app_client, NAME, tag, content, OCI_MANIFEST)
+    assert put.status_code == 400
+    assert error_codes(put) == ["TAG_INVALID"]

@@ -66,10 +66,15 @@ class PolicyAccess:
         # SQLite reads take microseconds and never wait for writers in WAL mode (see RegistryContext).
         self.inline_reads = accounts.db.is_sqlite
 
-    async def require(self, request: Request, name: str | None, actions: Sequence[str]) -> None:
-        """Return when allowed; raise AuthenticationRequired (401), AccessDenied (403) or TooManyRequests."""
+    async def require(
+        self, request: Request, name: str | None, actions: Sequence[str], extra_scopes: Sequence[str] = ()
+    ) -> None:
+        """Return when allowed; raise AuthenticationRequired (401), AccessDenied (403) or TooManyRequests.
+
+        A challenge asks for `extra_scopes` too (a mount's pull on its source).
+        """
         try:
-            await self._require(request, name, actions)
+            await self._require(request, name, actions, extra_scopes)
         except AccessDenied:
             await self._record(request, name, DENIED)
             raise
@@ -100,8 +105,10 @@ class PolicyAccess:
             durable=outcome != SUCCESS and action != "registry.pull",
         )
 
-    async def _require(self, request: Request, name: str | None, actions: Sequence[str]) -> None:
-        scope = _scope(request, name, actions)
+    async def _require(
+        self, request: Request, name: str | None, actions: Sequence[str], extra_scopes: Sequence[str]
+    ) -> None:
+        scope = " ".join(filter(None, [_scope(request, name, actions), *extra_scopes]))
         claims, identity = await self._caller(request, scope)
         request.state.identity = identity
         if name is None:

@@ -21,6 +21,8 @@ IMAGE_MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 INDEXES = frozenset({OCI_INDEX, DOCKER_LIST})
 MANIFEST_MEDIA_TYPES = IMAGE_MANIFESTS | INDEXES
 # Clients send these when they do not name the kind; the document's own mediaType (or shape) decides.
+# Media types are stored in columns of this size (db/schema.py).
+MAX_MEDIA_TYPE_LENGTH = 255
 _GENERIC_CONTENT_TYPES = frozenset({"", "application/json", "application/octet-stream", "text/plain"})
 
 
@@ -51,6 +53,7 @@ def _descriptor(value: Any, where: str) -> Descriptor:
     media_type, digest, size = value.get("mediaType"), value.get("digest"), value.get("size")
     if not isinstance(media_type, str) or not media_type:
         raise ManifestInvalid(f"{where}.mediaType must be a non-empty string")
+    _check_media_type(media_type, f"{where}.mediaType")
     if not isinstance(digest, str):
         raise ManifestInvalid(f"{where}.digest must be a string")
     try:
@@ -60,6 +63,14 @@ def _descriptor(value: Any, where: str) -> Descriptor:
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ManifestInvalid(f"{where}.size must be a non-negative integer")
     return Descriptor(media_type, digest, size)
+
+
+def _check_media_type(value: str, where: str) -> None:
+    """A media type is stored and compared as text: bounded, without control characters (NUL above all)."""
+    if len(value) > MAX_MEDIA_TYPE_LENGTH or not value.isprintable():
+        raise ManifestInvalid(
+            f"{where} must be at most {MAX_MEDIA_TYPE_LENGTH} characters without control characters"
+        )
 
 
 def _descriptors(
@@ -120,6 +131,8 @@ def parse_manifest(content: bytes, content_type: str) -> ParsedManifest:
     artifact_type = document.get("artifactType")
     if artifact_type is not None and not isinstance(artifact_type, str):
         raise ManifestInvalid("artifactType must be a string")
+    if artifact_type is not None:
+        _check_media_type(artifact_type, "artifactType")
     annotations = _annotations(document)
 
     if media_type in INDEXES:

@@ -9,15 +9,16 @@ from dockyard.content.errors import NameInvalid, TagInvalid
 
 MAX_NAME_LENGTH = 255
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-_NAME = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+_NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_TAG = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 
 
 def validate_name(name: str) -> str:
     """Return the repository name, or raise NameInvalid saying what is wrong with it."""
     if len(name) > MAX_NAME_LENGTH:
         raise NameInvalid(f"repository name is longer than {MAX_NAME_LENGTH} characters")
-    if not _NAME.match(name):
+    # fullmatch: `$` would also match before a trailing newline.
+    if not _NAME.fullmatch(name):
         raise NameInvalid(
             "invalid repository name: components of lowercase letters and digits, "
             "separated by . _ __ or -, joined by /"
@@ -27,7 +28,7 @@ def validate_name(name: str) -> str:
 
 def validate_tag(tag: str) -> str:
     """Return the tag, or raise TagInvalid."""
-    if not _TAG.match(tag):
+    if not _TAG.fullmatch(tag):
         raise TagInvalid("invalid tag: up to 128 of [A-Za-z0-9_.-], not starting with . or -")
     return tag
 

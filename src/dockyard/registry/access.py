@@ -35,8 +35,14 @@ class TooManyRequests(Exception):
 class Access(Protocol):
     """Decides, for one request, whether the caller may act on a repository."""
 
-    async def require(self, request: Request, name: str | None, actions: Sequence[str]) -> None:
-        """Return when allowed; raise AuthenticationRequired, AccessDenied or TooManyRequests otherwise."""
+    async def require(
+        self, request: Request, name: str | None, actions: Sequence[str], extra_scopes: Sequence[str] = ()
+    ) -> None:
+        """Return when allowed; raise AuthenticationRequired, AccessDenied or TooManyRequests otherwise.
+
+        `extra_scopes` are further token scopes a challenge asks for, beyond `actions` on `name`: a
+        mount's pull on its source repository, so one token covers the whole request.
+        """
 
     async def visible(self, request: Request, names: list[str]) -> list[str]:
         """The subset of repository names the caller may see (for the catalog)."""
@@ -45,7 +51,9 @@ class Access(Protocol):
 class OpenAccess:
     """Everyone may do everything: the registry with no access control configured."""
 
-    async def require(self, request: Request, name: str | None, actions: Sequence[str]) -> None:
+    async def require(
+        self, request: Request, name: str | None, actions: Sequence[str], extra_scopes: Sequence[str] = ()
+    ) -> None:
         """Always allowed."""
 
     async def visible(self, request: Request, names: list[str]) -> list[str]:

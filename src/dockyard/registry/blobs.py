@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from dockyard.cache.grants import GRANT_PARAMETER
 from dockyard.content.digests import parse_digest
 from dockyard.registry.access import DELETE, PULL
+from dockyard.registry.byte_ranges import ByteRange, RangeNotSatisfiable, requested_range
 from dockyard.registry.context import RegistryContext, call, read
 from dockyard.registry.errors import error_response
 from dockyard.storage.file_stream import stream_file
@@ -16,7 +19,7 @@ _OCTETS = "application/octet-stream"
 
 
 async def get_blob(request: Request, ctx: RegistryContext, name: str, arg: str) -> Response:
-    """Send a blob's bytes (Range requests answered with 206), or redirect to where they are."""
+    """Send a blob's bytes (a Range answered with 206), or redirect to where they are."""
     digest = str(parse_digest(arg))
     grant = request.query_params.get(GRANT_PARAMETER)
     if grant is None:
@@ -25,7 +28,8 @@ async def get_blob(request: Request, ctx: RegistryContext, name: str, arg: str) 
         # A cache fetching on a user's behalf: the grant opens this one blob, and nothing else.
         return error_response(403, "DENIED", "the cache grant is invalid, expired or for another blob")
     location = await read(ctx, ctx.blobs.locate, name, digest)
-    headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000"}
+    etag = f'"{digest}"'
+    headers = {"Docker-Content-Digest": digest, "ETag": etag, "Cache-Control": "max-age=31536000"}
     if grant is None and request.method == "GET" and ctx.caches is not None:
         cache_url = await read(
             ctx, ctx.caches.location, getattr(request.state, "identity", None), name, digest
@@ -34,17 +38,39 @@ async def get_blob(request: Request, ctx: RegistryContext, name: str, arg: str) 
             return RedirectResponse(cache_url, status_code=307, headers=headers)
     if location.redirect_url:
         return RedirectResponse(location.redirect_url, status_code=307, headers=headers)
+    headers["Accept-Ranges"] = "bytes"
     if request.method == "HEAD":
-        headers.update({"Content-Length": str(location.size), "Accept-Ranges": "bytes"})
+        headers["Content-Length"] = str(location.size)
         return Response(status_code=200, headers=headers, media_type=_OCTETS)
-    if location.local_file is not None and "range" in request.headers:
-        return FileResponse(location.local_file, headers=headers, media_type=_OCTETS)
+    try:
+        wanted = requested_range(
+            request.headers.get("range"), location.size, request.headers.get("if-range"), etag
+        )
+    except RangeNotSatisfiable as exc:
+        headers["Content-Range"] = f"bytes */{location.size}"
+        return error_response(416, "RANGE_INVALID", f"range not satisfiable: {exc}", headers=headers)
+    if wanted is not None:
+        headers["Content-Range"] = f"bytes {wanted.start}-{wanted.end}/{location.size}"
+        headers["Content-Length"] = str(wanted.length)
+        body = _slice(ctx.blobs.store.read(digest, wanted.start), wanted)
+        return StreamingResponse(body, status_code=206, headers=headers, media_type=_OCTETS)
     headers["Content-Length"] = str(location.size)
     if location.local_file is not None:
         return StreamingResponse(
             stream_file(location.local_file, location.size), headers=headers, media_type=_OCTETS
         )
     return StreamingResponse(ctx.blobs.store.read(digest), headers=headers, media_type=_OCTETS)
+
+
+def _slice(chunks: Iterator[bytes], wanted: ByteRange) -> Iterator[bytes]:
+    """The range's bytes from a stream that starts at its first byte: never more than its length."""
+    remaining = wanted.length
+    for chunk in chunks:
+        if len(chunk) >= remaining:
+            yield chunk[:remaining]
+            return
+        remaining -= len(chunk)
+        yield chunk
 
 
 async def delete_blob(request: Request, ctx: RegistryContext, name: str, arg: str) -> Response:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
@@ -16,6 +19,11 @@ from dockyard.registry.access import Access
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+# Listing pages (catalog batches, large tag pages) run in a pool of their own: a flood of them queues
+# here instead of taking every worker thread, and the interpreter lock, from pulls and pushes.
+LISTING_THREADS = 2
+_LISTINGS = ThreadPoolExecutor(max_workers=LISTING_THREADS, thread_name_prefix="dockyard-listing")
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,13 @@ class RegistryContext:
 async def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a blocking domain call (database, disk) off the event loop."""
     return await run_in_threadpool(func, *args, **kwargs)
+
+
+async def listing_call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a listing's bounded database work in the listing pool, off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(
+        _LISTINGS, functools.partial(func, *args, **kwargs)
+    )
 
 
 async def short_read(inline: bool, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import request_response
+from starlette.types import Receive, Scope, Send
 
 from dockyard.content.errors import ContentError, NameInvalid
 from dockyard.content.names import validate_name
@@ -15,6 +18,7 @@ from dockyard.registry import blobs, listing, manifests, referrers, uploads
 from dockyard.registry.access import AccessDenied, AuthenticationRequired, TooManyRequests
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.errors import content_error_response, error_response
+from dockyard.registry.numbers import content_length
 from dockyard.registry.routing import resolve
 from dockyard.storage.driver import StorageError, StorageFull
 
@@ -50,9 +54,28 @@ def _with_version(response: Response) -> Response:
     return response
 
 
+_BASE_ALLOW = {"Allow": "GET, HEAD"}
+
+
+class AnyMethod:
+    """An endpoint as an ASGI app, so that its route takes every method and the endpoint answers each
+    (a route's method list would leave the others to the next route that matches: the web UI)."""
+
+    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self.app = request_response(endpoint)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request."""
+        await self.app(scope, receive, send)
+
+
 async def base(request: Request) -> Response:
     """GET /v2/: the API version check, which is also where clients learn how to authenticate."""
     ctx: RegistryContext = request.app.state.registry
+    if request.method not in {"GET", "HEAD"}:
+        return _with_version(
+            error_response(405, "UNSUPPORTED", f"{request.method} is not supported here", headers=_BASE_ALLOW)
+        )
     try:
         await ctx.access.require(request, None, [])
     except AuthenticationRequired as exc:
@@ -79,14 +102,20 @@ async def dispatch(request: Request) -> Response:
 
 async def _dispatch(request: Request) -> Response:
     ctx: RegistryContext = request.app.state.registry
-    target = resolve(request.path_params["path"])
+    # The whole path, not the route's parameter: Starlette's pattern ends in `$`, which drops a
+    # trailing newline (`v1%0A` would become the tag `v1`).
+    target = resolve(request.scope["path"].removeprefix("/v2/"))
     if target is None:
         return error_response(404, "NOT_FOUND", "no such endpoint")
     handler = _HANDLERS[target.kind].get(request.method)
     if handler is None:
-        return error_response(405, "UNSUPPORTED", f"{request.method} is not supported here")
+        allow = _allowed_methods(request.scope["path"])
+        return error_response(
+            405, "UNSUPPORTED", f"{request.method} is not supported here", headers={"Allow": allow}
+        )
     upload_id = target.arg if target.kind == "upload" else None
     try:
+        content_length(request)  # a malformed Content-Length is refused before anything is read
         if target.kind != "catalog":
             # The path arrives percent-decoded: `a%2Fb` would pass as the name `a/b`. No repository name,
             # tag, digest or upload id holds a slash, so an encoded one in the path is never valid.
@@ -103,7 +132,7 @@ async def _dispatch(request: Request) -> Response:
     except TooManyRequests as exc:
         return _too_many(exc)
     except ClientDisconnect:
-        return Response(status_code=400)
+        return error_response(400, "BLOB_UPLOAD_INVALID", "the client went away before the body ended")
     except DatabaseReadOnly as exc:
         return error_response(503, "UNAVAILABLE", str(exc), headers={"Retry-After": "10"})
     except (StorageFull, DatabaseFull) as exc:
@@ -121,3 +150,41 @@ async def _dispatch(request: Request) -> Response:
     except Exception:
         log.exception("unexpected failure on %s %s", request.method, request.url.path)
         return error_response(500, "UNKNOWN", "internal error; the server log has details")
+
+
+# Codes for the statuses the web framework itself answers with (unknown route, method, bad request...).
+_FRAMEWORK_CODES = {404: "NOT_FOUND", 405: "UNSUPPORTED", 413: "SIZE_INVALID", 416: "RANGE_INVALID"}
+
+
+def is_registry_path(path: str) -> bool:
+    """Whether a request path belongs to the /v2/ surface."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
+async def framework_error(request: Request, exc: Exception) -> Response:
+    """An error the framework raised before a handler ran: in OCI JSON on /v2/, as Starlette's elsewhere."""
+    assert isinstance(exc, HTTPException)
+    if not is_registry_path(request.scope["path"]):
+        if exc.status_code in {204, 304}:
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+    code = _FRAMEWORK_CODES.get(exc.status_code, "UNSUPPORTED" if exc.status_code < 500 else "UNKNOWN")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # The route's Allow lists every method of the catch-all route; say what this resource takes.
+        headers["Allow"] = _allowed_methods(request.scope["path"])
+    return _with_version(error_response(exc.status_code, code, exc.detail, headers=headers))
+
+
+def _allowed_methods(path: str) -> str:
+    if path in {"/v2", "/v2/"}:
+        return _BASE_ALLOW["Allow"]
+    target = resolve(path.removeprefix("/v2/"))
+    return ", ".join(_HANDLERS[target.kind]) if target else ""
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """An unexpected failure outside the dispatcher's own handling: never a traceback, on /v2/ OCI JSON."""
+    if not is_registry_path(request.scope["path"]):
+        return PlainTextResponse("Internal Server Error", status_code=500)
+    return _with_version(error_response(500, "UNKNOWN", "internal error; the server log has details"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.responses import Response
@@ -30,7 +31,7 @@ _STATUS: dict[type[e.ContentError], int] = {
 
 
 def error_response(
-    status: int, code: str, message: str, detail: Any = None, headers: dict[str, str] | None = None
+    status: int, code: str, message: str, detail: Any = None, headers: Mapping[str, str] | None = None
 ) -> Response:
     """The JSON body the specification defines: {"errors": [{"code", "message", "detail"}]}."""
     item: dict[str, Any] = {"code": code, "message": message}

@@ -6,10 +6,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.content.digests import Digest
-from dockyard.content.errors import ManifestTooLarge, ManifestUnknown
+from dockyard.content.errors import ManifestTooLarge, ManifestUnknown, TagInvalid
 from dockyard.content.names import parse_reference
 from dockyard.registry.access import DELETE, PULL, PUSH
 from dockyard.registry.context import RegistryContext, call, read
+from dockyard.registry.numbers import content_length
 
 
 def accepted_types(request: Request) -> set[str]:
@@ -25,7 +26,11 @@ def accepted_types(request: Request) -> set[str]:
 
 async def get_manifest(request: Request, ctx: RegistryContext, name: str, arg: str) -> Response:
     """The manifest's exact bytes, with its media type and digest; HEAD sends the headers only."""
-    reference = parse_reference(arg)
+    try:
+        reference = parse_reference(arg)
+    except TagInvalid as exc:
+        # No manifest can be known by an invalid tag: 404, as the reference registry answers.
+        raise ManifestUnknown(f"manifest unknown: {exc.message}") from exc
     await ctx.access.require(request, name, [PULL])
     manifest = await read(ctx, ctx.manifests.get, name, reference)
     accepted = accepted_types(request)
@@ -50,8 +55,8 @@ async def get_manifest(request: Request, ctx: RegistryContext, name: str, arg: s
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    length = content_length(request)
+    if length is not None and length > limit:
         raise ManifestTooLarge(f"manifest is larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():

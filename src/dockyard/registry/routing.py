@@ -6,12 +6,12 @@ import re
 from dataclasses import dataclass
 
 _ROUTES = [
-    ("upload", re.compile(r"^(?P<name>.+)/blobs/uploads/(?P<arg>[^/]+)$")),
-    ("uploads", re.compile(r"^(?P<name>.+)/blobs/uploads/?$")),
-    ("blob", re.compile(r"^(?P<name>.+)/blobs/(?P<arg>[^/]+)$")),
-    ("manifest", re.compile(r"^(?P<name>.+)/manifests/(?P<arg>[^/]+)$")),
-    ("tags", re.compile(r"^(?P<name>.+)/tags/list$")),
-    ("referrers", re.compile(r"^(?P<name>.+)/referrers/(?P<arg>[^/]+)$")),
+    ("upload", re.compile(r"(?P<name>.+)/blobs/uploads/(?P<arg>[^/]+)", re.DOTALL)),
+    ("uploads", re.compile(r"(?P<name>.+)/blobs/uploads/?", re.DOTALL)),
+    ("blob", re.compile(r"(?P<name>.+)/blobs/(?P<arg>[^/]+)", re.DOTALL)),
+    ("manifest", re.compile(r"(?P<name>.+)/manifests/(?P<arg>[^/]+)", re.DOTALL)),
+    ("tags", re.compile(r"(?P<name>.+)/tags/list", re.DOTALL)),
+    ("referrers", re.compile(r"(?P<name>.+)/referrers/(?P<arg>[^/]+)", re.DOTALL)),
 ]
 
 
@@ -29,7 +29,9 @@ def resolve(path: str) -> Target | None:
     if path in {"_catalog", "_catalog/"}:
         return Target("catalog", "", "")
     for kind, pattern in _ROUTES:
-        match = pattern.match(path)
+        # fullmatch and DOTALL: a control character in the path reaches name validation (400),
+        # and `$` cannot match before a trailing newline.
+        match = pattern.fullmatch(path)
         if match:
             return Target(kind, match["name"], match.groupdict().get("arg") or "")
     return None

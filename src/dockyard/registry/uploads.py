@@ -14,10 +14,12 @@ from dockyard.content.uploads import Appender
 from dockyard.memory import large_transfer
 from dockyard.registry.access import PULL, PUSH
 from dockyard.registry.context import RegistryContext, call
+from dockyard.registry.numbers import content_length, parse_count
 
 # Batches amortise the hop to a worker thread; bounded, so memory stays flat whatever the blob size.
 _WRITE_BATCH = 1 << 20
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)$")
+# ASCII digits only (\d would take any Unicode digit); their values are checked by parse_count.
+_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?([0-9]+)-([0-9]+)")
 
 
 def _session_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
@@ -41,9 +43,9 @@ def _blob_created(name: str, digest: Digest | str) -> Response:
 
 
 def _has_body(request: Request) -> bool:
-    length = request.headers.get("content-length")
+    length = content_length(request)
     if length is not None:
-        return length.strip() not in {"", "0"}
+        return length != 0
     return "chunked" in request.headers.get("transfer-encoding", "").lower()
 
 
@@ -51,10 +53,11 @@ def _content_range(request: Request) -> tuple[int, int] | None:
     value = request.headers.get("content-range")
     if value is None:
         return None
-    match = _CONTENT_RANGE.match(value.strip())
-    if not match or int(match[2]) < int(match[1]):
-        raise SizeInvalid(f"invalid Content-Range {value!r}: expected START-END")
-    return int(match[1]), int(match[2])
+    match = _CONTENT_RANGE.fullmatch(value.strip(" \t"))
+    start, end = (parse_count(match[1]), parse_count(match[2])) if match else (None, None)
+    if start is None or end is None or end < start:
+        raise SizeInvalid(f"invalid Content-Range {value[:100]!r}: expected START-END")
+    return start, end
 
 
 async def _stream(
@@ -91,16 +94,21 @@ async def _stream(
 
 async def start_upload(request: Request, ctx: RegistryContext, name: str, _arg: str) -> Response:
     """Open a session; or take the whole blob now (?digest=); or mount it from another repository."""
-    await ctx.access.require(request, name, [PULL, PUSH])
     params = request.query_params
     mount, source = params.get("mount"), params.get("from")
-    if mount is not None and source is not None:
-        digest = parse_digest(mount)
-        validate_name(source)
+    wanted = (
+        (parse_digest(mount), validate_name(source)) if mount is not None and source is not None else None
+    )
+    # A mount's challenge asks for pull on the source too: a client that requests exactly the challenged
+    # scopes gets one token for the whole mount.
+    extra = [f"repository:{wanted[1]}:{PULL}"] if wanted and wanted[1] != name else []
+    await ctx.access.require(request, name, [PULL, PUSH], extra)
+    if wanted is not None:
+        digest, origin = wanted
         # Mount only what the caller could pull anyway; otherwise fall back to a normal upload.
         try:
-            await ctx.access.require(request, source, [PULL])
-            mounted = await call(ctx.blobs.mount, name, str(digest), source) is not None
+            await ctx.access.require(request, origin, [PULL])
+            mounted = await call(ctx.blobs.mount, name, str(digest), origin) is not None
         except Exception:
             mounted = False
         if mounted:
