@@ -78,6 +78,17 @@ def test_concurrent_wrong_guesses_are_all_counted_before_any_is_evaluated(
     assert throttled_world.auth.throttle.counters.throttled >= GUESSES - THRESHOLD
 
 
+@pytest.mark.parametrize("surface", ["token", "api"])
+def test_concurrent_right_passwords_all_get_in(throttled_world: World, surface: str) -> None:
+    """A client's parallel requests each logging in (skopeo pushing layers at once) are not guesses: the
+    attempts past the threshold wait for those in flight, which succeed, and get in too."""
+    client = _client(throttled_world, "192.0.2.20")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        codes = list(pool.map(lambda _: _attempt(client, surface, "alice", PASSWORD), range(24)))
+    assert codes == [200] * 24
+    assert throttled_world.auth.throttle.counters.throttled == 0
+
+
 def test_refused_guesses_are_counted_not_written_one_audit_row_each(throttled_world: World) -> None:
     client = _client(throttled_world, "192.0.2.11")
     for i in range(40):

@@ -108,8 +108,7 @@ class Authenticator:
             self.throttle.succeeded(reservation)
             raise
         if identity is None:
-            self.throttle.failed(reservation)
-            if reservation.locks_out:
+            if self.throttle.failed(reservation):
                 self.audit.record("login.lockout", actor=username, address=address, outcome=FAILURE, via=via)
             raise Unauthenticated("invalid username or password")
         now = time.time()

@@ -32,6 +32,12 @@ from dockyard.observability import metrics
 log = logging.getLogger(__name__)
 
 ACCOUNT_FACTOR = 10
+# A guess being evaluated takes one argon2 hash (tens of milliseconds, more under load); attempts at the
+# threshold wait this long at most for the guesses in flight before they are refused.
+IN_FLIGHT_SECONDS = 10.0
+IN_FLIGHT_WAIT_SECONDS = 10.0
+IN_FLIGHT_POLL_SECONDS = 0.05
+_WAIT = -1.0
 # Failures are forgotten after a quiet period as long as the longest lock-out, and at least this long.
 MIN_MEMORY_SECONDS = 3600
 
@@ -63,8 +69,6 @@ class Reservation:
     account: q.AccountRow | None
     pair_key: str
     account_key: str
-    # This attempt put a key into lock-out (worth one audit event if the guess is wrong).
-    locks_out: bool
 
 
 class LoginThrottle:
@@ -90,7 +94,26 @@ class LoginThrottle:
         return state.pair.failures == 0
 
     def reserve(self, account: str, address: str | None) -> Reservation:
-        """Count an attempt before its guess is evaluated; raise Throttled when it may not be evaluated."""
+        """Count an attempt before its guess is evaluated; raise Throttled when it may not be evaluated.
+
+        A count at the threshold that earned no lock-out yet is made of guesses still being evaluated
+        (a client's parallel requests, each logging in): this attempt waits for their outcome instead of
+        being refused, so concurrent right passwords all get in, while wrong ones still cannot pass the
+        threshold before the lock-out they earn is recorded.
+        """
+        deadline = time.monotonic() + IN_FLIGHT_WAIT_SECONDS
+        while True:
+            decision = self._try_reserve(account, address)
+            if isinstance(decision, Reservation):
+                return decision
+            if decision == _WAIT and time.monotonic() < deadline:
+                time.sleep(IN_FLIGHT_POLL_SECONDS)
+                continue
+            self.counters.add(throttled=1)
+            raise Throttled(max(1, math.ceil(decision if decision != _WAIT else 1)))
+
+    def _try_reserve(self, account: str, address: str | None) -> Reservation | float:
+        """A reservation, or the seconds the attempt must wait (`_WAIT`: guesses in flight decide)."""
         keys = pair_key(account, address), account_key(account)
         now = time.time()
         # Not durable: a crash may forget a few counts, which costs nothing but a few more guesses.
@@ -102,18 +125,15 @@ class LoginThrottle:
                 refused_until = whole.blocked_until
             if refused_until > now:
                 # Nothing changes: refused attempts are not evaluated, so they do not lengthen the lock-out.
-                row = None
-            else:
-                row = q.account_by_name(conn, account)
-                new_pair = self._counted(pair, self.threshold, now)
-                new_whole = self._counted(whole, self.threshold * ACCOUNT_FACTOR, now)
-                q.save_login_failures(conn, keys[0], new_pair)
-                q.save_login_failures(conn, keys[1], new_whole)
-        if refused_until > now:
-            self.counters.add(throttled=1)
-            raise Throttled(max(1, math.ceil(refused_until - now)))
-        locks_out = new_pair.blocked_until > now or new_whole.blocked_until > whole.blocked_until
-        return Reservation(row, keys[0], keys[1], locks_out)
+                return refused_until - now
+            if self._in_flight(pair, self.threshold, now) or (
+                pair.failures > 0 and self._in_flight(whole, self.threshold * ACCOUNT_FACTOR, now)
+            ):
+                return _WAIT
+            row = q.account_by_name(conn, account)
+            q.save_login_failures(conn, keys[0], self._attempt(pair, now))
+            q.save_login_failures(conn, keys[1], self._attempt(whole, now))
+        return Reservation(row, keys[0], keys[1])
 
     def succeeded(self, reservation: Reservation, signed_in_at: float | None = None) -> None:
         """Take back the attempt of a guess that was right: the pair's count is cleared, the account's
@@ -131,11 +151,25 @@ class LoginThrottle:
             if signed_in_at is not None and reservation.account is not None:
                 q.set_last_login(conn, reservation.account.id, signed_in_at)
 
-    def failed(self, reservation: Reservation) -> None:
-        """The guess was wrong: the attempt stays counted."""
+    def failed(self, reservation: Reservation) -> bool:
+        """The guess was wrong: the attempt stays counted, and at the threshold it earns its lock-out.
+        Returns whether this failure started a lock-out (worth one audit event)."""
         self.counters.add(failures=1)
-        if reservation.locks_out:
+        now = time.time()
+        with self.db.write(durable=False) as conn:
+            rows = q.lock_login_failures(conn, [reservation.pair_key, reservation.account_key])
+            pair = self._current(rows.get(reservation.pair_key, q.FailureRow()), now)
+            whole = self._current(rows.get(reservation.account_key, q.FailureRow()), now)
+            new_pair = self._blocked(pair, self.threshold, now)
+            new_whole = self._blocked(whole, self.threshold * ACCOUNT_FACTOR, now)
+            q.save_login_failures(conn, reservation.pair_key, new_pair)
+            q.save_login_failures(conn, reservation.account_key, new_whole)
+        locks_out = new_pair.blocked_until > max(pair.blocked_until, now) or (
+            new_whole.blocked_until > max(whole.blocked_until, now)
+        )
+        if locks_out:
             log.warning("login locked out for %s", reservation.pair_key.removeprefix("pair:"))
+        return locks_out
 
     def prune(self, now: float | None = None) -> int:
         """Forget counts past their quiet period (the lock-out they earned is over too)."""
@@ -148,13 +182,29 @@ class LoginThrottle:
             return q.FailureRow()
         return row
 
-    def _counted(self, row: q.FailureRow, threshold: int, now: float) -> q.FailureRow:
-        failures = row.failures + 1
-        blocked = row.blocked_until
-        if failures >= threshold:
-            delay = min(self.base_seconds * 2.0 ** min(failures - threshold, 30), self.max_seconds)
-            blocked = max(blocked, now + delay)
-        return q.FailureRow(failures, now, blocked)
+    @staticmethod
+    def _attempt(row: q.FailureRow, now: float) -> q.FailureRow:
+        """The count with one more attempt, not yet judged."""
+        return q.FailureRow(row.failures + 1, now, row.blocked_until)
+
+    def _blocked(self, row: q.FailureRow, threshold: int, now: float) -> q.FailureRow:
+        """The count after a wrong guess: from the threshold on, a lock-out doubling with each failure."""
+        if row.failures < threshold:
+            return row
+        delay = min(self.base_seconds * 2.0 ** min(row.failures - threshold, 30), self.max_seconds)
+        return q.FailureRow(row.failures, row.last_failure_at, max(row.blocked_until, now + delay))
+
+    @staticmethod
+    def _in_flight(row: q.FailureRow, threshold: int, now: float) -> bool:
+        """At the threshold, no lock-out in force, and an attempt made since the last one ended (a moment
+        ago): guesses are being evaluated, and their outcome decides (a wrong one locks out, a right one
+        takes its count back)."""
+        return (
+            row.failures >= threshold
+            and row.blocked_until <= now
+            and row.last_failure_at > row.blocked_until
+            and now - row.last_failure_at < IN_FLIGHT_SECONDS
+        )
 
 
 def account_key(account: str) -> str:
