@@ -12,7 +12,7 @@ from dockyard.cli import main
 PURPOSE = {
     "": ["container registry", "dockyard serve"],
     "serve": ["Run the registry", "listens on"],
-    "gc": ["Remove unreferenced blobs", "grace period"],
+    "gc": ["Remove untagged manifests, unreferenced blobs", "grace period"],
     "certs": ["TLS certificates"],
     "certs init": ["Create a CA", "are written to"],
     "certs show": ["Print each certificate", "certificates shown are read from"],
@@ -37,6 +37,8 @@ PURPOSE = {
     "scan": ["scan results"],
     "scan show": ["Show the vulnerabilities"],
     "scan run": ["Scan IMAGE", "now"],
+    "cluster": ["cluster of replicas"],
+    "cluster status": ["whether the database takes writes"],
 }
 # Words that belong to one command only: another command's help saying them describes the wrong job.
 OWN_WORDS = {

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from dockyard.auth.identity import Identity
-from dockyard.cli.options import data_options, local_services
+from dockyard.cli.options import local_services, registry_options
 
 
 @click.group()
@@ -19,7 +19,7 @@ def cluster() -> None:
 
 
 @cluster.command("status")
-@data_options
+@registry_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(config_file: Path | None, data_dir: Path | None, database_url: str | None, as_json: bool) -> None:
     """The replicas (address, version, last heartbeat, up or down) and whether the database takes writes."""
