@@ -92,7 +92,8 @@ def _quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _cli(data_dir: Path, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["vulndb", *args, "--data-dir", str(data_dir)])
+    # Each test's data directory starts empty: the first command makes the registry (--init).
+    result = CliRunner().invoke(main, ["vulndb", *args, "--data-dir", str(data_dir), "--init"])
     return result.exit_code, result.output
 
 

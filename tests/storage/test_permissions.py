@@ -70,10 +70,10 @@ def test_everything_a_live_server_writes_is_private(
         assert client.get("/auth/token", params={"service": "dockyard"}).status_code == 200
     names = _assert_modes(data_dir, GROUP_READABLE if group_readable else OWNER_ONLY)
     assert f"can be read by other users, e.g. {data_dir} (0755)" in server.log()
-    # What the walk must have covered: database, its WAL and shared memory, the writer lock, keys, blobs,
+    # What the walk must have covered: database, its WAL and shared memory, the writer lock, blobs,
     # upload scratch space.
     assert {"dockyard.db", "dockyard.db-wal", "dockyard.db-shm", "dockyard.db.writer-lock"} <= names
-    assert {"keys", "storage", "blobs", "uploads", "sha256", "data"} <= names
+    assert {"storage", "blobs", "uploads", "sha256", "data"} <= names
 
 
 @pytest.fixture
