@@ -137,7 +137,8 @@ def test_gc_and_job_hooks_count(make_client: AppFactory) -> None:
         return after.get(key, 0.0) - before.get(key, 0.0)
 
     assert grew("dockyard_gc_freed_bytes_total") == 4096
-    assert grew("dockyard_gc_runs_total", outcome="ok") == 1
+    # The app's own collector may also finish a (successful, empty) run meanwhile: at least ours counts.
+    assert grew("dockyard_gc_runs_total", outcome="ok") >= 1
     assert grew("dockyard_gc_runs_total", outcome="failed") == 1
     assert grew("dockyard_job_duration_seconds_count", kind="scan", outcome="ok") == 1
     assert grew("dockyard_job_duration_seconds_count", kind="scan", outcome="failed") == 1
