@@ -56,14 +56,19 @@ def issue_grant(key: SigningKey, issuer: str, user: str, repository: str, digest
     return jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid})
 
 
+def _header(token: str) -> dict[str, object]:
+    """A grant's header, unverified; empty when too long or malformed."""
+    if len(token) > _MAX_GRANT_LENGTH:
+        return {}
+    try:
+        return dict(jwt.get_unverified_header(token))
+    except jwt.PyJWTError:
+        return {}
+
+
 def grant_kid(token: str) -> str | None:
     """The key id a grant names, without verifying anything (to fetch an unknown key first)."""
-    if len(token) > _MAX_GRANT_LENGTH:
-        return None
-    try:
-        kid = jwt.get_unverified_header(token).get("kid")
-    except jwt.PyJWTError:
-        return None
+    kid = _header(token).get("kid")
     return kid if isinstance(kid, str) else None
 
 
@@ -76,12 +81,9 @@ def verify_grant(
     """Check the grant's signature, audience and time window, and that it is for exactly this blob."""
     if not token:
         raise GrantInvalid("a cache serves blobs only through a redirect from the registry (no grant)")
-    kid = grant_kid(token)
-    try:
-        header_alg = jwt.get_unverified_header(token).get("alg") if kid else None
-    except jwt.PyJWTError:
-        header_alg = None
-    if kid is None or header_alg != ALGORITHM:
+    header = _header(token)
+    kid = header.get("kid")
+    if not isinstance(kid, str) or header.get("alg") != ALGORITHM:
         raise GrantInvalid("malformed grant")
     key = public_key(kid)
     if key is None:
