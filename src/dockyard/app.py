@@ -157,6 +157,11 @@ def _check_file_modes(settings: Settings, modes: Modes) -> None:
         log.info("checked the modes of the first %d entries of the data directory only", report.checked)
 
 
+def build_store(settings: Settings, modes: Modes) -> BlobStore:
+    """The blob store the settings name."""
+    return BlobStore(FilesystemDriver(settings.effective_storage_path, modes))
+
+
 def build_services(settings: Settings) -> Services:
     """Open the database (migrating it) and the blob store."""
     modes = modes_for(settings.data_group_readable)
@@ -165,7 +170,7 @@ def build_services(settings: Settings) -> Services:
     _check_file_modes(settings, modes)
     db = Database(settings.effective_database_url, file_mode=modes.file)
     db.migrate()
-    store = BlobStore(FilesystemDriver(settings.effective_storage_path, modes))
+    store = build_store(settings, modes)
     manifests = ManifestService(db, settings.max_manifest_bytes)
     auth = build_auth(settings, db)
     jobs = JobQueue(db)

@@ -26,6 +26,7 @@ def main() -> None:
 
 def _register() -> None:
     from dockyard.cli.admin import admin
+    from dockyard.cli.backup import backup, restore
     from dockyard.cli.cache import cache
     from dockyard.cli.certs import certs
     from dockyard.cli.cluster import cluster
@@ -42,6 +43,8 @@ def _register() -> None:
     main.add_command(scan)
     main.add_command(cache)
     main.add_command(cluster)
+    main.add_command(backup)
+    main.add_command(restore)
 
 
 _register()

@@ -201,8 +201,9 @@ class Database:
         except TimeoutError as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision. Safe when several replicas start at once."""
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to the newest revision (or to `revision`, as a restore needs). Safe when several
+        replicas start at once."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self._migrate_lock, self.engine.connect() as conn:
@@ -211,7 +212,7 @@ class Database:
                 conn.commit()
             try:
                 config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+                command.upgrade(config, revision)
                 conn.commit()
             finally:
                 if not self.is_sqlite:
