@@ -353,7 +353,7 @@ def _members(tar: tarfile.TarFile) -> Iterator[Manifest | BlobMember | TableMemb
     tables_started = False
     while (info := tar.next()) is not None:
         # tarfile remembers every member it has read; an archive may hold millions of blobs.
-        tar.members.clear()
+        tar.members.clear()  # type: ignore[attr-defined]
         name = info.name
         if name in seen:
             raise ArchiveInvalid(f"the archive holds {name[:200]!r} twice")
