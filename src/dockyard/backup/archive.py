@@ -369,7 +369,7 @@ def _members(tar: tarfile.TarFile) -> Iterator[Manifest | BlobMember | TableMemb
                 raise ArchiveInvalid(f"{name} has {info.size} bytes, the manifest says {entry.size}")
             yield TableMember(entry, _rows(stream, entry))
         elif not tables_started and manifest.blobs.included and (digest := _blob_digest(name)):
-            yield BlobMember(digest, info.size, _blob_chunks(stream, digest, info.size))
+            yield BlobMember(digest, info.size, _blob_chunks(stream, digest))
         else:
             raise ArchiveInvalid(f"unexpected member {name[:200]!r} in the archive")
     absent = [entry.member for entry in manifest.tables if entry.member not in seen]
@@ -392,9 +392,16 @@ def _blob_digest(name: str) -> str | None:
     return digest if blob_member(digest) == name else None
 
 
-def _blob_chunks(stream: IO[bytes], digest: str, size: int) -> Iterator[bytes]:
+def _blob_chunks(stream: IO[bytes], digest: str) -> Iterator[bytes]:
     hasher = new_hasher(parse_digest(digest).algorithm)
-    while chunk := stream.read(CHUNK):
+    while True:
+        try:
+            chunk = stream.read(CHUNK)
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            where = blob_member(digest)
+            raise ArchiveInvalid(f"the archive is truncated or damaged in {where}: {exc}") from exc
+        if not chunk:
+            break
         hasher.update(chunk)
         yield chunk
     if f"{digest.partition(':')[0]}:{hasher.hexdigest()}" != digest:
@@ -432,9 +439,12 @@ def _rows(stream: IO[bytes], entry: TableEntry) -> Iterator[list[Any]]:
                     raise ArchiveInvalid(f"{entry.member}: a row does not have the manifest's columns")
                 count += 1
                 yield row
-    except (OSError, EOFError, zlib.error, ValueError) as exc:
+    except (OSError, EOFError, zlib.error, ValueError, tarfile.TarError) as exc:
         damaged = exc
-    raw.drain()
+    try:
+        raw.drain()
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise ArchiveInvalid(f"the archive is truncated or damaged in {entry.member}: {exc}") from exc
     if raw.hasher.hexdigest() != entry.sha256:
         raise ArchiveInvalid(f"{entry.member} does not match its sha256 in the manifest (damaged or altered)")
     if damaged is not None:
