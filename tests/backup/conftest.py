@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
@@ -11,7 +12,9 @@ from dockyard.auth import passwords
 
 
 @pytest.fixture(autouse=True)
-def _quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _quiet_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # No ./dockyard.toml of the checkout is found.
+    monkeypatch.chdir(tmp_path)
     for name in list(os.environ):
         if name.startswith("DOCKYARD_"):
             monkeypatch.delenv(name)

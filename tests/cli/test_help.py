@@ -39,6 +39,8 @@ PURPOSE = {
     "scan run": ["Scan IMAGE", "now"],
     "cluster": ["cluster of replicas"],
     "cluster status": ["whether the database takes writes"],
+    "backup": ["consistent archive", "one database snapshot"],
+    "restore": ["into an empty deployment", "checked before anything is written"],
 }
 # Words that belong to one command only: another command's help saying them describes the wrong job.
 OWN_WORDS = {
@@ -93,8 +95,9 @@ def test_every_help_text_differs() -> None:
     assert len(set(summaries.values())) == len(summaries), "two commands share a description"
 
 
-# Commands that do not open a registry's database: a server that makes its own, TLS files, a cache node.
-NO_REGISTRY = {"serve", "certs init", "certs show", "certs renew", "certs issue", "cache serve"}
+# Commands that do not open a registry's database: a server that makes its own, TLS files, a cache node,
+# a restore (which makes the registry it fills).
+NO_REGISTRY = {"serve", "certs init", "certs show", "certs renew", "certs issue", "cache serve", "restore"}
 
 
 def test_commands_acting_on_a_registry_offer_init() -> None:

@@ -36,6 +36,7 @@ COMMANDS = [
     ["cache", "list"],
     ["cache", "status"],
     ["cache", "remove", "asia"],
+    ["backup", "backup.tar"],
 ]
 
 
