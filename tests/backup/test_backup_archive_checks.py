@@ -18,6 +18,7 @@ from dockyard.app import build_services
 from dockyard.backup.create import create_backup
 from dockyard.backup.restore import RestoreFailed, restore_backup
 from dockyard.config import Settings, load_settings
+from dockyard.db.backup import head_revision
 from dockyard.db.schema import metadata
 
 Members = list[tuple[tarfile.TarInfo, bytes]]
@@ -279,3 +280,50 @@ def test_a_good_archive_restores(archive: Path, target: Settings) -> None:
         assert names == {"team/one", "team/two"}
     finally:
         restored.db.close()
+
+
+def _as_revision_0005(members: Members) -> Members:
+    """The archive as a Dockyard at schema revision 0005 made it: before the cluster state (no signing_keys,
+    leases, replicas; uploads without hash state and writer lease)."""
+    later_tables = {"signing_keys", "leases", "replicas"}
+    document = _manifest(members)
+    document["alembic_revision"] = "0005"
+    tables = [entry for entry in document["tables"] if entry["name"] not in later_tables]  # type: ignore[attr-defined]
+    for entry in tables:
+        if entry["name"] == "uploads":
+            assert entry["rows"] == 0
+            entry["columns"] = [
+                c for c in entry["columns"] if c not in {"hash_state", "writer", "writer_until"}
+            ]
+            entry["binary_columns"] = []
+    document["tables"] = tables
+    kept = [(i, d) for i, d in members if i.name not in {f"tables/{t}.jsonl.gz" for t in later_tables}]
+    return _with_manifest(kept, document)
+
+
+def test_an_archive_of_an_older_schema_restores_and_is_migrated(
+    archive: Path, target: Settings, tmp_path: Path
+) -> None:
+    older = _rewrite(archive, tmp_path / "older.tar", _as_revision_0005)
+    report = restore_backup(older, target)
+    assert report.rows["tags"] == 2
+    restored = build_services(target)
+    try:
+        with restored.db.read() as conn:
+            version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
+        assert version == head_revision()
+        assert database_rows(restored.db)["signing_keys"], (
+            "the first start of the restored registry makes a key"
+        )
+        assert restored.auth.accounts.authenticate("root", "a-long-enough-password") is not None
+    finally:
+        restored.db.close()
+
+
+def test_an_older_archive_is_refused_by_a_newer_empty_target(
+    archive: Path, target: Settings, tmp_path: Path
+) -> None:
+    build_services(target).db.close()  # started once: schema at head, a signing key, nothing in use
+    older = _rewrite(archive, tmp_path / "older.tar", _as_revision_0005)
+    with pytest.raises(RestoreFailed, match="newer than the archive's"):
+        restore_backup(older, target)
