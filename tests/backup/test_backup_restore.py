@@ -214,3 +214,26 @@ def test_restore_warns_about_blobs_missing_from_the_store(source: Services, tmp_
     assert report.manifest.blobs.included is False
     assert report.missing_count == 2  # the config and the layer
     assert len(report.missing_blobs) == 2
+
+
+@pytest.mark.parametrize("source", ["sqlite", pytest.param("postgres", marks=PG)], indirect=True)
+def test_tables_travel_in_batches(
+    source: Services, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With batches of 3 rows, tables of many rows go out and come back whole (every batch boundary)."""
+    from dockyard.db import backup as q
+
+    monkeypatch.setattr(q, "BATCH_ROWS", 3)
+    for number in range(10):
+        push_image(source, f"batch/repo{number % 4}", f"t{number}", f"batch {number}")
+    archive = tmp_path / "batched.tar"
+    create_backup(source.db, source.store, archive, with_blobs=True)
+    settings = settings_on("sqlite", request, tmp_path / "target")
+    report = restore_backup(archive, settings)
+    assert report.rows["blobs"] == 20
+    assert report.blobs_written == 20
+    target = build_services(settings)
+    try:
+        assert database_rows(target.db, RUNTIME_TABLES) == database_rows(source.db, RUNTIME_TABLES)
+    finally:
+        target.db.close()
