@@ -50,8 +50,8 @@ def restore_backup(path: Path, settings: Settings) -> RestoreReport:
     known = q.known_revisions_up_to(manifest.alembic_revision)
     if known is None:
         raise RestoreFailed(
-            f"the archive's schema revision {manifest.alembic_revision} (Dockyard "
-            f"{manifest.dockyard_version}) is newer than this Dockyard knows: "
+            f"the archive's schema revision {manifest.alembic_revision[:80]!r} (Dockyard "
+            f"{manifest.dockyard_version[:80]}) is not one this Dockyard knows (a newer version made it?): "
             "restore it with that version or a newer one"
         )
     modes = modes_for(settings.data_group_readable)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy import LargeBinary, MetaData, Table, delete, func, insert, select
 from sqlalchemy.engine import Connection
@@ -72,12 +74,16 @@ def head_revision() -> str:
 
 def known_revisions_up_to(revision: str) -> set[str] | None:
     """`revision` and every revision before it, or None when this version of Dockyard does not know it."""
+    # Only a plain revision id: not a symbol ("head"), a prefix or an expression ("0008@head", "-1").
+    if not re.fullmatch(r"[0-9A-Za-z_]{1,64}", revision) or revision in {"head", "heads", "base"}:
+        return None
     script = _script()
     try:
-        if script.get_revision(revision) is None:
+        found = script.get_revision(revision)
+        if found is None or found.revision != revision:
             return None
-        return {found.revision for found in script.walk_revisions(base="base", head=revision)}
-    except CommandError:
+        return {earlier.revision for earlier in script.walk_revisions(base="base", head=revision)}
+    except (CommandError, RevisionError):
         return None
 
 
