@@ -172,6 +172,7 @@ def test_hostile_members_are_refused(
         (lambda d: {**d, "alembic_revision": "head"}, "not one this Dockyard knows"),
         (lambda d: {**d, "alembic_revision": "0008@head"}, "not one this Dockyard knows"),
         (lambda d: {**d, "tables": "all of them"}, "'tables' is missing"),
+        (lambda d: {**d, "dockyard_version": "1.0\x1b[2J"}, "not a short printable text"),
         (lambda d: {**d, "blobs": {**d["blobs"], "count": d["blobs"]["count"] + 1}}, "incomplete"),
         (lambda d: {**d, "blobs": {**d["blobs"], "missing": ["sha256:../../etc"]}}, "bad digest"),
         (lambda d: {**d, "tables": [{**d["tables"][0], "name": "../x"}]}, "bad table name"),
@@ -183,6 +184,7 @@ def test_hostile_members_are_refused(
         "symbolic-head",
         "expression",
         "tables-type",
+        "escape-sequence",
         "blob-count",
         "bad-digest",
         "bad-name",
@@ -239,8 +241,20 @@ def _resealed_rows(members: Members, name: str, rows: list[list[object]]) -> Mem
             "base64",
         ),
         ("tables/accounts.jsonl.gz", lambda rows: [*rows, {"not": "a row"}], "columns"),
+        ("tables/tags.jsonl.gz", lambda rows: [[*rows[0][:2], str(rows[0][2]), *rows[0][3:]]], "type"),
+        ("tables/accounts.jsonl.gz", lambda rows: [[*row[:5], "yes", *row[6:]] for row in rows], "type"),
+        ("tables/blobs.jsonl.gz", lambda rows: [[row[0], True, *row[2:]] for row in rows], "type"),
     ],
-    ids=["dangling-tag", "short-row", "duplicate-key", "binary-not-base64", "row-not-list"],
+    ids=[
+        "dangling-tag",
+        "short-row",
+        "duplicate-key",
+        "binary-not-base64",
+        "row-not-list",
+        "text-for-integer",
+        "text-for-boolean",
+        "boolean-for-integer",
+    ],
 )
 def test_altered_rows_leave_the_target_empty(
     archive: Path,
@@ -331,3 +345,17 @@ def test_an_older_archive_is_refused_by_a_newer_empty_target(
     older = _rewrite(archive, tmp_path / "older.tar", _as_revision_0005)
     with pytest.raises(RestoreFailed, match="newer than the archive's"):
         restore_backup(older, target)
+
+
+def test_binary_columns_must_match_the_schema(archive: Path, target: Settings, tmp_path: Path) -> None:
+    def lie(members: Members) -> Members:
+        document = _manifest(members)
+        for entry in document["tables"]:  # type: ignore[attr-defined]
+            if entry["name"] == "signing_keys":
+                entry["binary_columns"] = []
+            if entry["name"] == "accounts":
+                entry["binary_columns"] = ["password_hash"]
+        return _with_manifest(members, document)
+
+    with pytest.raises(RestoreFailed, match="binary columns"):
+        restore_backup(_rewrite(archive, tmp_path / "lie.tar", lie), target)

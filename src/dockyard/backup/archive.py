@@ -36,6 +36,7 @@ MAX_MANIFEST_BYTES = 64 << 20
 MAX_ROW_BYTES = 64 << 20
 CHUNK = 1 << 20
 _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_LABEL = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,99}")
 _MEMBER_MODE = 0o600
 
 
@@ -126,10 +127,10 @@ def parse_manifest(data: bytes) -> Manifest:
             missing=[str(parse_digest(_text(value))) for value in missing],
         )
         manifest = Manifest(
-            dockyard_version=_field(document, "dockyard_version", str),
-            alembic_revision=_field(document, "alembic_revision", str),
-            created_at=_field(document, "created_at", str),
-            source_database=_field(document, "source_database", str),
+            dockyard_version=_label(document, "dockyard_version"),
+            alembic_revision=_label(document, "alembic_revision"),
+            created_at=_label(document, "created_at"),
+            source_database=_label(document, "source_database"),
             tables=tables,
             blobs=totals,
             format_version=version,
@@ -146,6 +147,14 @@ def _field(document: dict[str, Any], key: str, kind: type) -> Any:
     value = document.get(key)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ArchiveInvalid(f"manifest.json: {key!r} is missing or not a {kind.__name__}")
+    return value
+
+
+def _label(document: dict[str, Any], key: str) -> str:
+    """A short printable value (it is shown on the terminal)."""
+    value: str = _field(document, key, str)
+    if not _LABEL.fullmatch(value):
+        raise ArchiveInvalid(f"manifest.json: {key!r} is not a short printable text")
     return value
 
 

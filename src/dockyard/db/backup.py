@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +15,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
-from sqlalchemy import LargeBinary, MetaData, Table, delete, func, insert, select
+from sqlalchemy import Column, LargeBinary, MetaData, Table, delete, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -186,8 +186,12 @@ def _insert(conn: Connection, table: Table, incoming: TableRows, skip: bool) -> 
     columns = incoming.dump.columns
     unknown = [name for name in columns if name not in table.columns]
     if unknown or len(set(columns)) != len(columns):
-        raise RestoreRefused(f"the archive's columns of {table.name} do not match the schema: {columns}")
-    binary = [name in incoming.dump.binary_columns for name in columns]
+        raise RestoreRefused(f"the archive's columns of {table.name} do not match the schema: {columns[:50]}")
+    convert = [_converter(table.name, table.columns[name]) for name in columns]
+    if {name for name, column in zip(columns, convert, strict=True) if column is _decode} != set(
+        incoming.dump.binary_columns
+    ):
+        raise RestoreRefused(f"the archive's binary columns of {table.name} do not match the schema")
     statement = insert(table)
     count = 0
     batch: list[dict[str, Any]] = []
@@ -196,12 +200,7 @@ def _insert(conn: Connection, table: Table, incoming: TableRows, skip: bool) -> 
             continue
         if len(row) != len(columns):
             raise RestoreRefused(f"a row of {table.name} has {len(row)} values for {len(columns)} columns")
-        batch.append(
-            {
-                name: _decode(value, table.name) if is_binary else value
-                for name, value, is_binary in zip(columns, row, binary, strict=True)
-            }
-        )
+        batch.append({name: check(value) for name, check, value in zip(columns, convert, row, strict=True)})
         if len(batch) == BATCH_ROWS:
             conn.execute(statement, batch)
             count += len(batch)
@@ -212,15 +211,36 @@ def _insert(conn: Connection, table: Table, incoming: TableRows, skip: bool) -> 
     return count
 
 
-def _decode(value: Any, table: str) -> bytes | None:
+def _converter(table: str, column: Column[Any]) -> Callable[[Any], Any]:
+    """What turns a JSON value of the column back into the value to insert, refusing a value of the wrong
+    kind (SQLite would store it anyway)."""
+    if isinstance(column.type, LargeBinary):
+        return _decode
+    try:
+        kind = column.type.python_type
+    except NotImplementedError:
+        return lambda value: value
+    accepted: tuple[type, ...] = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(kind, ())
+
+    def check(value: Any) -> Any:
+        if value is None or not accepted:
+            return value
+        if not isinstance(value, accepted) or (isinstance(value, bool) and kind is not bool):
+            raise RestoreRefused(f"a value of {table}.{column.name} is not of the column's type")
+        return value
+
+    return check
+
+
+def _decode(value: Any) -> bytes | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise RestoreRefused(f"a binary value of {table} is not base64 text")
+        raise RestoreRefused("a binary value in the archive is not base64 text")
     try:
         return base64.b64decode(value, validate=True)
     except binascii.Error as exc:
-        raise RestoreRefused(f"a binary value of {table} is not valid base64") from exc
+        raise RestoreRefused("a binary value in the archive is not valid base64") from exc
 
 
 def _reset_sequences(conn: Connection, tables: Iterable[Table]) -> None:
