@@ -359,3 +359,14 @@ def test_binary_columns_must_match_the_schema(archive: Path, target: Settings, t
 
     with pytest.raises(RestoreFailed, match="binary columns"):
         restore_backup(_rewrite(archive, tmp_path / "lie.tar", lie), target)
+
+
+def test_an_archive_lacking_a_table_is_refused(archive: Path, target: Settings, tmp_path: Path) -> None:
+    def drop_tags(members: Members) -> Members:
+        document = _manifest(members)
+        document["tables"] = [t for t in document["tables"] if t["name"] != "tags"]  # type: ignore[attr-defined]
+        kept = [(info, data) for info, data in members if info.name != "tables/tags.jsonl.gz"]
+        return _with_manifest(kept, document)
+
+    with pytest.raises(RestoreFailed, match="lacks tables of its schema revision: tags"):
+        restore_backup(_rewrite(archive, tmp_path / "no-tags.tar", drop_tags), target)

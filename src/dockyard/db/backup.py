@@ -165,6 +165,9 @@ def load(db: Database, tables: Iterable[TableRows]) -> dict[str, int]:
                 if name in counts:
                     raise RestoreRefused(f"the archive holds the table {name!r} twice")
                 counts[name] = _insert(conn, target.tables[name], incoming, skip=name in RUNTIME_TABLES)
+            lacking = sorted(set(target.tables) - set(counts))
+            if lacking:
+                raise RestoreRefused(f"the archive lacks tables of its schema revision: {', '.join(lacking)}")
             if not db.is_sqlite:
                 _reset_sequences(conn, target.sorted_tables)
     except DBAPIError as exc:
