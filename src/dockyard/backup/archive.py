@@ -89,7 +89,9 @@ class Manifest:
         document = asdict(self)
         for entry, table in zip(document["tables"], self.tables, strict=True):
             entry["member"] = table.member
-        return json.dumps(document, indent=1).encode()
+        # The format first, for whoever opens the file.
+        ordered = {"format": document.pop("format"), "format_version": document.pop("format_version")}
+        return json.dumps({**ordered, **document}, indent=1).encode()
 
 
 def blob_member(digest: str) -> str:
