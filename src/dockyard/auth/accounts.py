@@ -259,8 +259,11 @@ class AccountService:
                 time.monotonic() + _VERIFIED_TTL,
             )
         if passwords.needs_rehash(row.password_hash):
-            with self.db.write() as conn:
-                q.update_account(conn, row.id, password_hash=passwords.hash_password(password))
+            new_hash = passwords.hash_password(password)
+            # Without a quorum the old hash stays: the next login rehashes.
+            self.db.write_if_possible(
+                "password_rehash", lambda conn: q.update_account(conn, row.id, password_hash=new_hash)
+            )
         return Identity(user_id=row.id, name=row.name, is_admin=row.is_admin)
 
     def remembered_password(self, row: q.AccountRow, password: str) -> Identity | None:

@@ -155,8 +155,9 @@ class CredentialService:
         if not owner.is_active:
             raise AccountDisabled(owner.name)
         if row.last_used_at is None or now - row.last_used_at > _TOUCH_INTERVAL:
-            with self.db.write(durable=False) as conn:
-                q.touch_access_token(conn, row.id, now)
+            self.db.write_if_possible(
+                "last_used", lambda conn: q.touch_access_token(conn, row.id, now), durable=False
+            )
         return Identity(
             user_id=owner.id,
             name=owner.name,
@@ -209,8 +210,7 @@ class CredentialService:
         if identity is not None:
             identity = replace(identity, credential=Credential.REFRESH_TOKEN)
         if identity is not None and (row.last_used_at is None or now - row.last_used_at > _TOUCH_INTERVAL):
-            with self.db.write() as conn:
-                q.touch_refresh_token(conn, row.id, now)
+            self.db.write_if_possible("last_used", lambda conn: q.touch_refresh_token(conn, row.id, now))
         return identity
 
     def revoke_refresh_tokens(self, actor: Identity) -> int:

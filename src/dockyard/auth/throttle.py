@@ -14,6 +14,10 @@ Counts live in the database, so every replica and process sees the same ones. Tw
 Atomicity: `reserve` counts an attempt as a failure, under the rows' lock (PostgreSQL) or in SQLite's one
 write transaction, before the password is checked; a success then takes it back. So concurrent guesses
 cannot all pass the check before any of them is counted.
+
+Without a quorum (the database answers reads but takes no writes), a login whose secret verifies still gets
+in: the counts the database holds still apply, and each process counts further attempts in memory
+(`FallbackCounts`) until writes work again. The audited sign-in time is not recorded meanwhile.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from dockyard.auth.errors import Throttled
 from dockyard.db import accounts as q
-from dockyard.db.engine import Database
+from dockyard.db.engine import Database, DatabaseReadOnly
 from dockyard.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,40 @@ class LoginCounters:
             metrics.login_throttled()
 
 
+class FallbackCounts:
+    """This process's own counts, used only while the database takes no writes (a cluster without quorum):
+    refusing every login then would be wrong, and not counting would let guesses through unbounded.
+
+    Each process counts on its own, so a guesser gets the threshold's worth of guesses per process before
+    its lock-out (instead of per cluster). At most `MAX_KEYS` keys, the least recently used forgotten first.
+    """
+
+    MAX_KEYS = 10_000
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._rows: OrderedDict[str, q.FailureRow] = OrderedDict()
+
+    def get(self, key: str, seed: q.FailureRow) -> q.FailureRow:
+        """The count of `key`: this process's, never below `seed` (what the database holds)."""
+        mine = self._rows.get(key)
+        if mine is None:
+            return seed
+        return q.FailureRow(
+            max(mine.failures, seed.failures),
+            max(mine.last_failure_at, seed.last_failure_at),
+            max(mine.blocked_until, seed.blocked_until),
+        )
+
+    def put(self, key: str, row: q.FailureRow) -> None:
+        """Remember the count of `key` (a count of zero forgets it); call with `lock` held."""
+        self._rows.pop(key, None)
+        if row.failures > 0 or row.blocked_until > 0:
+            self._rows[key] = row
+            while len(self._rows) > self.MAX_KEYS:
+                self._rows.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class Reservation:
     """An attempt counted in advance: `succeeded` takes it back, `failed` keeps it."""
@@ -69,6 +108,8 @@ class Reservation:
     account: q.AccountRow | None
     pair_key: str
     account_key: str
+    # Counted by this process's fallback (the database took no writes), not in the database.
+    in_memory: bool = False
 
 
 class LoginThrottle:
@@ -81,6 +122,7 @@ class LoginThrottle:
         self.max_seconds = max_seconds
         self.memory_seconds = max(max_seconds, MIN_MEMORY_SECONDS)
         self.counters = LoginCounters()
+        self.fallback = FallbackCounts()
 
     def state(self, account: str, address: str | None) -> q.LoginState:
         """The account called `account` and its throttling counts, in one short read."""
@@ -116,60 +158,136 @@ class LoginThrottle:
         """A reservation, or the seconds the attempt must wait (`_WAIT`: guesses in flight decide)."""
         keys = pair_key(account, address), account_key(account)
         now = time.time()
-        # Not durable: a crash may forget a few counts, which costs nothing but a few more guesses.
-        with self.db.write(durable=False) as conn:
-            rows = q.lock_login_failures(conn, list(keys))
-            pair, whole = (self._current(rows.get(key, q.FailureRow()), now) for key in keys)
-            refused_until = pair.blocked_until
-            if pair.failures > 0 and whole.blocked_until > refused_until:
-                refused_until = whole.blocked_until
-            if refused_until > now:
-                # Nothing changes: refused attempts are not evaluated, so they do not lengthen the lock-out.
-                return refused_until - now
-            if self._in_flight(pair, self.threshold, now) or (
-                pair.failures > 0 and self._in_flight(whole, self.threshold * ACCOUNT_FACTOR, now)
-            ):
-                return _WAIT
-            row = q.account_by_name(conn, account)
-            q.save_login_failures(conn, keys[0], self._attempt(pair, now))
-            q.save_login_failures(conn, keys[1], self._attempt(whole, now))
-        return Reservation(row, keys[0], keys[1])
+        try:
+            # Not durable: a crash may forget a few counts, which costs nothing but a few more guesses.
+            with self.db.write(durable=False) as conn:
+                rows = q.lock_login_failures(conn, list(keys))
+                pair, whole = (self._current(rows.get(key, q.FailureRow()), now) for key in keys)
+                wait = self._judge(pair, whole, now)
+                if wait is not None:
+                    return wait
+                row = q.account_by_name(conn, account)
+                q.save_login_failures(conn, keys[0], self._attempt(pair, now))
+                q.save_login_failures(conn, keys[1], self._attempt(whole, now))
+            return Reservation(row, keys[0], keys[1])
+        except DatabaseReadOnly:
+            return self._reserve_in_memory(account, address, now)
+
+    def _reserve_in_memory(self, account: str, address: str | None, now: float) -> Reservation | float:
+        """`_try_reserve` while the database takes no writes (no quorum): the counts it holds still apply
+        (read from a standby), and this process counts further attempts in memory on top of them."""
+        state = self.state(account, address)
+        keys = pair_key(account, address), account_key(account)
+        # The read gives no time of the last failure: "a while ago" keeps the counts alive (not forgotten)
+        # without taking them for guesses in flight.
+        seen = now - IN_FLIGHT_SECONDS
+        seeds = (
+            q.FailureRow(state.pair.failures, seen, state.pair.blocked_until),
+            q.FailureRow(state.account_failures.failures, seen, state.account_failures.blocked_until),
+        )
+        with self.fallback.lock:
+            pair, whole = (
+                self._current(self.fallback.get(key, seed), now)
+                for key, seed in zip(keys, seeds, strict=True)
+            )
+            wait = self._judge(pair, whole, now)
+            if wait is not None:
+                return wait
+            self.fallback.put(keys[0], self._attempt(pair, now))
+            self.fallback.put(keys[1], self._attempt(whole, now))
+        metrics.write_skipped("login_throttle")
+        log.warning("the database takes no writes: login attempts for %s counted in memory", account[:64])
+        return Reservation(state.account, keys[0], keys[1], in_memory=True)
+
+    def _judge(self, pair: q.FailureRow, whole: q.FailureRow, now: float) -> float | None:
+        """None when an attempt may be evaluated now, else the seconds it must wait (`_WAIT`: guesses in
+        flight decide)."""
+        refused_until = pair.blocked_until
+        if pair.failures > 0 and whole.blocked_until > refused_until:
+            refused_until = whole.blocked_until
+        if refused_until > now:
+            # Nothing changes: refused attempts are not evaluated, so they do not lengthen the lock-out.
+            return refused_until - now
+        if self._in_flight(pair, self.threshold, now) or (
+            pair.failures > 0 and self._in_flight(whole, self.threshold * ACCOUNT_FACTOR, now)
+        ):
+            return _WAIT
+        return None
 
     def succeeded(self, reservation: Reservation, signed_in_at: float | None = None) -> None:
         """Take back the attempt of a guess that was right: the pair's count is cleared, the account's
-        count loses this attempt. `signed_in_at` also records the account's audited sign-in."""
+        count loses this attempt. `signed_in_at` also records the account's audited sign-in (skipped while
+        the database takes no writes: the login itself goes ahead)."""
         now = time.time()
-        with self.db.write(durable=False) as conn:
-            rows = q.lock_login_failures(conn, [reservation.pair_key, reservation.account_key])
-            q.save_login_failures(conn, reservation.pair_key, q.FailureRow())
-            whole = self._current(rows.get(reservation.account_key, q.FailureRow()), now)
-            failures = max(whole.failures - 1, 0)
-            blocked = whole.blocked_until if failures >= self.threshold * ACCOUNT_FACTOR else 0.0
-            q.save_login_failures(
-                conn, reservation.account_key, q.FailureRow(failures, whole.last_failure_at, blocked)
-            )
-            if signed_in_at is not None and reservation.account is not None:
-                q.set_last_login(conn, reservation.account.id, signed_in_at)
+        keys = [reservation.pair_key, reservation.account_key]
+        if not reservation.in_memory:
+            try:
+                with self.db.write(durable=False) as conn:
+                    rows = q.lock_login_failures(conn, keys)
+                    for key, row in self._taken_back(rows, reservation, now):
+                        q.save_login_failures(conn, key, row)
+                    if signed_in_at is not None and reservation.account is not None:
+                        q.set_last_login(conn, reservation.account.id, signed_in_at)
+                return
+            except DatabaseReadOnly:
+                # The attempt stays counted in the database: one failure too many, harmless.
+                metrics.write_skipped("login_throttle")
+                return
+        with self.fallback.lock:
+            rows = {key: self.fallback.get(key, q.FailureRow()) for key in keys}
+            for key, row in self._taken_back(rows, reservation, now):
+                self.fallback.put(key, row)
+
+    def _taken_back(
+        self, rows: dict[str, q.FailureRow], reservation: Reservation, now: float
+    ) -> list[tuple[str, q.FailureRow]]:
+        """The counts after a right guess took its attempt back."""
+        whole = self._current(rows.get(reservation.account_key, q.FailureRow()), now)
+        failures = max(whole.failures - 1, 0)
+        blocked = whole.blocked_until if failures >= self.threshold * ACCOUNT_FACTOR else 0.0
+        return [
+            (reservation.pair_key, q.FailureRow()),
+            (reservation.account_key, q.FailureRow(failures, whole.last_failure_at, blocked)),
+        ]
 
     def failed(self, reservation: Reservation) -> bool:
         """The guess was wrong: the attempt stays counted, and at the threshold it earns its lock-out.
         Returns whether this failure started a lock-out (worth one audit event)."""
         self.counters.add(failures=1)
         now = time.time()
-        with self.db.write(durable=False) as conn:
-            rows = q.lock_login_failures(conn, [reservation.pair_key, reservation.account_key])
-            pair = self._current(rows.get(reservation.pair_key, q.FailureRow()), now)
-            whole = self._current(rows.get(reservation.account_key, q.FailureRow()), now)
-            new_pair = self._blocked(pair, self.threshold, now)
-            new_whole = self._blocked(whole, self.threshold * ACCOUNT_FACTOR, now)
-            q.save_login_failures(conn, reservation.pair_key, new_pair)
-            q.save_login_failures(conn, reservation.account_key, new_whole)
-        locks_out = new_pair.blocked_until > max(pair.blocked_until, now) or (
-            new_whole.blocked_until > max(whole.blocked_until, now)
-        )
+        keys = [reservation.pair_key, reservation.account_key]
+        locks_out: bool | None = None
+        if not reservation.in_memory:
+            try:
+                with self.db.write(durable=False) as conn:
+                    rows = q.lock_login_failures(conn, keys)
+                    changes, locks_out = self._judged_failure(rows, reservation, now)
+                    for key, row in changes:
+                        q.save_login_failures(conn, key, row)
+            except DatabaseReadOnly:
+                metrics.write_skipped("login_throttle")
+        if locks_out is None:
+            with self.fallback.lock:
+                rows = {key: self.fallback.get(key, q.FailureRow()) for key in keys}
+                changes, locks_out = self._judged_failure(rows, reservation, now)
+                for key, row in changes:
+                    self.fallback.put(key, row)
         if locks_out:
             log.warning("login locked out for %s", reservation.pair_key.removeprefix("pair:"))
         return locks_out
+
+    def _judged_failure(
+        self, rows: dict[str, q.FailureRow], reservation: Reservation, now: float
+    ) -> tuple[list[tuple[str, q.FailureRow]], bool]:
+        """The counts after a wrong guess, and whether it started a lock-out."""
+        pair = self._current(rows.get(reservation.pair_key, q.FailureRow()), now)
+        whole = self._current(rows.get(reservation.account_key, q.FailureRow()), now)
+        new_pair = self._blocked(pair, self.threshold, now)
+        new_whole = self._blocked(whole, self.threshold * ACCOUNT_FACTOR, now)
+        locks_out = new_pair.blocked_until > max(pair.blocked_until, now) or (
+            new_whole.blocked_until > max(whole.blocked_until, now)
+        )
+        return [(reservation.pair_key, new_pair), (reservation.account_key, new_whole)], locks_out
 
     def prune(self, now: float | None = None) -> int:
         """Forget counts past their quiet period (the lock-out they earned is over too)."""

@@ -28,7 +28,9 @@ from dockyard.auth.registry_access import REGISTRY_ACTIONS
 from dockyard.auth.resolver import Audience, CredentialResolver
 from dockyard.auth.tokens import Scope, ScopeInvalid, TokenIssuer, parse_scopes
 from dockyard.config import Settings
+from dockyard.db.engine import DatabaseReadOnly
 from dockyard.events.audit import AuditLog
+from dockyard.observability import metrics
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_SCOPES = 50
@@ -143,10 +145,18 @@ async def token(request: Request) -> Response:
     if request.method == "POST":
         body["scope"] = " ".join(s.render() for s in access)
     if offline and not identity.anonymous:
-        body["refresh_token"] = await run_in_threadpool(
-            services.credentials.issue_refresh_token, identity, client_id
-        )
-        services.audit.record("token.refresh.create", actor=identity, address=address, client_id=client_id)
+        try:
+            body["refresh_token"] = await run_in_threadpool(
+                services.credentials.issue_refresh_token, identity, client_id
+            )
+        except DatabaseReadOnly:
+            # Without a quorum no refresh token can be stored: docker login then keeps the password
+            # instead, and every pull still gets its token.
+            metrics.write_skipped("refresh_token")
+        else:
+            services.audit.record(
+                "token.refresh.create", actor=identity, address=address, client_id=client_id
+            )
     return JSONResponse(body, headers=_NO_STORE)
 
 

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
 from collections import namedtuple
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Select, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from dockyard.db.writer_gate import WriterGate
+from dockyard.observability import metrics
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works: it only has to be the same in every replica that migrates.
@@ -201,11 +207,39 @@ class Database:
         except TimeoutError as exc:
             raise DatabaseUnavailable(str(exc)) from exc
 
+    def write_if_possible(
+        self, what: str, action: Callable[[Connection], object], durable: bool = True
+    ) -> bool:
+        """Run `action` in a write transaction, or leave it out when no member takes writes (no quorum):
+        for bookkeeping a request may go without (a "last used" time, a password rehash). `what` names it
+        in the `dockyard_db_writes_skipped` metric. Returns whether it ran."""
+        try:
+            with self.write(durable) as conn:
+                action(conn)
+        except DatabaseReadOnly:
+            metrics.write_skipped(what)
+            log.info("%s not recorded: the database takes no writes", what)
+            return False
+        return True
+
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to the newest revision (or to `revision`, as a restore needs). Safe when several
-        replicas start at once."""
+        replicas start at once.
+
+        Without a writable member (no quorum) a replica still starts when the schema is already current,
+        to serve pulls; otherwise it raises DatabaseReadOnly."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            self._upgrade(config, revision)
+        except OperationalError as exc:
+            refusal = self._refusal(exc)
+            current = revision == "head" and isinstance(refusal, DatabaseReadOnly)
+            if not current or not self._schema_current(config):
+                raise refusal from exc
+            log.warning("the database takes no writes (no quorum); its schema is current: serving reads")
+
+    def _upgrade(self, config: Config, revision: str) -> None:
         with self._migrate_lock, self.engine.connect() as conn:
             if not self.is_sqlite:
                 conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
@@ -218,6 +252,13 @@ class Database:
                 if not self.is_sqlite:
                     conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _MIGRATION_LOCK_ID})
                     conn.commit()
+
+    def _schema_current(self, config: Config) -> bool:
+        """Whether a standby's schema is at the newest revision."""
+        assert self._standby is not None
+        with self._standby.connect() as conn:
+            found = set(MigrationContext.configure(conn).get_current_heads())
+        return found == set(ScriptDirectory.from_config(config).get_heads())
 
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless a trivial query works."""

@@ -11,7 +11,8 @@ from dockyard.auth import policy as p
 from dockyard.auth.errors import Forbidden
 from dockyard.auth.identity import Identity
 from dockyard.db import audit as q
-from dockyard.db.engine import Database, DatabaseUnavailable
+from dockyard.db.engine import Database, DatabaseReadOnly, DatabaseUnavailable
+from dockyard.observability import metrics
 
 log = logging.getLogger("dockyard.audit")
 
@@ -58,6 +59,10 @@ class AuditLog:
                     outcome,
                     json.dumps(detail, default=str, sort_keys=True),
                 )
+        except DatabaseReadOnly:
+            # Without a quorum a login or pull still goes ahead; only its audit row is left out.
+            metrics.write_skipped("audit")
+            log.warning("audit event %s by %s not recorded: the database takes no writes", action, name)
         except DatabaseUnavailable:
             log.exception("could not record audit event %s by %s", action, name)
         log.info(

@@ -4,6 +4,8 @@ Stable API for other modules (each call is cheap and never raises):
 
     login_failed()                     a wrong password, token or unknown account
     login_throttled()                  an attempt refused by the login throttle (429)
+    write_skipped(what)                a best-effort write left out: the database took no writes
+    transaction_retried(outcome)       a write transaction cut by a failover, run again (or given up)
     gc_finished(bytes_freed, ok)       one run of the garbage collector
     job_finished(kind, seconds, ok)    one run of a background job (scans are kind "scan")
 
@@ -59,6 +61,16 @@ class Instruments:
         self.login_throttled = Counter(
             "dockyard_login_throttled", "Login attempts refused by the throttle before checking them."
         )
+        self.writes_skipped = Counter(
+            "dockyard_db_writes_skipped",
+            "Best-effort writes left out because the database took no writes (no quorum).",
+            ("what",),
+        )
+        self.transaction_retries = Counter(
+            "dockyard_db_transaction_retries",
+            "Write transactions cut by a failover and run again ('retried'), or given up ('gave_up').",
+            ("outcome",),
+        )
         # Sampled by each worker every few seconds (see dockyard.app); the live workers' values are summed.
         self.db_pool_in_use = Gauge(
             "dockyard_db_pool_connections_in_use",
@@ -86,6 +98,17 @@ def login_failed() -> None:
 def login_throttled() -> None:
     """Count one login attempt the throttle refused."""
     _safely(lambda: instruments().login_throttled.inc())
+
+
+def write_skipped(what: str) -> None:
+    """Count one best-effort write left out without quorum; `what` is from a fixed set (audit,
+    login_throttle, last_used, password_rehash, refresh_token)."""
+    _safely(lambda: instruments().writes_skipped.labels(what).inc())
+
+
+def transaction_retried(outcome: str) -> None:
+    """Count a write transaction run again after a failover ('retried') or given up ('gave_up')."""
+    _safely(lambda: instruments().transaction_retries.labels(outcome).inc())
 
 
 def gc_finished(bytes_freed: int, ok: bool = True) -> None:
