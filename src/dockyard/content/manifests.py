@@ -20,7 +20,12 @@ from dockyard.content.errors import (
     ManifestUnknown,
     NameUnknown,
 )
-from dockyard.content.manifest_format import OCI_INDEX, parse_manifest, parse_stored_annotations
+from dockyard.content.manifest_format import (
+    OCI_INDEX,
+    ParsedManifest,
+    parse_manifest,
+    parse_stored_annotations,
+)
 from dockyard.db import content as q
 from dockyard.db import listing as listing_q
 from dockyard.db.engine import Database
@@ -123,32 +128,44 @@ class ManifestService:
             raise DigestInvalid(
                 f"manifest content has digest {digest}, not {reference}", detail={"digest": digest}
             )
-        with self.db.write() as conn:
-            repo_id = q.ensure_repository(conn, name)
-            if isinstance(reference, str):
-                # First of the rows this push locks (see q.lock_tag).
-                q.lock_tag(conn, repo_id, reference)
-            blobs = [b.digest for b in parsed.blobs]
-            _require_all("blob", name, blobs, q.lock_blobs_in_repository(conn, repo_id, blobs))
-            children = [c.digest for c in parsed.children]
-            _require_all("manifest", name, children, q.lock_manifests_in_repository(conn, repo_id, children))
-            manifest_id = q.insert_manifest(
-                conn,
-                repo_id,
-                digest=digest,
-                media_type=parsed.media_type,
-                content=content,
-                artifact_type=parsed.artifact_type,
-                subject=parsed.subject.digest if parsed.subject else None,
-                blob_refs=blobs,
-                manifest_refs=children,
-            )
-            if isinstance(reference, str):
-                q.set_tag(conn, repo_id, reference, manifest_id)
-            listing_q.record_push(conn, repo_id)
-            self._run_hooks(conn, repo_id, name, digest, parsed.media_type)
+        # Idempotent (the same rows and tag however often it runs): a failover that cuts it is retried.
+        self.db.write_retrying(lambda conn: self._store(conn, name, reference, parsed, digest, content))
         self._cache.put(digest, content)
         return PushResult(digest, parsed.subject.digest if parsed.subject else None)
+
+    def _store(
+        self,
+        conn: Connection,
+        name: str,
+        reference: Digest | str,
+        parsed: ParsedManifest,
+        digest: str,
+        content: bytes,
+    ) -> None:
+        """The push's one transaction: the manifest, its references checked and locked, the tag."""
+        repo_id = q.ensure_repository(conn, name)
+        if isinstance(reference, str):
+            # First of the rows this push locks (see q.lock_tag).
+            q.lock_tag(conn, repo_id, reference)
+        blobs = [b.digest for b in parsed.blobs]
+        _require_all("blob", name, blobs, q.lock_blobs_in_repository(conn, repo_id, blobs))
+        children = [c.digest for c in parsed.children]
+        _require_all("manifest", name, children, q.lock_manifests_in_repository(conn, repo_id, children))
+        manifest_id = q.insert_manifest(
+            conn,
+            repo_id,
+            digest=digest,
+            media_type=parsed.media_type,
+            content=content,
+            artifact_type=parsed.artifact_type,
+            subject=parsed.subject.digest if parsed.subject else None,
+            blob_refs=blobs,
+            manifest_refs=children,
+        )
+        if isinstance(reference, str):
+            q.set_tag(conn, repo_id, reference, manifest_id)
+        listing_q.record_push(conn, repo_id)
+        self._run_hooks(conn, repo_id, name, digest, parsed.media_type)
 
     def _run_hooks(self, conn: Connection, repo_id: int, name: str, digest: str, media_type: str) -> None:
         for hook in self.push_hooks:

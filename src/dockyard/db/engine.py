@@ -6,11 +6,12 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections import namedtuple
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -18,7 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Select, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from dockyard.db.writer_gate import WriterGate
@@ -54,6 +55,25 @@ def _any_member_url(url: str) -> str | None:
     if parsed.get_backend_name() != "postgresql" or parsed.query.get("target_session_attrs") != "read-write":
         return None
     return parsed.update_query_dict({"target_session_attrs": "any"}).render_as_string(hide_password=False)
+
+
+class TransactionCut(DatabaseUnavailable):
+    """A failover cut a write transaction (the connection lost, the server shutting down, the member no
+    longer the leader) or it lost a serialization conflict; it may or may not have been committed if the
+    cut came during COMMIT. Running it again is safe for idempotent work (`Database.write_retrying`)."""
+
+
+# SQLSTATEs a failover causes mid-transaction: admin_shutdown, crash_shutdown, cannot_connect_now, and
+# read_only_sql_transaction (the member was demoted under a pooled connection); class 08 is "connection
+# exception". Serialization failures and deadlocks are the ordinary retryable conflicts.
+_FAILOVER_STATES = frozenset({"57P01", "57P02", "57P03", "25006"})
+_CONNECTION_CLASS = "08"
+_SERIALIZATION_STATES = frozenset({"40001", "40P01"})
+# `write_retrying`: total time for all attempts of one transaction, and the pauses between them.
+RETRY_SECONDS = 5.0
+_RETRY_FIRST_PAUSE = 0.05
+_RETRY_MAX_PAUSE = 1.0
+T = TypeVar("T")
 
 
 class DatabaseFull(DatabaseUnavailable):
@@ -188,24 +208,79 @@ class Database:
         `durable=False` commits without waiting for the disk, for state a crash may lose harmlessly
         (an upload's progress): the commit is visible at once and made durable by the next durable
         one; a crash before that forgets it, and never leaves the database inconsistent.
+
+        Raises TransactionCut when a failover cut the transaction (see `write_retrying`), DatabaseReadOnly
+        when no member takes writes, DatabaseUnavailable when none answers.
         """
-        try:
-            with self._gate.hold() if self._gate else nullcontext(), self.engine.connect() as raw:
-                conn = raw.execution_options(dockyard_write=True, dockyard_relaxed=not durable)
-                try:
-                    with conn.begin():
-                        if not durable and not self.is_sqlite:
-                            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-                        yield conn
-                finally:
-                    if not durable and self.is_sqlite:
-                        driver = raw.connection.driver_connection
-                        if driver is not None:
-                            driver.execute("PRAGMA synchronous=FULL")
-        except OperationalError as exc:
-            raise self._refusal(exc) from exc
-        except TimeoutError as exc:
-            raise DatabaseUnavailable(str(exc)) from exc
+        with ExitStack() as stack:
+            try:
+                if self._gate is not None:
+                    stack.enter_context(self._gate.hold())
+                raw = stack.enter_context(self.engine.connect())
+            except OperationalError as exc:
+                raise self._refusal(exc) from exc
+            except TimeoutError as exc:
+                raise DatabaseUnavailable(str(exc)) from exc
+            conn = raw.execution_options(dockyard_write=True, dockyard_relaxed=not durable)
+            try:
+                with conn.begin():
+                    if not durable and not self.is_sqlite:
+                        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                    yield conn
+            except DBAPIError as exc:
+                cut = self._cut(exc)
+                if cut is not None:
+                    # A demoted leader still answers: a new connection finds the writable member.
+                    if not raw.invalidated:
+                        raw.invalidate()
+                    raise cut from exc
+                if isinstance(exc, OperationalError):
+                    raise self._refusal(exc) from exc
+                raise
+            finally:
+                if not durable and self.is_sqlite and not raw.invalidated:
+                    driver = raw.connection.driver_connection
+                    if driver is not None:
+                        driver.execute("PRAGMA synchronous=FULL")
+
+    def _cut(self, exc: DBAPIError) -> TransactionCut | None:
+        """The TransactionCut for an error a failover causes in a transaction already begun, else None."""
+        if self.is_sqlite:
+            return None
+        state = getattr(exc.orig, "sqlstate", None)
+        if state in _SERIALIZATION_STATES:
+            return TransactionCut("the transaction conflicted with another one")
+        if (
+            exc.connection_invalidated
+            or state in _FAILOVER_STATES
+            or (state or "").startswith(_CONNECTION_CLASS)
+            or (state is None and isinstance(exc, OperationalError))
+        ):
+            return TransactionCut("the database failed over during the transaction")
+        return None
+
+    def write_retrying(self, action: Callable[[Connection], T], durable: bool = True) -> T:
+        """`action` in a write transaction, run again when a failover cuts it (TransactionCut), with a
+        growing pause, for at most RETRY_SECONDS in all; then the last TransactionCut is raised.
+
+        Only for an idempotent `action`: a cut during COMMIT leaves unknown whether it was committed, so
+        running it again must end in the same state either way (a manifest push: the same rows, the same
+        tag). Other errors, and a refusal to connect (no writable member), are raised at once.
+        """
+        deadline = time.monotonic() + RETRY_SECONDS
+        pause = _RETRY_FIRST_PAUSE
+        while True:
+            try:
+                with self.write(durable) as conn:
+                    return action(conn)
+            except TransactionCut as exc:
+                if time.monotonic() + pause >= deadline:
+                    metrics.transaction_retried("gave_up")
+                    raise
+                metrics.transaction_retried("retried")
+                log.warning("%s; running it again in %.2f s", exc, pause)
+                time.sleep(pause)
+                pause = min(pause * 2, _RETRY_MAX_PAUSE)
 
     def write_if_possible(
         self, what: str, action: Callable[[Connection], object], durable: bool = True
