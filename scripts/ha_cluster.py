@@ -264,6 +264,10 @@ def start_dockyard(cluster: Cluster, node: Node) -> None:
         DOCKYARD_ADMIN_PASSWORD=ADMIN_PASSWORD,
         DOCKYARD_EXTERNAL_URL=cluster.url,
         DOCKYARD_LOG_LEVEL="warning",
+        # `dockyard cluster status` and GET /api/v1/cluster show the database members from these.
+        DOCKYARD_CLUSTER=json.dumps(
+            {"patroni_urls": [f"http://127.0.0.1:{n.patroni_api}" for n in cluster.nodes]}
+        ),
     )
     dockyard = REPO / ".venv" / "bin" / "dockyard"
     argv = [

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dockyard.auth.proxies import parse_networks
@@ -27,6 +27,34 @@ def default_data_dir() -> Path:
 
 class ConfigError(ValueError):
     """A setting is missing, malformed or contradicts another."""
+
+
+class ClusterSettings(BaseModel):
+    """The `[cluster]` section (docs/configuration.md): where Patroni's REST API answers for each
+    database member, for `dockyard cluster status`; empty when the database is not managed by Patroni."""
+
+    model_config = {"extra": "forbid"}
+
+    patroni_urls: list[str] = []
+    # Each member's answer is awaited this long at most (they are asked in parallel).
+    patroni_timeout_seconds: float = 2.0
+
+    @field_validator("patroni_urls")
+    @classmethod
+    def _check_patroni_urls(cls, value: list[str]) -> list[str]:
+        if len(value) > 16:
+            raise ValueError("at most 16 Patroni URLs")
+        for url in value:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/-]*)?", url):
+                raise ValueError(f"{url!r} is not an http(s)://host:port URL")
+        return [url.rstrip("/") for url in value]
+
+    @field_validator("patroni_timeout_seconds")
+    @classmethod
+    def _check_timeout(cls, value: float) -> float:
+        if not 0.1 <= value <= 30:
+            raise ValueError("must be between 0.1 and 30 seconds")
+        return value
 
 
 class Settings(BaseSettings):
@@ -64,6 +92,7 @@ class Settings(BaseSettings):
 
     # This replica's id in the cluster (docs/configuration.md); default: host name and port.
     replica_id: str | None = None
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     # Access control (docs/configuration.md, "Access control").
     anonymous_pull: bool = False

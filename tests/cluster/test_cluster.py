@@ -123,6 +123,14 @@ def test_api_cluster_status(client: TestClient) -> None:
         time.sleep(0.05)
     assert body["replica"] == "node-a" and body["writable"] is True and body["database"] == "sqlite"
     assert [(r["id"], r["alive"], r["version"]) for r in body["replicas"]] == [("node-a", True, __version__)]
+    assert body["database_cluster"] == {
+        "managed": False,
+        "members": [],
+        "leader": None,
+        "quorum": None,
+        "unreachable": [],
+        "note": "not managed by Patroni",
+    }
     denied = client.get("/api/v1/cluster", auth=("alice", "alice-password-1"))
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "DENIED"
     anonymous = client.get("/api/v1/cluster")
@@ -145,6 +153,7 @@ def test_cli_cluster_status(tmp_path: Path) -> None:
     assert table.exit_code == 0, table.output
     assert "database: sqlite, writable" in table.output and "1 up of 1" in table.output
     assert "node-a" in table.output
+    assert "database members: not managed by Patroni" in table.output
     as_json = runner.invoke(main, ["cluster", "status", "--data-dir", str(data), "--json"])
     assert as_json.exit_code == 0, as_json.output
     found = json.loads(as_json.output)

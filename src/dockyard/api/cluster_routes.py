@@ -1,7 +1,8 @@
-"""GET /cluster: the replicas and whether the database takes writes (system administrators)."""
+"""GET /cluster: the replicas, whether the database takes writes, and its members (system administrators)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
@@ -25,6 +26,30 @@ class ReplicaOut(BaseModel):
     alive: bool
 
 
+class DatabaseMemberOut(BaseModel):
+    """One PostgreSQL member as Patroni reports it."""
+
+    name: str
+    host: str
+    role: str
+    state: str
+    lag_bytes: int | None
+    timeline: int | None
+
+
+class DatabaseClusterOut(BaseModel):
+    """The database members, their leader, and whether a quorum holds (Patroni's view). `managed` is
+    false, with `note` "not managed by Patroni", when no Patroni URL is configured; `quorum` is null when
+    no member answered."""
+
+    managed: bool
+    members: list[DatabaseMemberOut]
+    leader: str | None
+    quorum: bool | None
+    unreachable: list[str]
+    note: str
+
+
 class ClusterOut(BaseModel):
     """The cluster as this replica sees it."""
 
@@ -32,6 +57,7 @@ class ClusterOut(BaseModel):
     replicas: list[ReplicaOut]
     database: str
     writable: bool
+    database_cluster: DatabaseClusterOut
 
 
 def _time(value: float) -> datetime:
@@ -40,7 +66,8 @@ def _time(value: float) -> datetime:
 
 @router.get("/cluster", response_model=ClusterOut, responses=documented(403))
 def cluster_status(ctx: Ctx, identity: User) -> ClusterOut:
-    """The replicas, their heartbeats, and whether writes are possible now."""
+    """The replicas, their heartbeats, whether writes are possible now, and the database members with
+    their role, state and replication lag (from Patroni, when configured)."""
     found = ctx.cluster.status(identity)
     return ClusterOut(
         replica=found.replica,
@@ -57,4 +84,5 @@ def cluster_status(ctx: Ctx, identity: User) -> ClusterOut:
         ],
         database=found.database,
         writable=found.writable,
+        database_cluster=DatabaseClusterOut.model_validate(asdict(found.database_cluster)),
     )

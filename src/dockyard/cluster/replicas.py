@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from dockyard import __version__
 from dockyard.auth.errors import Forbidden
 from dockyard.auth.identity import Identity
+from dockyard.cluster.patroni import DatabaseCluster, patroni_view
 from dockyard.config import Settings
 from dockyard.db import cluster as q
 from dockyard.db.engine import Database, DatabaseUnavailable
@@ -46,12 +47,13 @@ class Replica:
 
 @dataclass(frozen=True)
 class ClusterStatus:
-    """The replicas, this one's id, and whether the database takes writes."""
+    """The replicas, this one's id, whether the database takes writes, and its members (Patroni's view)."""
 
     replica: str
     replicas: list[Replica]
     database: str
     writable: bool
+    database_cluster: DatabaseCluster
 
 
 class ReplicaRegistry:
@@ -59,6 +61,7 @@ class ReplicaRegistry:
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
+        self.cluster_settings = settings.cluster
         self.id = replica_id(settings)
         host = settings.listen_host
         self.address = settings.external_url or (
@@ -111,4 +114,4 @@ class ReplicaRegistry:
             for r in rows
         ]
         backend = "sqlite" if self.db.is_sqlite else "postgresql"
-        return ClusterStatus(self.id, replicas, backend, self.writable())
+        return ClusterStatus(self.id, replicas, backend, self.writable(), patroni_view(self.cluster_settings))
