@@ -1,4 +1,5 @@
-"""Fixtures for the high-availability tests: a 3-node cluster from scripts/ha-cluster, for this module."""
+"""Fixtures for the high-availability tests: one 3-node cluster from scripts/ha-cluster for the whole of
+tests/ha (starting one costs 30-75 s); each test leaves it whole (every node up) for the next."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def _free_block(size: int = 60) -> int:
     raise RuntimeError("no free block of ports")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """`scripts/ha-cluster up` (3 nodes) in a private directory; `down --purge` at the end."""
     directory = Path("/var/lib/dockyard-ha-tests") / tmp_path_factory.mktemp("ha").name

@@ -41,6 +41,18 @@ class Cluster:
         assert done.returncode == 0, done.stderr[-3000:]
         return dict(json.loads(done.stdout))
 
+    def replica_url(self, index: int) -> str:
+        """Node `index`'s own Dockyard replica, not through HAProxy."""
+        return str(self.info["nodes"][index]["dockyard"])
+
+    def database_url(self) -> str:
+        """The replicas' database URL (every member, the writable one chosen at connect time)."""
+        hosts = "&".join(f"host=127.0.0.1:{node['postgres_port']}" for node in self.info["nodes"])
+        return (
+            f"postgresql+psycopg://dockyard:ha-dockyard@/dockyard?{hosts}"
+            "&target_session_attrs=read-write&connect_timeout=3"
+        )
+
     def leader(self) -> int:
         """The index of the node whose PostgreSQL is the leader."""
         for member in self.status()["database"]:
