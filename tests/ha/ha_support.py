@@ -41,6 +41,17 @@ class Cluster:
         assert done.returncode == 0, done.stderr[-3000:]
         return dict(json.loads(done.stdout))
 
+    def wait_whole(self, timeout: float = 180) -> None:
+        """Wait until every database member is back and every replica answers its /_ping."""
+
+        def whole() -> bool:
+            found = self.status()
+            return len(found["database"]) == len(found["nodes"]) and all(
+                node["ping"] == 200 for node in found["nodes"]
+            )
+
+        wait_until("every node up", whole, timeout)
+
     def replica_url(self, index: int) -> str:
         """Node `index`'s own Dockyard replica, not through HAProxy."""
         return str(self.info["nodes"][index]["dockyard"])

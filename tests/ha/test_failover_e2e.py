@@ -8,7 +8,7 @@ import os
 import time
 
 import pytest
-from ha_support import Client, Cluster, wait_until
+from ha_support import Client, Cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -50,4 +50,4 @@ def test_leader_killed_during_pushes_loses_nothing_acknowledged(cluster: Cluster
     finally:
         client.close()
         cluster.node("start-node", leader)
-        wait_until("the node rejoined", lambda: len(cluster.status()["database"]) == 3, 120)
+        cluster.wait_whole()

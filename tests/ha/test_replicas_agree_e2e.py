@@ -39,6 +39,7 @@ def _accepted(base: str, token: str) -> bool:
 
 
 def test_an_upload_begun_on_a_goes_on_on_b_and_ends_on_c(cluster: Cluster) -> None:
+    cluster.wait_whole()
     a, b, c = (cluster.replica_url(i) for i in range(3))
     token = _token(a, "repository:ha/chunks:pull,push")
     headers = {"Authorization": f"Bearer {token}"}
@@ -83,6 +84,7 @@ def test_an_upload_begun_on_a_goes_on_on_b_and_ends_on_c(cluster: Cluster) -> No
 
 
 def test_tokens_and_a_key_rotation_are_shared_by_every_replica(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.wait_whole()
     replicas = [cluster.replica_url(i) for i in range(3)]
     scope = "repository:ha/tokens:pull"
     before = _token(replicas[0], scope)
