@@ -28,7 +28,7 @@ from dockyard.app import create_app
 from dockyard.auth import passwords
 from dockyard.auth.errors import Throttled
 from dockyard.auth.identity import Credential, Identity
-from dockyard.auth.throttle import LoginThrottle
+from dockyard.auth.throttle import FallbackCounts, LoginThrottle
 from dockyard.config import Settings
 from dockyard.db.accounts import FailureRow
 from dockyard.db.engine import Database, DatabaseReadOnly, DatabaseUnavailable
@@ -232,6 +232,11 @@ def test_logins_and_pulls_work_without_quorum(cut_off: _CutOff) -> None:
     assert _pulled(client, "alice/public", anonymous.json()["token"]) == cut_off.images["public"]
     closed = client.get("/v2/alice/private/manifests/v1", headers={"Accept": _OCI})
     assert closed.status_code == 401
+    # The API with Basic credentials; a browser session cannot be stored, and says why.
+    assert client.get("/api/v1/me", auth=("alice", ALICE_PASSWORD)).status_code == 200
+    session = client.post("/api/v1/session", json={"name": "alice", "password": ALICE_PASSWORD})
+    assert session.status_code == 503, session.text
+    assert "read-only: the database has no quorum" in session.text
 
 
 @pytest.mark.parametrize("what", ["manifest", "blob", "tag-delete"])
@@ -305,3 +310,16 @@ def test_counts_the_database_holds_still_apply_without_quorum(postgres_server: P
         throttle.succeeded(reservation, signed_in_at=now)
     finally:
         db.close()
+
+
+def test_the_fallback_counts_are_bounded() -> None:
+    counts = FallbackCounts()
+    with counts.lock:
+        for number in range(FallbackCounts.MAX_KEYS + 50):
+            counts.put(f"pair:u{number}|-", FailureRow(1, 1.0, 0.0))
+        # The oldest went first; a count of zero is forgotten at once.
+        assert counts.get("pair:u0|-", FailureRow()) == FailureRow()
+        assert counts.get(f"pair:u{FallbackCounts.MAX_KEYS + 49}|-", FailureRow()).failures == 1
+        counts.put("pair:u60|-", FailureRow())
+        assert counts.get("pair:u60|-", FailureRow(2, 5.0, 9.0)) == FailureRow(2, 5.0, 9.0)
+        assert len(counts) <= FallbackCounts.MAX_KEYS

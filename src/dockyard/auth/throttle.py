@@ -92,6 +92,9 @@ class FallbackCounts:
             max(mine.blocked_until, seed.blocked_until),
         )
 
+    def __len__(self) -> int:
+        return len(self._rows)
+
     def put(self, key: str, row: q.FailureRow) -> None:
         """Remember the count of `key` (a count of zero forgets it); call with `lock` held."""
         self._rows.pop(key, None)
