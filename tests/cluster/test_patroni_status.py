@@ -22,17 +22,24 @@ from dockyard.cli import main
 from dockyard.cluster.patroni import NOT_MANAGED, patroni_view
 from dockyard.config import ClusterSettings, Settings
 
-HEALTHY = {
-    "members": [
-        {"name": "node1", "role": "leader", "state": "running", "api_url": "http://127.0.0.1:1/patroni",
-         "host": "127.0.0.1", "port": 5432, "timeline": 3},
-        {"name": "node2", "role": "sync_standby", "state": "streaming", "host": "127.0.0.1", "port": 5433,
-         "timeline": 3, "lag": 0},
-        {"name": "node3", "role": "replica", "state": "streaming", "host": "127.0.0.1", "port": 5434,
-         "timeline": 3, "lag": 4096},
-    ],
-    "scope": "dockyard",
-}  # fmt: skip
+DEAD = "http://127.0.0.1:1"
+
+
+def healthy(leader_api: str) -> dict[str, object]:
+    """Patroni's view of a healthy cluster whose leader's REST API is `leader_api`."""
+    return {
+        "members": [
+            {"name": "node1", "role": "leader", "state": "running", "api_url": f"{leader_api}/patroni",
+             "host": "127.0.0.1", "port": 5432, "timeline": 3},
+            {"name": "node2", "role": "sync_standby", "state": "streaming", "api_url": f"{DEAD}/patroni",
+             "host": "127.0.0.1", "port": 5433, "timeline": 3, "lag": 0},
+            {"name": "node3", "role": "replica", "state": "streaming", "host": "127.0.0.1", "port": 5434,
+             "timeline": 3, "lag": 4096},
+        ],
+        "scope": "dockyard",
+    }  # fmt: skip
+
+
 NO_LEADER = {
     "members": [
         {"name": "node3", "role": "replica", "state": "running", "host": "127.0.0.1", "port": 5434,
@@ -45,7 +52,6 @@ class _Patroni:
     """A local server answering GET /cluster with `body` (bytes), after `delay` seconds."""
 
     def __init__(self) -> None:
-        self.body = json.dumps(HEALTHY).encode()
         self.delay = 0.0
         owner = self
 
@@ -65,6 +71,7 @@ class _Patroni:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.body = json.dumps(healthy(self.url)).encode()
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -86,16 +93,24 @@ def test_not_managed_by_patroni_says_so() -> None:
 
 
 def test_members_leader_and_quorum(patroni: _Patroni) -> None:
-    dead = "http://127.0.0.1:1"
-    view = patroni_view(ClusterSettings(patroni_urls=[dead, patroni.url]))
+    view = patroni_view(ClusterSettings(patroni_urls=[DEAD, patroni.url]))
     assert view.managed and view.leader == "node1" and view.quorum is True
-    assert [(m.name, m.role, m.state, m.lag_bytes) for m in view.members] == [
-        ("node1", "leader", "running", None),
-        ("node2", "sync_standby", "streaming", 0),
-        ("node3", "replica", "streaming", 4096),
+    assert [(m.name, m.role, m.state, m.lag_bytes, m.reachable) for m in view.members] == [
+        ("node1", "leader", "running", None, True),
+        ("node2", "sync_standby", "streaming", 0, False),
+        ("node3", "replica", "streaming", 4096, None),
     ]
     assert view.members[2].host == "127.0.0.1:5434" and view.members[2].timeline == 3
-    assert view.unreachable == [dead]
+    assert view.unreachable == [DEAD]
+
+
+def test_a_leader_whose_patroni_is_silent_is_no_leader(patroni: _Patroni) -> None:
+    # Without etcd's quorum a survivor keeps showing the last leader it saw, dead or not.
+    patroni.body = json.dumps(healthy(DEAD)).encode()
+    view = patroni_view(ClusterSettings(patroni_urls=[DEAD, patroni.url]))
+    assert view.leader is None and view.quorum is False
+    first = view.members[0]
+    assert (first.name, first.role, first.reachable) == ("node1", "leader", False)
 
 
 def test_without_a_leader_the_quorum_is_lost(patroni: _Patroni) -> None:
@@ -121,7 +136,7 @@ def test_hostile_or_slow_members_are_bounded(patroni: _Patroni, answer: str) -> 
         patroni.body = json.dumps({"members": ["node1", 5, None]}).encode()
     else:
         patroni.body = json.dumps(
-            {"members": [{"name": ["x"], "role": {"a": 1}, "lag": True, "timeline": "3"}]}
+            {"members": [{"name": ["x"], "role": {"a": 1}, "lag": True, "timeline": "3", "api_url": 5}]}
         ).encode()
     view = patroni_view(ClusterSettings(patroni_urls=[patroni.url], patroni_timeout_seconds=0.3))
     if answer in {"members-not-objects", "wrong-types"}:

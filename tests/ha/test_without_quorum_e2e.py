@@ -77,6 +77,7 @@ def test_without_quorum_pulls_and_logins_work_pushes_say_why_and_writes_come_bac
                 "account": "admin",
                 "client_id": "docker",
                 "offline_token": "true",
+                "scope": "repository:ha/quorum:pull,push",
             },
             auth=ADMIN,
             timeout=30,

@@ -35,6 +35,7 @@ class DatabaseMemberOut(BaseModel):
     state: str
     lag_bytes: int | None
     timeline: int | None
+    reachable: bool | None
 
 
 class DatabaseClusterOut(BaseModel):

@@ -54,6 +54,7 @@ def _echo_database_cluster(view: DatabaseCluster) -> None:
         click.echo(f"  {view.note}")
     for member in view.members:
         lag = "?" if member.lag_bytes is None else f"{member.lag_bytes} B"
-        click.echo(f"  {member.name}\t{member.host}\t{member.role}\t{member.state}\tlag {lag}")
+        seen = {True: "", False: "\tUNREACHABLE", None: ""}[member.reachable]
+        click.echo(f"  {member.name}\t{member.host}\t{member.role}\t{member.state}\tlag {lag}{seen}")
     for url in view.unreachable:
         click.echo(f"  unreachable: {url}")

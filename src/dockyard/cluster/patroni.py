@@ -30,7 +30,8 @@ NOT_MANAGED = "not managed by Patroni"
 @dataclass(frozen=True)
 class DatabaseMember:
     """One PostgreSQL member: its role (leader, sync_standby, replica), state (running, streaming...),
-    and how many bytes of the leader's log it has yet to replay (None when Patroni does not know)."""
+    how many bytes of the leader's log it has yet to replay (None when Patroni does not know), and whether
+    its own Patroni answered now (None when its REST API is not among the configured URLs)."""
 
     name: str
     host: str
@@ -38,6 +39,7 @@ class DatabaseMember:
     state: str
     lag_bytes: int | None
     timeline: int | None
+    reachable: bool | None
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,16 @@ def patroni_view(settings: ClusterSettings) -> DatabaseCluster:
     described = next((answer for answer in answers if answer is not None), None)
     if described is None:
         return DatabaseCluster(managed=True, unreachable=unreachable, note="no Patroni member answered")
-    members = [_member(raw) for raw in described.get("members", [])[:_MAX_MEMBERS] if isinstance(raw, dict)]
-    leader = next((m.name for m in members if m.role in {"leader", "standby_leader"}), None)
-    # A leader is only published while it renews its key in etcd: one exists exactly while etcd has a
-    # quorum and a member holds the lock.
+    answered = {_netloc(url): answer is not None for url, answer in zip(urls, answers, strict=True)}
+    members = [
+        _member(raw, answered) for raw in described.get("members", [])[:_MAX_MEMBERS] if isinstance(raw, dict)
+    ]
+    # Without etcd's quorum the survivors keep showing the last leader they saw, dead or not: a leader
+    # counts only while its own Patroni answers (a live leader that loses etcd demotes itself).
+    leader = next(
+        (m.name for m in members if m.role in {"leader", "standby_leader"} and m.reachable is not False),
+        None,
+    )
     return DatabaseCluster(
         managed=True, members=members, leader=leader, quorum=leader is not None, unreachable=unreachable
     )
@@ -94,9 +102,20 @@ def _ask(http: httpx.Client, url: str) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-def _member(raw: dict[str, Any]) -> DatabaseMember:
+def _netloc(url: str) -> str:
+    return httpx.URL(url).netloc.decode("ascii", "replace").lower()
+
+
+def _member(raw: dict[str, Any], answered: dict[str, bool]) -> DatabaseMember:
     lag = raw.get("lag")
     timeline = raw.get("timeline")
+    api_url = raw.get("api_url")
+    reachable = None
+    if isinstance(api_url, str):
+        try:
+            reachable = answered.get(_netloc(api_url))
+        except httpx.InvalidURL:
+            reachable = None
     return DatabaseMember(
         name=str(raw.get("name", ""))[:128],
         host=f"{raw.get('host', '')}:{raw.get('port', '')}"[:256],
@@ -105,4 +124,5 @@ def _member(raw: dict[str, Any]) -> DatabaseMember:
         # Patroni gives the lag in bytes, or "unknown".
         lag_bytes=lag if isinstance(lag, int) and not isinstance(lag, bool) else None,
         timeline=timeline if isinstance(timeline, int) and not isinstance(timeline, bool) else None,
+        reachable=reachable,
     )
