@@ -29,6 +29,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from sqlalchemy.engine import Connection
+
 from dockyard.auth.errors import Throttled
 from dockyard.db import accounts as q
 from dockyard.db.engine import Database, DatabaseReadOnly
@@ -161,18 +163,23 @@ class LoginThrottle:
         """A reservation, or the seconds the attempt must wait (`_WAIT`: guesses in flight decide)."""
         keys = pair_key(account, address), account_key(account)
         now = time.time()
+
+        def count(conn: Connection) -> Reservation | float:
+            rows = q.lock_login_failures(conn, list(keys))
+            pair, whole = (self._current(rows.get(key, q.FailureRow()), now) for key in keys)
+            wait = self._judge(pair, whole, now)
+            if wait is not None:
+                return wait
+            row = q.account_by_name(conn, account)
+            q.save_login_failures(conn, keys[0], self._attempt(pair, now))
+            q.save_login_failures(conn, keys[1], self._attempt(whole, now))
+            return Reservation(row, keys[0], keys[1])
+
         try:
             # Not durable: a crash may forget a few counts, which costs nothing but a few more guesses.
-            with self.db.write(durable=False) as conn:
-                rows = q.lock_login_failures(conn, list(keys))
-                pair, whole = (self._current(rows.get(key, q.FailureRow()), now) for key in keys)
-                wait = self._judge(pair, whole, now)
-                if wait is not None:
-                    return wait
-                row = q.account_by_name(conn, account)
-                q.save_login_failures(conn, keys[0], self._attempt(pair, now))
-                q.save_login_failures(conn, keys[1], self._attempt(whole, now))
-            return Reservation(row, keys[0], keys[1])
+            # Retried when cut (concurrent logins can deadlock on the rows): at worst an attempt whose
+            # COMMIT was cut is counted twice, on the safe side.
+            return self.db.write_retrying(count, durable=False)
         except DatabaseReadOnly:
             return self._reserve_in_memory(account, address, now)
 
@@ -199,7 +206,7 @@ class LoginThrottle:
             self.fallback.put(keys[0], self._attempt(pair, now))
             self.fallback.put(keys[1], self._attempt(whole, now))
         metrics.write_skipped("login_throttle")
-        log.warning("the database takes no writes: login attempts for %s counted in memory", account[:64])
+        log.info("the database takes no writes: login attempts for %s counted in memory", account[:64])
         return Reservation(state.account, keys[0], keys[1], in_memory=True)
 
     def _judge(self, pair: q.FailureRow, whole: q.FailureRow, now: float) -> float | None:
@@ -224,13 +231,16 @@ class LoginThrottle:
         now = time.time()
         keys = [reservation.pair_key, reservation.account_key]
         if not reservation.in_memory:
+
+            def take_back(conn: Connection) -> None:
+                rows = q.lock_login_failures(conn, keys)
+                for key, row in self._taken_back(rows, reservation, now):
+                    q.save_login_failures(conn, key, row)
+                if signed_in_at is not None and reservation.account is not None:
+                    q.set_last_login(conn, reservation.account.id, signed_in_at)
+
             try:
-                with self.db.write(durable=False) as conn:
-                    rows = q.lock_login_failures(conn, keys)
-                    for key, row in self._taken_back(rows, reservation, now):
-                        q.save_login_failures(conn, key, row)
-                    if signed_in_at is not None and reservation.account is not None:
-                        q.set_last_login(conn, reservation.account.id, signed_in_at)
+                self.db.write_retrying(take_back, durable=False)
                 return
             except DatabaseReadOnly:
                 # The attempt stays counted in the database: one failure too many, harmless.
@@ -261,12 +271,16 @@ class LoginThrottle:
         keys = [reservation.pair_key, reservation.account_key]
         locks_out: bool | None = None
         if not reservation.in_memory:
+
+            def keep(conn: Connection) -> bool:
+                rows = q.lock_login_failures(conn, keys)
+                changes, locks_out = self._judged_failure(rows, reservation, now)
+                for key, row in changes:
+                    q.save_login_failures(conn, key, row)
+                return locks_out
+
             try:
-                with self.db.write(durable=False) as conn:
-                    rows = q.lock_login_failures(conn, keys)
-                    changes, locks_out = self._judged_failure(rows, reservation, now)
-                    for key, row in changes:
-                        q.save_login_failures(conn, key, row)
+                locks_out = self.db.write_retrying(keep, durable=False)
             except DatabaseReadOnly:
                 metrics.write_skipped("login_throttle")
         if locks_out is None:
