@@ -33,10 +33,13 @@ from dockyard.cache.directory import CacheDirectory
 from dockyard.cache.redirect import CacheRedirects
 from dockyard.cluster.replicas import ReplicaRegistry, replica_id
 from dockyard.config import Settings
+from dockyard.content.activity import count_push, take_vulnerability_snapshot
 from dockyard.content.blobs import BlobService
 from dockyard.content.browse import Browser
 from dockyard.content.gc import GarbageCollector
+from dockyard.content.listing import RepositoryBrowser
 from dockyard.content.manifests import ManifestService
+from dockyard.content.system_settings import SystemSettings
 from dockyard.content.uploads import UploadService
 from dockyard.db.engine import Database
 from dockyard.events.audit import AuditLog
@@ -82,6 +85,8 @@ class Services:
     auth: AuthServices
     caches: CacheDirectory
     browser: Browser
+    listing: RepositoryBrowser
+    system_settings: SystemSettings
     cluster: ReplicaRegistry
 
 
@@ -176,6 +181,7 @@ def build_services(settings: Settings) -> Services:
     jobs = JobQueue(db)
     scans = ScanService(db, store, manifests, auth.accounts, jobs)
     manifests.push_hooks.append(scans.on_push)
+    manifests.push_hooks.append(count_push)
     return Services(
         settings=settings,
         db=db,
@@ -197,6 +203,8 @@ def build_services(settings: Settings) -> Services:
         auth=auth,
         caches=CacheDirectory(db),
         browser=Browser(db, store, auth.accounts, manifests),
+        listing=RepositoryBrowser(auth.accounts, manifests, auth.audit),
+        system_settings=SystemSettings(db, auth.audit),
         cluster=ReplicaRegistry(db, settings),
     )
 
@@ -276,6 +284,20 @@ async def _sample_database_pool(db: Database) -> None:
         await asyncio.sleep(_POOL_SAMPLE_SECONDS)
 
 
+async def _flush_pulls(services: Services) -> None:
+    """Add this process's pull counts to the database every few seconds, and once more when it stops."""
+    try:
+        while True:
+            await asyncio.sleep(services.settings.activity_flush_seconds)
+            try:
+                await run_in_threadpool(services.manifests.pulls.flush, services.db)
+            except Exception:
+                log.exception("adding pull counts to the database failed; they are kept for the next try")
+    finally:
+        with contextlib.suppress(Exception):
+            await run_in_threadpool(services.manifests.pulls.flush, services.db)
+
+
 def _idle(services: Services) -> None:
     """Upkeep when no job is due: schedule the vulnerability database sync and re-evaluations."""
     services.vulndb_sync.schedule()
@@ -309,10 +331,17 @@ def create_app(
                 settings.cache_check_interval_seconds,
                 services.caches.check_all,
             ),
+            PeriodicTask(
+                leases,
+                "periodic:vulnerability-snapshot",
+                settings.vulnerability_snapshot_interval_seconds,
+                lambda: take_vulnerability_snapshot(services.db),
+            ),
         ]
         workers = [asyncio.create_task(task.run()) for task in periodic]
         # Per process: each samples its own connection pool.
         workers.append(asyncio.create_task(_sample_database_pool(services.db)))
+        workers.append(asyncio.create_task(_flush_pulls(services)))
         workers.append(asyncio.create_task(services.cluster.run()))
         if settings.scan_workers:
             upkeep = PeriodicTask(
@@ -361,6 +390,7 @@ def create_app(
                     services.caches,
                     services.manifests,
                     services.cluster,
+                    services.system_settings,
                 ),
             ),
             # Last: the web UI answers every path the surfaces above do not.

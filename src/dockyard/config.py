@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = []
     # Record every manifest pull (by tag or digest) in the audit log.
     audit_pulls: bool = False
+    # The dashboard's statistics (docs/ui.md): how often each process adds the pulls it counted to the
+    # database, and how often one replica snapshots every repository's vulnerability counts for the day.
+    activity_flush_seconds: int = 10
+    vulnerability_snapshot_interval_seconds: int = 3600
 
     # Content caches (docs/caches.md): how long a redirect's grant lives, how often caches are pinged.
     cache_grant_ttl_seconds: int = 120
@@ -189,6 +193,8 @@ class Settings(BaseSettings):
         "vulndb_max_upload_bytes",
         "cache_grant_ttl_seconds",
         "cache_check_interval_seconds",
+        "activity_flush_seconds",
+        "vulnerability_snapshot_interval_seconds",
     )
     @classmethod
     def _check_positive(cls, value: int) -> int:

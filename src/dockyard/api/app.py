@@ -21,10 +21,12 @@ from dockyard.api.organization_routes import router as org_router
 from dockyard.api.routes import router
 from dockyard.api.scan_routes import router as scan_router
 from dockyard.api.schema import build_schema
+from dockyard.api.system_settings_routes import router as system_settings_router
 from dockyard.api.vulndb_routes import router as vulndb_router
 from dockyard.config import Settings
 from dockyard.content.listing import RepositoryBrowser
 from dockyard.content.manifests import ManifestService
+from dockyard.content.system_settings import SystemSettings
 
 if TYPE_CHECKING:
     from dockyard.app import AuthServices
@@ -42,6 +44,7 @@ def build_api(
     caches: CacheDirectory,
     manifests: ManifestService,
     cluster: ReplicaRegistry,
+    system_settings: SystemSettings,
 ) -> FastAPI:
     """The /api/v1 application."""
     api = FastAPI(
@@ -61,6 +64,7 @@ def build_api(
     )
     api.state.context = Context(auth=auth, settings=settings, scans=scans, vulndb=vulndb, cluster=cluster)
     api.state.caches = caches
+    api.state.system_settings = system_settings
     api.state.browser = RepositoryBrowser(auth.accounts, manifests, auth.audit)
     install_handlers(api)
     api.add_middleware(HeaderGuard)
@@ -72,6 +76,7 @@ def build_api(
         vulndb_router,
         cache_router,
         cluster_router,
+        system_settings_router,
         browse_router,
         org_router,
         router,

@@ -183,6 +183,7 @@ class RepositoryCreate(_In):
     name: str = Field(min_length=1, max_length=255)
     visibility: Visibility = "private"
     description: str = Field(default="", max_length=10000)
+    scan_on_push: bool | None = Field(default=None, description="Left out: the system's default")
 
 
 class RepositoryPatch(_In):

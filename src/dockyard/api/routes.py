@@ -273,7 +273,9 @@ def create_repository(
     body: m.RepositoryCreate, request: Request, ctx: Ctx, browse: Browser, identity: User
 ) -> m.RepositoryOut:
     """Create a repository in a namespace the caller may create in."""
-    repo = ctx.auth.accounts.create_repository(identity, body.name, body.visibility, body.description)
+    repo = ctx.auth.accounts.create_repository(
+        identity, body.name, body.visibility, body.description, body.scan_on_push
+    )
     _record(ctx, request, "repository.create", identity, repo.name, visibility=repo.visibility)
     return _repo_out(browse, identity, repo.name)
 

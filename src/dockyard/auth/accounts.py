@@ -34,6 +34,7 @@ from dockyard.config import Settings
 from dockyard.content.errors import NameInvalid
 from dockyard.content.names import validate_name
 from dockyard.db import accounts as q
+from dockyard.db import system_settings as sq
 from dockyard.db.engine import Database
 
 log = logging.getLogger(__name__)
@@ -524,15 +525,20 @@ class AccountService:
             with self.db.write() as conn:
                 if q.repository_by_name(conn, name) is not None:
                     return "exists"
-                q.insert_repository(conn, name, "private")
+                q.insert_repository(conn, name, "private", scan_on_push=sq.scan_on_push_default(conn))
         except IntegrityError:
             return "exists"  # created concurrently
         return "created"
 
     def create_repository(
-        self, actor: Identity, name: str, visibility: str = "private", description: str = ""
+        self,
+        actor: Identity,
+        name: str,
+        visibility: str = "private",
+        description: str = "",
+        scan_on_push: bool | None = None,
     ) -> Repository:
-        """Create a repository explicitly."""
+        """Create a repository explicitly; scan on push as the system default says unless given."""
         check_repository_name(name)
         _check_visibility(visibility)
         _check_description(description)
@@ -547,7 +553,9 @@ class AccountService:
                 raise Forbidden(f"this access token is read-only: it may not create {name}")
             if not p.may_create(actor, facts, self.policy_settings, on_push=False):
                 raise Forbidden(f"you may not create repositories in the namespace of {name}")
-            q.insert_repository(conn, name, visibility, description)
+            if scan_on_push is None:
+                scan_on_push = sq.scan_on_push_default(conn)
+            q.insert_repository(conn, name, visibility, description, scan_on_push)
             created = q.repository_by_name(conn, name)
         assert created is not None
         return _repository(created)

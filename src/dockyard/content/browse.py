@@ -20,10 +20,12 @@ from dockyard.auth import policy as p
 from dockyard.auth.accounts import AccountService, Repository, namespace_of
 from dockyard.auth.errors import Forbidden, InvalidInput, NotFound
 from dockyard.auth.identity import Identity
+from dockyard.content.activity import DAY_SECONDS, day_of
 from dockyard.content.manifest_format import IMAGE_MANIFESTS, INDEXES
 from dockyard.content.manifests import ManifestService
 from dockyard.content.names import validate_tag
 from dockyard.db import accounts as aq
+from dockyard.db import activity as aq_activity
 from dockyard.db import browse as q
 from dockyard.db import content as cq
 from dockyard.db import scans as sq
@@ -46,8 +48,6 @@ SIGNATURE_TYPES = frozenset(
 )
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_QUERY = 100
-# The dashboard's push chart reads at most this many audit events.
-MAX_PUSH_EVENTS = 100_000
 SORTS = ("name", "pushed")
 VISIBILITIES = ("public", "private")
 
@@ -73,12 +73,15 @@ class RepositoryPage:
 
 @dataclass(frozen=True)
 class Dashboard:
-    """Figures over the repositories one viewer may see: storage, largest repositories, daily pushes."""
+    """Figures over the repositories one viewer may see: storage, largest repositories, and per day (as
+    "MM-DD" labels, oldest first) pushes, pulls and findings by severity."""
 
     repositories: int
     storage_by_namespace: list[tuple[str, int]]
     largest: list[tuple[str, int]]
     pushes_by_day: list[tuple[str, int]]
+    pulls_by_day: list[tuple[str, int]]
+    vulnerabilities_by_day: list[tuple[str, dict[str, int]]]
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class TagView:
     platforms: list[str]
     size: int | None
     pushed_at: float
+    # Who last pointed the tag here (None: not recorded, e.g. pushed before Dockyard recorded it).
+    pushed_by: str | None
     # Findings by severity over the tag's images; None when none of them was scanned.
     vulnerabilities: dict[str, int] | None
     referrers: int
@@ -243,6 +248,10 @@ def _layers(document: dict[str, Any], config: dict[str, Any]) -> list[Layer]:
     ]
 
 
+def _label(day: int) -> str:
+    return datetime.fromtimestamp(day * DAY_SECONDS, UTC).strftime("%m-%d")
+
+
 def _add_counts(total: dict[str, int], counts: dict[str, int]) -> None:
     for severity, count in counts.items():
         total[severity] = total.get(severity, 0) + count
@@ -306,30 +315,30 @@ class Browser:
         return RepositoryPage(items, len(chosen), page, pages, namespaces)
 
     def dashboard(self, actor: Identity, *, days: int = 14, top: int = 10) -> Dashboard:
-        """Storage per namespace, the largest repositories and pushes per day (from the audit log), counting
-        only repositories the actor may browse, so no private name or size leaks into a chart."""
+        """Storage per namespace, the largest repositories, and pushes, pulls and findings by severity per
+        day (from the daily statistics), counting only repositories the actor may browse, so no private
+        name, size or count leaks into a chart. A fixed number of queries per 500 visible repositories."""
         visible = {r.name for r in self.visible(actor)}
-        now = time.time()
-        first_day = int(now // 86400) - days + 1
+        scope = None if p.may_browse_everything(actor) else visible
+        first_day = day_of(time.time()) - days + 1
         with self.db.read() as conn:
             sizes = q.repository_sizes(conn, visible)
-            pushes = q.push_events_since(conn, first_day * 86400, MAX_PUSH_EVENTS)
+            activity = {a.day: a for a in aq_activity.activity_by_day(conn, scope, first_day)}
+            snapshots = aq_activity.snapshots_by_day(conn, scope, first_day)
         by_namespace: dict[str, int] = {}
         for name, size in sizes.items():
             namespace = namespace_of(name) or "(top level)"
             by_namespace[namespace] = by_namespace.get(namespace, 0) + size
-        per_day = dict.fromkeys(range(first_day, first_day + days), 0)
-        for at, target in pushes:
-            name = target.split("@", 1)[0].rsplit(":", 1)[0]
-            if name in visible and int(at // 86400) in per_day:
-                per_day[int(at // 86400)] += 1
+        span = range(first_day, first_day + days)
+        none = aq_activity.DayActivity(0, 0, 0)
         return Dashboard(
             repositories=len(visible),
             storage_by_namespace=sorted(by_namespace.items(), key=lambda kv: (-kv[1], kv[0]))[:top],
             largest=sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:top],
-            pushes_by_day=[
-                (datetime.fromtimestamp(day * 86400, UTC).strftime("%m-%d"), count)
-                for day, count in per_day.items()
+            pushes_by_day=[(_label(day), activity.get(day, none).pushes) for day in span],
+            pulls_by_day=[(_label(day), activity.get(day, none).pulls) for day in span],
+            vulnerabilities_by_day=[
+                (_label(day), snapshots.get(day, dict.fromkeys(aq_activity.SEVERITIES, 0))) for day in span
             ],
         )
 
@@ -492,6 +501,7 @@ class Browser:
                     platforms=platforms,
                     size=size,
                     pushed_at=r.updated_at,
+                    pushed_by=r.pushed_by,
                     vulnerabilities=totals,
                     referrers=sum(by_type.values()),
                     signed=any(t in SIGNATURE_TYPES for t in by_type),

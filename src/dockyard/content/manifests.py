@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from dockyard.content.activity import PullCounter
 from dockyard.content.digests import Digest, digest_of
 from dockyard.content.errors import (
     DigestInvalid,
@@ -116,9 +117,18 @@ class ManifestService:
         self.max_manifest_bytes = max_manifest_bytes
         self._cache = _ContentCache()
         self.push_hooks: list[PushHook] = []
+        # Pulls by clients (not the scanner's reads), flushed to the daily statistics by app.py.
+        self.pulls = PullCounter()
 
-    def put(self, name: str, reference: Digest | str, content: bytes, content_type: str) -> PushResult:
-        """Validate and store a manifest; tag it when the reference is a tag."""
+    def put(
+        self,
+        name: str,
+        reference: Digest | str,
+        content: bytes,
+        content_type: str,
+        pushed_by: str | None = None,
+    ) -> PushResult:
+        """Validate and store a manifest; tag it when the reference is a tag, recording who pushed it."""
         if len(content) > self.max_manifest_bytes:
             raise ManifestTooLarge(f"manifest is larger than {self.max_manifest_bytes} bytes")
         parsed = parse_manifest(content, content_type)
@@ -129,7 +139,9 @@ class ManifestService:
                 f"manifest content has digest {digest}, not {reference}", detail={"digest": digest}
             )
         # Idempotent (the same rows and tag however often it runs): a failover that cuts it is retried.
-        self.db.write_retrying(lambda conn: self._store(conn, name, reference, parsed, digest, content))
+        self.db.write_retrying(
+            lambda conn: self._store(conn, name, reference, parsed, digest, content, pushed_by)
+        )
         self._cache.put(digest, content)
         return PushResult(digest, parsed.subject.digest if parsed.subject else None)
 
@@ -141,8 +153,10 @@ class ManifestService:
         parsed: ParsedManifest,
         digest: str,
         content: bytes,
+        pushed_by: str | None,
     ) -> None:
-        """The push's one transaction: the manifest, its references checked and locked, the tag."""
+        """The push's one transaction: the manifest, its references checked and locked, the tag and who
+        set it."""
         repo_id = q.ensure_repository(conn, name)
         if isinstance(reference, str):
             # First of the rows this push locks (see q.lock_tag).
@@ -163,7 +177,7 @@ class ManifestService:
             manifest_refs=children,
         )
         if isinstance(reference, str):
-            q.set_tag(conn, repo_id, reference, manifest_id)
+            q.set_tag(conn, repo_id, reference, manifest_id, pushed_by)
         listing_q.record_push(conn, repo_id)
         self._run_hooks(conn, repo_id, name, digest, parsed.media_type)
 
@@ -194,6 +208,12 @@ class ManifestService:
                 content = q.manifest_content(conn, row.id)
         self._cache.put(row.digest, content)
         return Manifest(row.digest, row.media_type, content)
+
+    def pull(self, name: str, reference: Digest | str) -> Manifest:
+        """A client's pull: `get`, counted for the daily statistics."""
+        manifest = self.get(name, reference)
+        self.pulls.pulled(name)
+        return manifest
 
     def delete(self, name: str, reference: Digest | str) -> None:
         """By digest: the manifest and its tags. By tag: only that tag."""

@@ -435,10 +435,18 @@ def all_repository_names(conn: Connection, namespace: str | None = None) -> list
     return list(conn.execute(stmt).scalars())
 
 
-def insert_repository(conn: Connection, name: str, visibility: str, description: str = "") -> int:
+def insert_repository(
+    conn: Connection, name: str, visibility: str, description: str = "", scan_on_push: bool = True
+) -> int:
     """Create a repository row; returns its id."""
     return _insert_returning_id(
-        conn, repositories, name=name, visibility=visibility, description=description, created_at=time.time()
+        conn,
+        repositories,
+        name=name,
+        visibility=visibility,
+        description=description,
+        scan_on_push=scan_on_push,
+        created_at=time.time(),
     )
 
 

@@ -9,11 +9,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from dockyard.db.accounts import RepositoryRow
-from dockyard.db.audit import AuditRow
+from dockyard.db.audit import AuditRow, about_repository
 from dockyard.db.batches import batches
 from dockyard.db.schema import (
     audit_events,
@@ -40,10 +40,11 @@ class TaggedRow:
     media_type: str
     artifact_type: str | None
     content: bytes
+    pushed_by: str | None = None
 
 
-def _tagged(tag: Any, row: Sequence[Any]) -> TaggedRow:
-    return TaggedRow(str(tag), float(row[0]), str(row[1]), str(row[2]), row[3], bytes(row[4]))
+def _tagged(tag: Any, row: Sequence[Any], pushed_by: str | None = None) -> TaggedRow:
+    return TaggedRow(str(tag), float(row[0]), str(row[1]), str(row[2]), row[3], bytes(row[4]), pushed_by)
 
 
 def tag_count(conn: Connection, repo_id: int) -> int:
@@ -61,13 +62,14 @@ def tagged_page(conn: Connection, repo_id: int, after: str, limit: int) -> list[
             manifests.c.media_type,
             manifests.c.artifact_type,
             manifests.c.content,
+            tags.c.pushed_by,
         )
         .join(manifests, manifests.c.id == tags.c.manifest_id)
         .where(tags.c.repository_id == repo_id, tags.c.name > after)
         .order_by(tags.c.name)
         .limit(limit)
     )
-    return [_tagged(row[0], row[1:]) for row in conn.execute(stmt)]
+    return [_tagged(row[0], row[1:6], row[6]) for row in conn.execute(stmt)]
 
 
 def manifest_with_content(conn: Connection, repo_id: int, digest: str) -> TaggedRow | None:
@@ -147,13 +149,7 @@ def set_repository_readme(conn: Connection, repo_id: int, readme: str) -> None:
 
 def repository_events(conn: Connection, name: str, limit: int, before_id: int | None) -> list[AuditRow]:
     """Events about one repository (the repository, `name:tag` or `name@digest`), newest first."""
-    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    about = or_(
-        audit_events.c.target == name,
-        audit_events.c.target.like(escaped + ":%", escape="\\"),
-        audit_events.c.target.like(escaped + "@%", escape="\\"),
-    )
-    stmt = select(audit_events).where(about).order_by(audit_events.c.id.desc()).limit(limit)
+    stmt = select(audit_events).where(about_repository(name)).order_by(audit_events.c.id.desc()).limit(limit)
     if before_id is not None:
         stmt = stmt.where(audit_events.c.id < before_id)
     return [AuditRow(**row) for row in conn.execute(stmt).mappings()]
@@ -178,21 +174,6 @@ def repository_sizes(conn: Connection, names: Collection[str]) -> dict[str, int]
         )
         found.update((str(row[0]), int(row[1] or 0)) for row in conn.execute(stmt))
     return found
-
-
-def push_events_since(conn: Connection, since: float, limit: int) -> list[tuple[float, str]]:
-    """(time, target) of the newest successful manifest pushes since `since`, at most `limit`."""
-    stmt = (
-        select(audit_events.c.at, audit_events.c.target)
-        .where(
-            audit_events.c.action == "registry.push",
-            audit_events.c.outcome == "success",
-            audit_events.c.at >= since,
-        )
-        .order_by(audit_events.c.id.desc())
-        .limit(limit)
-    )
-    return [(float(row[0]), str(row[1] or "")) for row in conn.execute(stmt)]
 
 
 def all_repository_rows(conn: Connection) -> list[RepositoryRow]:

@@ -23,6 +23,7 @@ from dockyard.db.schema import (
     tags,
     uploads,
 )
+from dockyard.db.system_settings import scan_on_push_default
 
 BLOB_REF = "blob"
 MANIFEST_REF = "manifest"
@@ -84,8 +85,12 @@ def repository_id(conn: Connection, name: str) -> int | None:
 
 
 def ensure_repository(conn: Connection, name: str) -> int:
-    """The id of a repository, creating it when missing."""
-    _insert_ignoring_conflict(conn, repositories, {"name": name, "created_at": time.time()}, ["name"])
+    """The id of a repository, creating it when missing (scanning on push as the system default says)."""
+    found = repository_id(conn, name)
+    if found is not None:
+        return found
+    values = {"name": name, "created_at": time.time(), "scan_on_push": scan_on_push_default(conn)}
+    _insert_ignoring_conflict(conn, repositories, values, ["name"])
     found = repository_id(conn, name)
     assert found is not None
     return found
@@ -367,9 +372,9 @@ def _mark_untagged_if_last(conn: Connection, manifest_id: int, now: float) -> No
     )
 
 
-def set_tag(conn: Connection, repo_id: int, tag: str, manifest_id: int) -> None:
-    """Point a tag at a manifest, creating or moving it; a manifest left without tags starts its untagged
-    clock, and the tagged one stops it."""
+def set_tag(conn: Connection, repo_id: int, tag: str, manifest_id: int, pushed_by: str | None = None) -> None:
+    """Point a tag at a manifest, creating or moving it, and record who did; a manifest left without tags
+    starts its untagged clock, and the tagged one stops it."""
     now = time.time()
     conn.execute(update(manifests).where(manifests.c.id == manifest_id).values(untagged_at=None))
     # Created first (a new tag reads back as pointing here already), then read under its row lock.
@@ -383,7 +388,7 @@ def set_tag(conn: Connection, repo_id: int, tag: str, manifest_id: int) -> None:
     conn.execute(
         update(tags)
         .where(tags.c.repository_id == repo_id, tags.c.name == tag)
-        .values(manifest_id=manifest_id, updated_at=now)
+        .values(manifest_id=manifest_id, updated_at=now, pushed_by=pushed_by[:64] if pushed_by else None)
     )
     if previous is not None and previous != manifest_id:
         _mark_untagged_if_last(conn, previous, now)

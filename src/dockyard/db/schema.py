@@ -107,6 +107,8 @@ tags = Table(
     Column("name", String(128), primary_key=True),
     Column("manifest_id", Integer, ForeignKey("manifests.id"), nullable=False),
     Column("updated_at", Float, nullable=False),
+    # Who last pointed the tag where it is (the pusher's user name; None before this was recorded).
+    Column("pushed_by", String(64), nullable=True),
     Index("ix_tags_manifest_id", "manifest_id"),
 )
 
@@ -456,4 +458,40 @@ team_caches = Table(
     metadata,
     Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
     Column("cache_id", Integer, ForeignKey("caches.id", ondelete="CASCADE"), nullable=False),
+)
+
+# Pushes and pulls per repository and UTC day (days since the epoch), added to as they happen: pushes in the
+# push's transaction, pulls counted in each process's memory and added in periodic flushes.
+daily_activity = Table(
+    "daily_activity",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Integer, primary_key=True),
+    Column("pushes", BigInteger, nullable=False, server_default="0"),
+    Column("pulls", BigInteger, nullable=False, server_default="0"),
+    Index("ix_daily_activity_day", "day"),
+)
+
+# A repository's visible findings by severity over its tagged images, as a periodic task saw them that day.
+vulnerability_snapshots = Table(
+    "vulnerability_snapshots",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Integer, primary_key=True),
+    Column("critical", Integer, nullable=False, server_default="0"),
+    Column("high", Integer, nullable=False, server_default="0"),
+    Column("medium", Integer, nullable=False, server_default="0"),
+    Column("low", Integer, nullable=False, server_default="0"),
+    Column("unknown", Integer, nullable=False, server_default="0"),
+    Index("ix_vulnerability_snapshots_day", "day"),
+)
+
+# Settings administrators change at run time, shared by every replica (JSON values by name).
+system_settings = Table(
+    "system_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(64), nullable=True),
 )

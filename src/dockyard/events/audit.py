@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from dockyard.auth import policy as p
-from dockyard.auth.errors import Forbidden
+from dockyard.auth.errors import Forbidden, InvalidInput
 from dockyard.auth.identity import Identity
 from dockyard.db import audit as q
 from dockyard.db.engine import Database, DatabaseReadOnly, DatabaseUnavailable
@@ -77,12 +77,18 @@ class AuditLog:
         before_id: int | None = None,
         action: str | None = None,
         who: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        repository: str | None = None,
     ) -> list[q.AuditRow]:
-        """Newest first (system administrators only)."""
+        """Newest first (system administrators only), optionally from `since` to before `until` and about
+        one repository."""
         if not p.may_administer(actor) and not (actor.is_admin and actor.read_only):
             raise Forbidden("only system administrators may read the audit log")
+        if since is not None and until is not None and since >= until:
+            raise InvalidInput("the start of the time range must come before its end", "from")
         with self.db.read() as conn:
-            return q.list_events(conn, limit, before_id, action, who)
+            return q.list_events(conn, limit, before_id, action, who, since, until, repository)
 
     def prune(self, now: float | None = None) -> int:
         """Delete events older than the retention period; returns how many went."""

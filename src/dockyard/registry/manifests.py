@@ -32,7 +32,9 @@ async def get_manifest(request: Request, ctx: RegistryContext, name: str, arg: s
         # No manifest can be known by an invalid tag: 404, as the reference registry answers.
         raise ManifestUnknown(f"manifest unknown: {exc.message}") from exc
     await ctx.access.require(request, name, [PULL])
-    manifest = await read(ctx, ctx.manifests.get, name, reference)
+    # A GET is a pull (counted for the dashboard); a HEAD only asks whether it changed.
+    fetch = ctx.manifests.pull if request.method == "GET" else ctx.manifests.get
+    manifest = await read(ctx, fetch, name, reference)
     accepted = accepted_types(request)
     # Asked by tag for something the client says it cannot read: answer as the reference registry does.
     if (
@@ -71,7 +73,15 @@ async def put_manifest(request: Request, ctx: RegistryContext, name: str, arg: s
     reference = parse_reference(arg)
     await ctx.access.require(request, name, [PULL, PUSH])
     content = await _read_limited(request, ctx.manifests.max_manifest_bytes)
-    result = await call(ctx.manifests.put, name, reference, content, request.headers.get("content-type", ""))
+    identity = getattr(request.state, "identity", None)
+    result = await call(
+        ctx.manifests.put,
+        name,
+        reference,
+        content,
+        request.headers.get("content-type", ""),
+        pushed_by=identity.name if identity is not None else None,
+    )
     headers = {
         "Location": f"/v2/{name}/manifests/{result.digest}",
         "Docker-Content-Digest": result.digest,

@@ -14,7 +14,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dockyard.auth.errors import AuthError, Unauthenticated
-from dockyard.content.errors import ContentError, ManifestUnknown, NameInvalid, NameUnknown, TagInvalid
+from dockyard.content.errors import (
+    ContentError,
+    ManifestReferenced,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    TagInvalid,
+)
 from dockyard.ui.render import HERE, page
 from dockyard.ui.session import viewer
 from dockyard.ui.views import accounts, auth, dashboard, profile, repositories, repository, system
@@ -29,6 +36,7 @@ _CONTENT_STATUS: dict[type[ContentError], int] = {
     ManifestUnknown: 404,
     NameInvalid: 400,
     TagInvalid: 400,
+    ManifestReferenced: 409,
 }
 # Whatever is missing, and whether it is missing or hidden from this viewer, the same words.
 _NOT_FOUND = "There is nothing here, or you may not see it."
@@ -99,6 +107,7 @@ def build_ui(services: Services) -> Starlette:
         Route("/system", system.system, methods=["GET", "HEAD"]),
         Route("/system/gc", system.collect_garbage, methods=["POST"]),
         Route("/system/caches", system.manage_caches, methods=["POST"]),
+        Route("/system/settings", system.save_settings, methods=["POST"]),
         Route("/system/vulndb", system.import_advisories, methods=["POST"]),
         Route("/system/audit", system.audit_log, methods=["GET", "HEAD"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),

@@ -12,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from dockyard.scanning.results import SEVERITIES
 from dockyard.ui.session import CSRF_FIELD, Viewer, remember_sign_in_token
 
 HERE = Path(__file__).parent
@@ -73,8 +74,9 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_ENV.filters.update(size=size, when=when, ago=ago, short=short)
-_ENV.globals.update(CSRF_FIELD=CSRF_FIELD, urlencode=urlencode)
+_ENV.filters.update(size=size, when=when, ago=ago, short=short, dictsum=lambda d: sum(d.values()))
+# Every page that shows findings orders severities alike (the tags tab, the image page, the dashboard).
+_ENV.globals.update(CSRF_FIELD=CSRF_FIELD, urlencode=urlencode, severities=SEVERITIES)
 
 
 def page(request: Request, viewer: Viewer, template: str, status: int = 200, **context: Any) -> HTMLResponse:

@@ -13,17 +13,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.auth.accounts import namespace_of
+from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import AuthError, InvalidInput, NotFound
 from dockyard.auth.identity import Identity
+from dockyard.content.digests import parse_digest
 from dockyard.ui.markdown import render
 from dockyard.ui.render import page
 from dockyard.ui.session import viewer
 from dockyard.ui.views import image
 from dockyard.ui.views.common import Form, audit, back, call, notice, posted, repo_url, services
 
-TABS = ("tags", "permissions", "settings", "activity")
+TABS = ("tags", "untagged", "permissions", "settings", "activity")
 LEVELS = ("read-only", "read-write", "admin")
 TAGS_PER_PAGE = 50
+UNTAGGED_PER_PAGE = 50
 
 
 def _split(request: Request) -> tuple[str, str]:
@@ -58,6 +61,12 @@ async def show(request: Request) -> Response:
             svc.browser.tags, current.identity, name, after=after, limit=TAGS_PER_PAGE
         )
         context["after"] = after
+    elif tab == "untagged":
+        cursor = request.query_params.get("after", "")[:200] or None
+        context["untagged"] = await call(
+            svc.listing.untagged, current.identity, name, cursor, UNTAGGED_PER_PAGE
+        )
+        context["after"] = cursor
     elif tab == "permissions" and "manage-access" in allowed:
         context["grants"] = await call(svc.auth.accounts.repository_grants, current.identity, name)
         org = namespace_of(name)
@@ -143,6 +152,18 @@ async def _delete_tag(request: Request, form: Form, name: str) -> Response:
     return back(repo_url(name), "deleted")
 
 
+async def _delete_manifest(request: Request, form: Form, name: str) -> Response:
+    digest = parse_digest(form.get("digest"))
+    await call(
+        services(request).listing.delete_untagged,
+        form.viewer.identity,
+        name,
+        digest,
+        client_address(request),
+    )
+    return back(repo_url(name), "deleted", tab="untagged")
+
+
 async def _grant(request: Request, form: Form, name: str) -> Response:
     level = form.get("level")
     team = form.get("team")
@@ -162,5 +183,6 @@ _ACTIONS: dict[str, Callable[[Request, Form, str], Awaitable[Response]]] = {
     "readme": _readme,
     "delete": _delete,
     "delete-tag": _delete_tag,
+    "delete-manifest": _delete_manifest,
     "grant": _grant,
 }

@@ -3,7 +3,8 @@ garbage collection (dry run and run), and the audit log with filters and paging.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.auth import policy as p
+from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dockyard.scanning.errors import ScanError
 from dockyard.ui.render import page
@@ -59,6 +61,7 @@ async def _system_page(request: Request, current: Viewer, status: int = 200, **e
         sync=sync,
         max_upload=svc.settings.vulndb_max_upload_bytes,
         caches=await call(svc.caches.all),
+        system_settings=await call(svc.system_settings.get, current.identity),
         notice=notice(request),
         **extra,
     )
@@ -113,21 +116,41 @@ async def import_advisories(request: Request) -> Response:
     return await _system_page(request, current, imported=(name, report))
 
 
+def _moment(params: Mapping[str, str], field: str) -> float | None:
+    """A datetime-local value (YYYY-MM-DDTHH:MM[:SS], read as UTC) as seconds since the epoch."""
+    value = params.get(field, "").strip()
+    if not value:
+        return None
+    try:
+        if len(value) > 32:
+            raise ValueError(value)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput("give a date and time such as 2026-12-01T13:30", field) from None
+    if moment.tzinfo is not None:
+        raise InvalidInput("give the time in UTC, without a zone", field)
+    return moment.replace(tzinfo=UTC).timestamp()
+
+
 async def audit_log(request: Request) -> Response:
-    """GET /system/audit: events newest first, filtered by actor and action, paged by id."""
+    """GET /system/audit: events newest first, filtered by actor, action, repository and time range (UTC),
+    paged by id."""
     current = await viewer(request)
     _administrator(current)
     params = request.query_params
-    actor = params.get("actor", "")[:64] or None
-    action = params.get("action", "")[:64] or None
+    filters = {field: params.get(field, "")[:64] for field in ("actor", "action", "repository")}
+    filters |= {field: params.get(field, "")[:32] for field in ("from", "to")}
     before = params.get("before", "")
     rows = await call(
         services(request).auth.audit.events,
         current.identity,
         limit=AUDIT_PAGE + 1,
         before_id=int(before) if before.isdigit() and len(before) < 19 else None,
-        action=action,
-        who=actor,
+        action=filters["action"] or None,
+        who=filters["actor"] or None,
+        since=_moment(params, "from"),
+        until=_moment(params, "to"),
+        repository=filters["repository"] or None,
     )
     more = len(rows) > AUDIT_PAGE
     rows = rows[:AUDIT_PAGE]
@@ -136,9 +159,23 @@ async def audit_log(request: Request) -> Response:
         current,
         "audit.html",
         events=rows,
-        filters={"actor": actor or "", "action": action or ""},
+        filters={key: value for key, value in filters.items() if value},
+        shown=filters,
         next_before=rows[-1].id if more and rows else None,
     )
+
+
+async def save_settings(request: Request) -> Response:
+    """POST /system/settings: the scan-on-push default of new repositories."""
+    form = await posted(request)
+    _administrator(form.viewer)
+    await call(
+        services(request).system_settings.update,
+        form.viewer.identity,
+        scan_on_push_default=form.get("scan_on_push_default") == "on",
+        address=client_address(request),
+    )
+    return back("/system", "saved")
 
 
 async def manage_caches(request: Request) -> Response:
