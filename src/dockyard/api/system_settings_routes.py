@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from dockyard.api.deps import User
 from dockyard.api.errors import documented
@@ -32,7 +32,7 @@ class SystemSettingsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    scan_on_push_default: bool | None = None
+    scan_on_push_default: StrictBool | None = None
 
 
 class SystemSettingsOut(BaseModel):
@@ -57,7 +57,7 @@ def get_system_settings(settings: Settings, identity: User) -> SystemSettingsOut
     return _out(settings.get(identity))
 
 
-@router.put("/system/settings", response_model=SystemSettingsOut, responses=documented(400, 403))
+@router.put("/system/settings", response_model=SystemSettingsOut, responses=documented(403, 422))
 def put_system_settings(
     body: SystemSettingsIn, request: Request, settings: Settings, identity: User
 ) -> SystemSettingsOut:
