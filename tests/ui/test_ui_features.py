@@ -71,6 +71,9 @@ def test_each_tag_shows_who_pushed_it_last(world: World) -> None:
     token = world.token("rw", "repository:acme/public:pull,push")
     push_image(world.client, "acme/public", "t", _Bearer(token))  # type: ignore[arg-type]
     assert _pushed_by(reader.get("/repositories/acme/public").text, "t") == "rw"
+    # The API's tag listing says it too.
+    listed = world.client.get("/api/v1/repositories/acme/private/tags", auth=("ro", PASSWORD))
+    assert {t["name"]: t["pushed_by"] for t in listed.json()} == {"v1": "admin", "v2": "admin"}
 
 
 class _Bearer(httpx.Auth):

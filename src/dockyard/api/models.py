@@ -215,6 +215,7 @@ class TagOut(BaseModel):
     size: int = Field(description="Of the manifest itself, in bytes")
     artifact_type: str | None
     pushed_at: Timestamp
+    pushed_by: str | None = Field(default=None, description="Who last moved the tag here; null: unknown")
 
 
 class ManifestOut(BaseModel):

@@ -132,6 +132,7 @@ class TagListing:
     size: int
     artifact_type: str | None
     pushed_at: float
+    pushed_by: str | None
 
 
 def tags_page(conn: Connection, repo_id: int, after: str | None, limit: int) -> list[TagListing]:
@@ -145,6 +146,7 @@ def tags_page(conn: Connection, repo_id: int, after: str | None, limit: int) -> 
             manifests.c.size,
             manifests.c.artifact_type,
             tags.c.updated_at.label("pushed_at"),
+            tags.c.pushed_by,
         )
         .join(manifests, manifests.c.id == tags.c.manifest_id)
         .where(tags.c.repository_id == repo_id, tag > (after or ""))
