@@ -151,7 +151,7 @@ def test_what_each_viewer_sees(as_user: Callable[[str | None], Page]) -> None:
         shot(admin, f"repository-{tab.lower()}")
     expect(admin.locator("table")).to_contain_text("repository.create")
     admin.goto("/dashboard")
-    expect(admin.locator("svg.chart")).to_have_count(3)
+    expect(admin.locator("svg.chart")).to_have_count(5)
     expect(admin.locator("main")).to_contain_text(SECRET_REPO)
     shot(admin, "dashboard")
     admin.goto("/system/audit?action=login")
