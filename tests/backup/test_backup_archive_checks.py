@@ -302,8 +302,16 @@ def test_a_good_archive_restores(archive: Path, target: Settings) -> None:
 
 def _as_revision_0005(members: Members) -> Members:
     """The archive as a Dockyard at schema revision 0005 made it: before the cluster state (no signing_keys,
-    leases, replicas; uploads without hash state and writer lease)."""
-    later_tables = {"signing_keys", "leases", "replicas"}
+    leases, replicas; uploads without hash state and writer lease) and the UI's statistics (0014: no
+    daily_activity, vulnerability_snapshots, system_settings; tags without pushed_by)."""
+    later_tables = {
+        "signing_keys",
+        "leases",
+        "replicas",
+        "daily_activity",
+        "vulnerability_snapshots",
+        "system_settings",
+    }
     document = _manifest(members)
     document["alembic_revision"] = "0005"
     tables = [entry for entry in document["tables"] if entry["name"] not in later_tables]  # type: ignore[attr-defined]
@@ -316,7 +324,22 @@ def _as_revision_0005(members: Members) -> Members:
             entry["binary_columns"] = []
     document["tables"] = tables
     kept = [(i, d) for i, d in members if i.name not in {f"tables/{t}.jsonl.gz" for t in later_tables}]
-    return _with_manifest(kept, document)
+    return _without_column(_with_manifest(kept, document), "tags", "pushed_by")
+
+
+def _without_column(members: Members, table: str, column: str) -> Members:
+    """The archive with one column of a table left out of its manifest entry and of every row."""
+    document = _manifest(members)
+    entry = next(e for e in document["tables"] if e["name"] == table)  # type: ignore[attr-defined]
+    at = entry["columns"].index(column)
+    del entry["columns"][at]
+    name = entry["member"]
+    data = dict((info.name, d) for info, d in members)[name]
+    rows = [json.loads(line) for line in gzip.decompress(data).splitlines()]
+    lines = b"".join(
+        json.dumps(row[:at] + row[at + 1 :], separators=(",", ":")).encode() + b"\n" for row in rows
+    )
+    return _reseal(_with_manifest(members, document), name, gzip.compress(lines, mtime=0))
 
 
 def test_an_archive_of_an_older_schema_restores_and_is_migrated(
