@@ -8,7 +8,7 @@ from starlette.responses import Response
 from dockyard.content.digests import Digest
 from dockyard.content.errors import ManifestTooLarge, ManifestUnknown, TagInvalid
 from dockyard.content.names import parse_reference
-from dockyard.registry.access import DELETE, PULL, PUSH
+from dockyard.registry.access import DELETE, PULL, PUSH, caller
 from dockyard.registry.context import RegistryContext, call, read
 from dockyard.registry.numbers import content_length
 
@@ -32,7 +32,9 @@ async def get_manifest(request: Request, ctx: RegistryContext, name: str, arg: s
         # No manifest can be known by an invalid tag: 404, as the reference registry answers.
         raise ManifestUnknown(f"manifest unknown: {exc.message}") from exc
     await ctx.access.require(request, name, [PULL])
-    manifest = await read(ctx, ctx.manifests.get, name, reference)
+    # A HEAD checks for the manifest; only a GET is a pull (audited when configured).
+    pulled_by = caller(request) if request.method == "GET" else None
+    manifest = await read(ctx, ctx.manifests.get, name, reference, pulled_by)
     accepted = accepted_types(request)
     # Asked by tag for something the client says it cannot read: answer as the reference registry does.
     if (
@@ -71,7 +73,9 @@ async def put_manifest(request: Request, ctx: RegistryContext, name: str, arg: s
     reference = parse_reference(arg)
     await ctx.access.require(request, name, [PULL, PUSH])
     content = await _read_limited(request, ctx.manifests.max_manifest_bytes)
-    result = await call(ctx.manifests.put, name, reference, content, request.headers.get("content-type", ""))
+    result = await call(
+        ctx.manifests.put, name, reference, content, request.headers.get("content-type", ""), caller(request)
+    )
     headers = {
         "Location": f"/v2/{name}/manifests/{result.digest}",
         "Docker-Content-Digest": result.digest,
@@ -86,7 +90,7 @@ async def delete_manifest(request: Request, ctx: RegistryContext, name: str, arg
     """By digest: the manifest and its tags. By tag: just the tag."""
     reference = parse_reference(arg)
     await ctx.access.require(request, name, [DELETE])
-    await call(ctx.manifests.delete, name, reference)
+    await call(ctx.manifests.delete, name, reference, caller(request))
     headers = {"Content-Length": "0"}
     if isinstance(reference, Digest):
         headers["Docker-Content-Digest"] = str(reference)

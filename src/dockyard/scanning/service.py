@@ -18,13 +18,13 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from dockyard.auth import policy as p
-from dockyard.auth.accounts import AccountService
 from dockyard.auth.errors import InvalidInput, NotFound
 from dockyard.auth.identity import Identity
 from dockyard.content.errors import ContentError, ManifestUnknown, NameUnknown
 from dockyard.content.manifest_format import MANIFEST_MEDIA_TYPES
 from dockyard.content.manifests import ManifestService
 from dockyard.content.names import parse_reference
+from dockyard.content.repositories import RepositoryService
 from dockyard.db import scans as q
 from dockyard.db import vulndb as vq
 from dockyard.db.engine import Database
@@ -159,13 +159,13 @@ class ScanService:
         db: Database,
         store: BlobSource,
         manifests: ManifestService,
-        accounts: AccountService,
+        repositories: RepositoryService,
         jobs: JobQueue,
     ) -> None:
         self.db = db
         self.store = store
         self.manifests = manifests
-        self.accounts = accounts
+        self.repositories = repositories
         self.jobs = jobs
         self.vulndb = VulnDatabase(db)
         self._last_cleanup = float("-inf")
@@ -185,7 +185,7 @@ class ScanService:
 
     def request_scan(self, actor: Identity, repository: str, reference: str) -> r.ScanReport:
         """Scan a manifest now (again), for callers with read-write access; returns the report."""
-        row = self.accounts.require(actor, repository, p.Action.SCAN)
+        row = self.repositories.require(actor, repository, p.Action.SCAN)
         digest = self._resolve(repository, reference)
         self.jobs.enqueue(SCAN_JOB, digest, {"repository": repository, "force": True})
         return self._report(row.id, repository, digest)
@@ -194,12 +194,12 @@ class ScanService:
 
     def report(self, actor: Identity, repository: str, reference: str) -> r.ScanReport:
         """The scan report of a manifest by tag or digest."""
-        row = self.accounts.require(actor, repository, p.Action.BROWSE)
+        row = self.repositories.require(actor, repository, p.Action.BROWSE)
         return self._report(row.id, repository, self._resolve(repository, reference))
 
     def tag_summaries(self, actor: Identity, repository: str) -> list[r.TagSummary]:
         """Every tag of a repository with its manifest's report, by tag name."""
-        row = self.accounts.require(actor, repository, p.Action.BROWSE)
+        row = self.repositories.require(actor, repository, p.Action.BROWSE)
         with self.db.read() as conn:
             tagged = q.tagged_manifests(conn, row.id)
         return [
@@ -210,7 +210,7 @@ class ScanService:
         self, actor: Identity, repository: str, reference: str, wanted: r.FindingFilter
     ) -> list[r.StoredFinding]:
         """The findings of a manifest's images, filtered, most severe first."""
-        row = self.accounts.require(actor, repository, p.Action.BROWSE)
+        row = self.repositories.require(actor, repository, p.Action.BROWSE)
         plan = self._plan(repository, self._resolve(repository, reference))
         found: list[r.StoredFinding] = []
         for target in plan.targets:
@@ -221,7 +221,7 @@ class ScanService:
         self, actor: Identity, repository: str, reference: str, platform: str | None = None
     ) -> dict[str, Any]:
         """The CycloneDX 1.5 document of one image: the manifest's, or for an index the `platform` one."""
-        row = self.accounts.require(actor, repository, p.Action.PULL)
+        row = self.repositories.require(actor, repository, p.Action.PULL)
         digest = self._resolve(repository, reference)
         target = self._one_target(self._plan(repository, digest), platform)
         with self.db.read() as conn:
@@ -248,7 +248,7 @@ class ScanService:
         reason = reason.strip()
         if not reason or len(reason) > MAX_REASON:
             raise InvalidInput(f"give a reason of 1 to {MAX_REASON} characters", "reason")
-        row = self.accounts.require(actor, repository, p.Action.HIDE_VULNERABILITY)
+        row = self.repositories.require(actor, repository, p.Action.HIDE_VULNERABILITY)
         digest = self._resolve(repository, image_digest)
         with self.db.write() as conn:
             names = {p_.seq: p_.name for p_ in q.packages_of(conn, digest)}
@@ -262,7 +262,7 @@ class ScanService:
 
     def unhide(self, actor: Identity, repository: str, image_digest: str, vuln_id: str, package: str) -> None:
         """Show a hidden finding again."""
-        row = self.accounts.require(actor, repository, p.Action.HIDE_VULNERABILITY)
+        row = self.repositories.require(actor, repository, p.Action.HIDE_VULNERABILITY)
         digest = self._resolve(repository, image_digest)
         with self.db.write() as conn:
             if not q.unhide(conn, row.id, digest, vuln_id, package):
