@@ -105,3 +105,12 @@ def test_a_denied_push_is_recorded_by_the_access_hook_and_runs_nothing(world: Wo
     assert response.status_code in (401, 403)
     events = _events(world, "registry.push")
     assert [(e.actor, e.outcome) for e in events] == [("outsider", "denied")]
+
+
+def test_a_repository_created_by_a_push_is_recorded_once(world: World) -> None:
+    push_image(world, "alice/by-push", "v1", "alice")
+    push_image(world, "alice/by-push", "v2", "alice")
+    created = [e for e in _events(world, "repository.create") if e.target == "alice/by-push"]
+    assert [(e.actor, e.address, _detail(e)) for e in created] == [
+        ("alice", "testclient", {"visibility": "private", "via": "push"})
+    ]

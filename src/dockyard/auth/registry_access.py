@@ -200,17 +200,9 @@ class PolicyAccess:
         if await self._read(self.repositories.exists, name):
             return
         identity = caller if isinstance(caller, Identity) else await self._identity_of(caller)
+        # The repository service records the creation, from this address.
+        identity = dataclasses.replace(identity, address=client_address(request))
         outcome = await run_in_threadpool(self.repositories.ensure_on_push, identity, name)
-        if outcome == "created":
-            await run_in_threadpool(
-                self.audit.record,
-                "repository.create",
-                actor=identity,
-                address=client_address(request),
-                target=name,
-                visibility="private",
-                via="push",
-            )
         if outcome == "denied":
             if identity.anonymous:
                 raise AuthenticationRequired(
