@@ -189,7 +189,7 @@ def build_services(settings: Settings) -> Services:
     auth = build_auth(settings, db)
     manifests = ManifestService(db, settings.max_manifest_bytes, auth.audit, audit_pulls=settings.audit_pulls)
     jobs = JobQueue(db)
-    scans = ScanService(db, store, manifests, auth.repositories, jobs)
+    scans = ScanService(db, store, manifests, auth.repositories, jobs, auth.audit)
     manifests.push_hooks.append(scans.on_push)
     return Services(
         settings=settings,

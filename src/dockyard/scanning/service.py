@@ -28,6 +28,7 @@ from dockyard.content.repositories import RepositoryService
 from dockyard.db import scans as q
 from dockyard.db import vulndb as vq
 from dockyard.db.engine import Database
+from dockyard.events.audit import AuditLog
 from dockyard.jobs.queue import Job, JobQueue
 from dockyard.jobs.worker import GiveUp, JobRunner
 from dockyard.scanning import results as r
@@ -161,12 +162,15 @@ class ScanService:
         manifests: ManifestService,
         repositories: RepositoryService,
         jobs: JobQueue,
+        audit: AuditLog,
     ) -> None:
         self.db = db
         self.store = store
         self.manifests = manifests
         self.repositories = repositories
         self.jobs = jobs
+        # Scan requests and hidings are audited here, in the transaction that makes them.
+        self.audit = audit
         self.vulndb = VulnDatabase(db)
         self._last_cleanup = float("-inf")
 
@@ -187,7 +191,9 @@ class ScanService:
         """Scan a manifest now (again), for callers with read-write access; returns the report."""
         row = self.repositories.require(actor, repository, p.Action.SCAN)
         digest = self._resolve(repository, reference)
-        self.jobs.enqueue(SCAN_JOB, digest, {"repository": repository, "force": True})
+        with self.db.write() as conn:
+            self.jobs.enqueue(SCAN_JOB, digest, {"repository": repository, "force": True}, conn=conn)
+            self.audit.add(conn, "scan.request", actor=actor, target=f"{repository}@{digest}")
         return self._report(row.id, repository, digest)
 
     # Reading results
@@ -258,6 +264,15 @@ class ScanService:
             now = time.time()
             by = actor.name or "system"
             q.hide(conn, row.id, q.HiddenRow(digest, vuln_id, package, reason, by, now))
+            self.audit.add(
+                conn,
+                "vulnerability.hide",
+                actor=actor,
+                target=f"{repository}@{digest}",
+                vulnerability=vuln_id,
+                package=package,
+                reason=reason,
+            )
         return _hiding(q.HiddenRow(digest, vuln_id, package, reason, by, now))
 
     def unhide(self, actor: Identity, repository: str, image_digest: str, vuln_id: str, package: str) -> None:
@@ -267,6 +282,14 @@ class ScanService:
         with self.db.write() as conn:
             if not q.unhide(conn, row.id, digest, vuln_id, package):
                 raise NotFound(f"{vuln_id} on package {package} is not hidden in {repository}@{digest}")
+            self.audit.add(
+                conn,
+                "vulnerability.unhide",
+                actor=actor,
+                target=f"{repository}@{digest}",
+                vulnerability=vuln_id,
+                package=package,
+            )
 
     # Jobs
 
