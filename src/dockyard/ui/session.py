@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.auth.authenticate import client_address
+from dockyard.auth.authenticate import SignIn, client_address
 from dockyard.auth.errors import CredentialRefused, Forbidden
 from dockyard.auth.identity import ANONYMOUS, Identity
 from dockyard.auth.resolver import Audience
@@ -116,8 +116,8 @@ def check_form(request: Request, current: Viewer, sent: str) -> None:
 async def sign_in(request: Request, response: Response, username: str, secret: str) -> Identity:
     """Check a password or personal access token (throttled and audited) and start a session."""
     auth = _services(request)
-    identity: Identity = await run_in_threadpool(
-        auth.authenticator.login, username, secret, client_address(request), via="ui"
+    identity = await auth.resolver.password(
+        Audience.UI, username, secret, client_address(request), sign_in=SignIn.ALWAYS
     )
     cookie, _csrf = await run_in_threadpool(auth.credentials.create_session, identity)
     response.set_cookie(
