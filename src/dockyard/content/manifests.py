@@ -224,23 +224,22 @@ class ManifestService:
             except Exception:
                 log.exception("push hook failed for %s@%s; the push itself succeeded", name, digest)
 
-    def get(self, name: str, reference: Digest | str, pulled_by: Identity | None = None) -> Manifest:
-        """A manifest by tag or digest, with its exact bytes. `pulled_by`: the caller of a pull (not of a
-        check for existence), audited as `registry.pull` with the digest when `audit_pulls` is set."""
-        manifest = self._get(name, reference)
-        if pulled_by is not None and self.audit_pulls and self.audit is not None:
+    def pulled(self, name: str, reference: Digest | str, digest: str, actor: Identity | None) -> None:
+        """Audit a pull just served (`registry.pull`, with the digest), when `audit_pulls` is set. Apart
+        from `get`, which only reads (and on SQLite runs on the event loop); this writes."""
+        if self.audit_pulls and self.audit is not None:
             # Not durable on its own: the next durable write takes it to the disk.
             self.audit.record(
                 "registry.pull",
-                actor=pulled_by,
+                actor=actor,
                 target=_target(name, reference),
                 durable=False,
                 repository=name,
-                digest=manifest.digest,
+                digest=digest,
             )
-        return manifest
 
-    def _get(self, name: str, reference: Digest | str) -> Manifest:
+    def get(self, name: str, reference: Digest | str) -> Manifest:
+        """A manifest by tag or digest, with its exact bytes."""
         by_digest = isinstance(reference, Digest)
         # The common pull: one statement finds the manifest, whose bytes this process holds already.
         _, quick = q.quick_manifest_for_pull(self.db, name, str(reference), by_digest=by_digest)

@@ -32,9 +32,7 @@ async def get_manifest(request: Request, ctx: RegistryContext, name: str, arg: s
         # No manifest can be known by an invalid tag: 404, as the reference registry answers.
         raise ManifestUnknown(f"manifest unknown: {exc.message}") from exc
     await ctx.access.require(request, name, [PULL])
-    # A HEAD checks for the manifest; only a GET is a pull (audited when configured).
-    pulled_by = caller(request) if request.method == "GET" else None
-    manifest = await read(ctx, ctx.manifests.get, name, reference, pulled_by)
+    manifest = await read(ctx, ctx.manifests.get, name, reference)
     accepted = accepted_types(request)
     # Asked by tag for something the client says it cannot read: answer as the reference registry does.
     if (
@@ -52,6 +50,9 @@ async def get_manifest(request: Request, ctx: RegistryContext, name: str, arg: s
         "ETag": f'"{manifest.digest}"',
         "Content-Length": str(len(manifest.content)),
     }
+    # A HEAD checks for the manifest; only a GET is a pull (audited when configured).
+    if request.method == "GET" and ctx.manifests.audit_pulls:
+        await call(ctx.manifests.pulled, name, reference, manifest.digest, caller(request))
     body = b"" if request.method == "HEAD" else manifest.content
     return Response(body, status_code=200, headers=headers, media_type=manifest.media_type)
 
