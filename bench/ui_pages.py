@@ -37,7 +37,7 @@ def _seed(app: Any, repository_count: int, tag_count: int) -> str:
     accounts = services.auth.accounts
     accounts.create_user(None, "viewer", PASSWORD)
     for index in range(ORGS):
-        accounts.create_organization(SYSTEM, f"org{index:02d}", [])
+        services.auth.organizations.create_organization(SYSTEM, f"org{index:02d}", [])
     now = time.time()
     rows = [
         {
@@ -51,11 +51,11 @@ def _seed(app: Any, repository_count: int, tag_count: int) -> str:
     with services.db.write() as conn:
         conn.execute(insert(repositories), rows)
     for org in ("org00", "org01"):
-        accounts.create_team(SYSTEM, org, "devs")
-        accounts.set_member(SYSTEM, org, "devs", "viewer", True)
-        accounts.set_namespace_grant(SYSTEM, org, "devs", "read-write")
+        services.auth.organizations.create_team(SYSTEM, org, "devs")
+        services.auth.organizations.set_member(SYSTEM, org, "devs", "viewer", True)
+        services.auth.grants.set_namespace_grant(SYSTEM, org, "devs", "read-write")
     big = "org00/big"
-    accounts.create_repository(SYSTEM, big, "private")
+    services.auth.repositories.create(SYSTEM, big, "private")
     with services.db.write() as conn:
         repo_id = cq.repository_id(conn, big)
         assert repo_id is not None

@@ -22,7 +22,10 @@ from dockyard.auth import token_endpoint
 from dockyard.auth.accounts import AccountService
 from dockyard.auth.authenticate import Authenticator
 from dockyard.auth.credentials import CredentialService
+from dockyard.auth.grants import GrantService
 from dockyard.auth.keys import KeyRing
+from dockyard.auth.organizations import OrganizationService
+from dockyard.auth.permissions import Permissions
 from dockyard.auth.proxies import ForwardedClient, TrustedProxies
 from dockyard.auth.registry_access import PolicyAccess
 from dockyard.auth.resolver import CredentialResolver
@@ -39,6 +42,7 @@ from dockyard.content.browse import Browser
 from dockyard.content.gc import GarbageCollector
 from dockyard.content.listing import RepositoryBrowser
 from dockyard.content.manifests import ManifestService
+from dockyard.content.repositories import RepositoryService
 from dockyard.content.system_settings import SystemSettings
 from dockyard.content.uploads import UploadService
 from dockyard.db.engine import Database
@@ -95,6 +99,12 @@ class AuthServices:
     """Access control: accounts, credentials, signing keys, tokens, throttle and audit log."""
 
     accounts: AccountService
+    organizations: OrganizationService
+    grants: GrantService
+    # The policy's facts and decisions on repositories, and repository life (content/repositories.py),
+    # which the access hook needs for creation on push.
+    permissions: Permissions
+    repositories: RepositoryService
     credentials: CredentialService
     keys: KeyRing
     issuer: TokenIssuer
@@ -106,9 +116,11 @@ class AuthServices:
 
 def build_auth(settings: Settings, db: Database) -> AuthServices:
     """The access-control services (the cluster's first signing key is made here on first start)."""
-    accounts = AccountService(db, settings)
+    audit = AuditLog(db, settings.audit_retention_days)
+    accounts = AccountService(db, audit)
+    permissions = Permissions(db, settings)
     credentials = CredentialService(
-        db, accounts, settings.refresh_token_ttl_seconds, settings.session_ttl_seconds
+        db, accounts, settings.refresh_token_ttl_seconds, settings.session_ttl_seconds, audit
     )
     passphrase = settings.signing_key_passphrase
     keys = KeyRing(
@@ -125,10 +137,13 @@ def build_auth(settings: Settings, db: Database) -> AuthServices:
         settings.login_throttle_base_seconds,
         settings.login_throttle_max_seconds,
     )
-    audit = AuditLog(db, settings.audit_retention_days)
     authenticator = Authenticator(accounts, credentials, issuer, throttle, audit)
     return AuthServices(
         accounts=accounts,
+        organizations=OrganizationService(db, audit),
+        grants=GrantService(permissions, audit),
+        permissions=permissions,
+        repositories=RepositoryService(permissions, audit),
         credentials=credentials,
         keys=keys,
         issuer=issuer,
@@ -176,10 +191,10 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.effective_database_url, file_mode=modes.file)
     db.migrate()
     store = build_store(settings, modes)
-    manifests = ManifestService(db, settings.max_manifest_bytes)
     auth = build_auth(settings, db)
+    manifests = ManifestService(db, settings.max_manifest_bytes, auth.audit, audit_pulls=settings.audit_pulls)
     jobs = JobQueue(db)
-    scans = ScanService(db, store, manifests, auth.accounts, jobs)
+    scans = ScanService(db, store, manifests, auth.repositories, jobs, auth.audit)
     manifests.push_hooks.append(scans.on_push)
     manifests.push_hooks.append(count_push)
     return Services(
@@ -199,11 +214,11 @@ def build_services(settings: Settings) -> Services:
         ),
         jobs=jobs,
         scans=scans,
-        vulndb_sync=VulnDbSync(scans.vulndb, jobs, settings),
+        vulndb_sync=VulnDbSync(scans.vulndb, jobs, settings, auth.audit),
         auth=auth,
         caches=CacheDirectory(db),
-        browser=Browser(db, store, auth.accounts, manifests),
-        listing=RepositoryBrowser(auth.accounts, manifests, auth.audit),
+        browser=Browser(db, store, auth.repositories, auth.organizations, manifests),
+        listing=RepositoryBrowser(auth.repositories, manifests),
         system_settings=SystemSettings(db, auth.audit),
         cluster=ReplicaRegistry(db, settings),
     )
@@ -412,7 +427,7 @@ def create_app(
     app.state.auth = auth
     app.state.token_services = TokenServices(
         settings=settings,
-        accounts=auth.accounts,
+        permissions=auth.permissions,
         credentials=auth.credentials,
         authenticator=auth.authenticator,
         resolver=auth.resolver,
@@ -424,7 +439,10 @@ def create_app(
         blobs=services.blobs,
         uploads=services.uploads,
         manifests=services.manifests,
-        access=access or PolicyAccess(settings, auth.accounts, auth.authenticator, auth.resolver, auth.audit),
+        access=access
+        or PolicyAccess(
+            settings, auth.permissions, auth.repositories, auth.authenticator, auth.resolver, auth.audit
+        ),
         caches=CacheRedirects(
             services.caches, auth.keys, settings.token_issuer, settings.cache_grant_ttl_seconds
         ),

@@ -6,6 +6,8 @@ organization, teams and repositories.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +22,10 @@ from dockyard.app import AuthServices, create_app
 from dockyard.auth import passwords
 from dockyard.auth.identity import Identity
 from dockyard.config import Settings
+from dockyard.content.manifest_format import OCI_MANIFEST
 
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 ADMIN_PASSWORD = "admin-password-1"
 PASSWORD = "user-password-1"
 SYSTEM = Identity(user_id=0, name="test", is_admin=True)
@@ -102,17 +107,58 @@ def populate_world(auth: AuthServices) -> None:
     accounts = auth.accounts
     for name in ("outsider", "ro", "rw", "adm", "owner", "alice"):
         accounts.create_user(None, name, PASSWORD)
-    accounts.create_organization(SYSTEM, "acme", ["owner"])
+    auth.organizations.create_organization(SYSTEM, "acme", ["owner"])
     for repo, visibility in (
         ("acme/private", "private"),
         ("acme/public", "public"),
         ("alice/private", "private"),
         ("alice/public", "public"),
     ):
-        accounts.create_repository(SYSTEM, repo, visibility)
+        auth.repositories.create(SYSTEM, repo, visibility)
     for team, level in (("readers", "read-only"), ("writers", "read-write"), ("admins", "admin")):
-        accounts.create_team(SYSTEM, "acme", team)
+        auth.organizations.create_team(SYSTEM, "acme", team)
         member = {"readers": "ro", "writers": "rw", "admins": "adm"}[team]
-        accounts.set_member(SYSTEM, "acme", team, member, True)
+        auth.organizations.set_member(SYSTEM, "acme", team, member, True)
         for repo in ("acme/private", "acme/public"):
-            accounts.set_repository_grant(SYSTEM, repo, team, level)
+            auth.grants.set_repository_grant(SYSTEM, repo, team, level)
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def image_bytes(world: World, repo: str, user: str, seed: str, *, push_layer: bool = True) -> bytes:
+    """Push a config (and, unless `push_layer` is False, a layer) to `repo` as `user` over /v2/; return a
+    manifest referencing them (not pushed)."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
+    layer = f"layer-{seed}".encode() * 10
+    for blob in (config, layer) if push_layer else (config,):
+        response = world.client.post(
+            f"/v2/{repo}/blobs/uploads/",
+            params={"digest": _sha256(blob)},
+            content=blob,
+            headers={"Content-Type": "application/octet-stream"},
+            auth=(user, PASSWORD),
+        )
+        assert response.status_code == 201, response.text
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": _sha256(config), "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": _sha256(layer), "size": len(layer)}],
+        }
+    ).encode()
+
+
+def push_image(world: World, repo: str, tag: str, user: str, seed: str = "a") -> str:
+    """Push a small image to `repo:tag` as `user` over /v2/; returns its manifest's digest."""
+    manifest = image_bytes(world, repo, user, seed)
+    response = world.client.put(
+        f"/v2/{repo}/manifests/{tag}",
+        content=manifest,
+        headers={"Content-Type": OCI_MANIFEST},
+        auth=(user, PASSWORD),
+    )
+    assert response.status_code == 201, response.text
+    return _sha256(manifest)

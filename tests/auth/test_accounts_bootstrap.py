@@ -132,20 +132,20 @@ def test_account_rules(world: World) -> None:
     with pytest.raises(Forbidden):
         accounts.create_user(outsider, "mallory", "mallory-pass-1")
     with pytest.raises(Forbidden):
-        accounts.create_organization(outsider, "evil", ["outsider"])
+        world.auth.organizations.create_organization(outsider, "evil", ["outsider"])
     with pytest.raises(Forbidden):
-        accounts.create_team(outsider, "acme", "intruders")
+        world.auth.organizations.create_team(outsider, "acme", "intruders")
     with pytest.raises(Conflict):
-        accounts.create_organization(SYSTEM, "alice", [])
+        world.auth.organizations.create_organization(SYSTEM, "alice", [])
     with pytest.raises(InvalidInput) as bad:
-        accounts.create_team(SYSTEM, "acme", "bad name!")
+        world.auth.organizations.create_team(SYSTEM, "acme", "bad name!")
     assert bad.value.field == "name"
     owner = accounts.identity(accounts.user("owner").id)
     assert owner is not None
-    accounts.create_team(owner, "acme", "builders")
-    accounts.set_namespace_grant(owner, "acme", "builders", "read-write")
-    accounts.set_member(owner, "acme", "builders", "outsider", True)
-    assert accounts.may(outsider, "acme/new-thing", Action.PUSH)
+    world.auth.organizations.create_team(owner, "acme", "builders")
+    world.auth.grants.set_namespace_grant(owner, "acme", "builders", "read-write")
+    world.auth.organizations.set_member(owner, "acme", "builders", "outsider", True)
+    assert world.auth.permissions.may(outsider, "acme/new-thing", Action.PUSH)
     read_only = Identity(outsider.user_id, outsider.name, token_id=1, read_only=True)
     with pytest.raises(Forbidden):
         accounts.set_password(read_only, "outsider", "another-pass-1")

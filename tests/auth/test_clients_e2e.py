@@ -172,7 +172,7 @@ def test_anonymous_pull_of_a_public_repository(
     skopeo_copy(cenv, admin, image.ref, f"docker://{registry.address}/admin/secret:v1")
     services = build_services(Settings(data_dir=registry.data_dir))
     assert services.auth is not None
-    services.auth.accounts.update_repository(SYSTEM, "admin/public", visibility="public")
+    services.auth.repositories.update(SYSTEM, "admin/public", visibility="public")
     services.db.close()
     anonymous = _as(registry, None)
     pulled = skopeo_copy(

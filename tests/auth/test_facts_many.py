@@ -13,7 +13,7 @@ from auth_support import PASSWORD, SYSTEM, World, open_world
 from sqlalchemy import event
 
 from dockyard.auth.identity import ANONYMOUS, Identity
-from dockyard.db import accounts as q
+from dockyard.db import repositories as q
 
 NAMES = [
     "acme/private",
@@ -36,13 +36,13 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
         settings["database_url"] = request.getfixturevalue("postgres_server").create_database()
     world = open_world(tmp_path / "data", **settings)
     accounts = world.auth.accounts
-    accounts.create_repository(SYSTEM, "acme/granted-by-namespace", "private")
+    world.auth.repositories.create(SYSTEM, "acme/granted-by-namespace", "private")
     accounts.create_user(None, "nsreader", PASSWORD)
-    accounts.create_team(SYSTEM, "acme", "everything")
-    accounts.set_member(SYSTEM, "acme", "everything", "nsreader", True)
-    accounts.set_namespace_grant(SYSTEM, "acme", "everything", "read-write")
-    accounts.create_repository(SYSTEM, "gone/orphan", "public")  # no account holds the namespace
-    accounts.create_repository(SYSTEM, "toplevel", "private")
+    world.auth.organizations.create_team(SYSTEM, "acme", "everything")
+    world.auth.organizations.set_member(SYSTEM, "acme", "everything", "nsreader", True)
+    world.auth.grants.set_namespace_grant(SYSTEM, "acme", "everything", "read-write")
+    world.auth.repositories.create(SYSTEM, "gone/orphan", "public")  # no account holds the namespace
+    world.auth.repositories.create(SYSTEM, "toplevel", "private")
     try:
         yield world
     finally:
@@ -59,16 +59,15 @@ def _identities(world: World) -> list[Identity]:
 
 
 def test_bulk_facts_equal_one_at_a_time(world: World) -> None:
-    accounts = world.auth.accounts
     for identity in _identities(world):
-        bulk = accounts.facts_many(identity, NAMES)
-        assert bulk == {name: accounts.repo_facts(identity, name) for name in NAMES}, identity
+        bulk = world.auth.permissions.facts_many(identity, NAMES)
+        assert bulk == {name: world.auth.permissions.repo_facts(identity, name) for name in NAMES}, identity
 
 
 def test_bulk_facts_cost_the_same_queries_for_many_names(world: World) -> None:
     accounts = world.auth.accounts
     for index in range(40):
-        accounts.create_repository(SYSTEM, f"acme/many-{index:02d}", "private")
+        world.auth.repositories.create(SYSTEM, f"acme/many-{index:02d}", "private")
     identity = accounts.identity(accounts.account("ro").id)
     assert identity is not None
     statements: list[str] = []
@@ -83,10 +82,10 @@ def test_bulk_facts_cost_the_same_queries_for_many_names(world: World) -> None:
     engine = accounts.db.engine
     event.listen(engine, "before_cursor_execute", count)
     try:
-        accounts.facts_many(identity, NAMES[:2])
+        world.auth.permissions.facts_many(identity, NAMES[:2])
         few = len(statements)
         statements.clear()
-        accounts.facts_many(identity, NAMES + [f"acme/many-{index:02d}" for index in range(40)])
+        world.auth.permissions.facts_many(identity, NAMES + [f"acme/many-{index:02d}" for index in range(40)])
         many = len(statements)
     finally:
         event.remove(engine, "before_cursor_execute", count)
@@ -106,16 +105,16 @@ def test_more_repositories_than_one_statement_may_bind(tmp_path: Path) -> None:
         event.listen(engine, "connect", _cap_bound_parameters)
         engine.dispose()  # new connections, with the cap
         accounts.create_user(None, "nsreader", PASSWORD)
-        accounts.create_team(SYSTEM, "acme", "everything")
-        accounts.set_member(SYSTEM, "acme", "everything", "nsreader", True)
-        accounts.set_namespace_grant(SYSTEM, "acme", "everything", "read-only")
+        world.auth.organizations.create_team(SYSTEM, "acme", "everything")
+        world.auth.organizations.set_member(SYSTEM, "acme", "everything", "nsreader", True)
+        world.auth.grants.set_namespace_grant(SYSTEM, "acme", "everything", "read-only")
         reader = accounts.identity(accounts.account("nsreader").id)
         assert reader is not None
-        admin_view = accounts.visible_repositories(SYSTEM)
-        reader_view = {repository.name for repository in accounts.visible_repositories(reader)}
+        admin_view = world.auth.repositories.visible(SYSTEM)
+        reader_view = {repository.name for repository in world.auth.repositories.visible(reader)}
         outsider = accounts.identity(accounts.account("outsider").id)
         assert outsider is not None
-        outsider_view = {repository.name for repository in accounts.visible_repositories(outsider)}
+        outsider_view = {repository.name for repository in world.auth.repositories.visible(outsider)}
     finally:
         world.client.__exit__(None, None, None)
     assert len(admin_view) >= 1200

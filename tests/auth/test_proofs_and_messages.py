@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from auth_support import ADMIN_PASSWORD, PASSWORD, SYSTEM, AppFactory, World
+from auth_support import ADMIN_PASSWORD, PASSWORD, SYSTEM, AppFactory, World, push_image
 
 from dockyard.auth.errors import Unauthenticated
 from dockyard.auth.identity import Credential, FreshPassword
@@ -183,11 +184,17 @@ def test_one_login_per_sign_in_not_per_token(world: World) -> None:
 @pytest.mark.parametrize("audit_pulls", [False, True])
 def test_pulls_are_audited_only_when_configured(make_world: AppFactory, audit_pulls: bool) -> None:
     world = make_world(audit_pulls=audit_pulls)
-    for reference in ("latest", "sha256:" + "b" * 64):
+    digest = push_image(world, "alice/public", "latest", "alice")
+    for reference in ("latest", digest, "sha256:" + "b" * 64):
         world.client.get(f"/v2/alice/public/manifests/{reference}", auth=("alice", PASSWORD))
+    # A HEAD checks; it pulls nothing.
+    world.client.head("/v2/alice/public/manifests/latest", auth=("alice", PASSWORD))
     events = world.auth.audit.events(SYSTEM, action="registry.pull")
-    expected = ["alice/public@sha256:" + "b" * 64, "alice/public:latest"] if audit_pulls else []
+    # Only what was served, with the digest served; the unknown digest was no pull.
+    expected = [f"alice/public@{digest}", "alice/public:latest"] if audit_pulls else []
     assert [e.target for e in events] == expected
+    assert all(json.loads(e.detail)["digest"] == digest for e in events)
+    assert all(e.actor == "alice" and e.address == "testclient" for e in events)
 
 
 def test_the_services_themselves_refuse_sensitive_changes_without_a_fresh_password(world: World) -> None:

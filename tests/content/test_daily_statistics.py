@@ -31,7 +31,8 @@ def _push(services: Services, name: str, tag: str, seed: str, by: str | None = "
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 1},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 1}],
     }
-    return services.manifests.put(name, tag, json.dumps(manifest).encode(), OCI_MANIFEST, pushed_by=by).digest
+    actor = Identity(user_id=1, name=by) if by is not None else None
+    return services.manifests.put(name, tag, json.dumps(manifest).encode(), OCI_MANIFEST, actor).digest
 
 
 def _today(services: Services, names: list[str] | None) -> q.DayActivity:
@@ -94,6 +95,6 @@ def test_a_repository_made_by_a_push_follows_the_scan_on_push_default(services: 
     _push(services, "team/scanned", "a", "1")
     services.system_settings.update(ADMIN, scan_on_push_default=False)
     _push(services, "team/quiet", "a", "2")
-    assert services.auth.accounts.repository(ADMIN, "team/scanned").scan_on_push is True
-    assert services.auth.accounts.repository(ADMIN, "team/quiet").scan_on_push is False
+    assert services.auth.repositories.repository(ADMIN, "team/scanned").scan_on_push is True
+    assert services.auth.repositories.repository(ADMIN, "team/quiet").scan_on_push is False
     assert services.system_settings.get(ADMIN).updated_by == "root"

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Connection
 
-from dockyard.db import accounts
 from dockyard.db import content as q
+from dockyard.db import repositories as rq
 from dockyard.db.engine import Database
 from dockyard.db.schema import repositories
 
@@ -72,7 +72,7 @@ def test_quick_rows_see_every_committed_write_at_once(database: Database) -> Non
     rows = database.quick_rows(statement, {"name": "quick/read"})
     assert [(row.id, row.name) for row in rows] == [(repo_id, "quick/read")]
     with database.write() as conn:
-        accounts.delete_repository(conn, repo_id)
+        rq.delete_repository(conn, repo_id)
     assert database.quick_rows(statement, {"name": "quick/read"}) == []
 
 

@@ -180,7 +180,7 @@ def cut_off(
         auth = app.state.auth
         alice = auth.accounts.create_user(None, "alice", ALICE_PASSWORD)
         for visibility in ("public", "private"):
-            auth.accounts.create_repository(SYSTEM, f"alice/{visibility}", visibility)
+            auth.repositories.create(SYSTEM, f"alice/{visibility}", visibility)
         _, access_token = auth.credentials.create_access_token(
             Identity(user_id=alice.id, name="alice", credential=Credential.PASSWORD), "ci"
         )

@@ -33,7 +33,8 @@ def test_security_events_are_recorded(world: World) -> None:
         auth=("alice", PASSWORD),
     )
     client.delete("/api/v1/repositories/newco/app", auth=("alice", PASSWORD))
-    # A push and a delete on /v2/ (allowed to try; the manifests do not exist) and a denied push.
+    # A push and a delete on /v2/ (allowed to try, but the manifest is invalid and does not exist: both
+    # fail) and a denied push.
     client.put("/v2/alice/private/manifests/v1", content=b"{}", auth=("alice", PASSWORD))
     client.delete("/v2/alice/private/manifests/v1", auth=("alice", PASSWORD))
     client.put("/v2/alice/private/manifests/v1", content=b"{}", auth=("outsider", PASSWORD))
@@ -54,12 +55,13 @@ def test_security_events_are_recorded(world: World) -> None:
         ("repository.create", "alice", "success"),
         ("grant.repository.set", "alice", "success"),
         ("repository.delete", "alice", "success"),
-        ("registry.push", "alice", "success"),
-        ("registry.delete", "alice", "success"),
+        ("registry.push", "alice", "failure"),
+        ("registry.delete", "alice", "failure"),
         ("registry.push", "outsider", "denied"),
         ("repository.create", "alice", "success"),
     ]:
         assert expected in seen, expected
+    assert ("registry.push", "alice", "success") not in seen
     login = next(e for e in events if e["action"] == "login" and e["outcome"] == "success")
     assert login["address"] == "testclient"
     # The API's times are RFC 3339 in UTC.

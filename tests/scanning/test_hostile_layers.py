@@ -129,7 +129,7 @@ def test_scan_jobs_record_each_hostile_layer_with_bounded_memory(services: Servi
     process of its own (the scan service's job, as a server runs it), whose peak memory is compared with
     the same command scanning a benign image."""
     push_blob(services, REPO, b"creates the repository")
-    services.auth.accounts.update_repository(ADMIN, REPO, scan_on_push=False)
+    services.auth.repositories.update(ADMIN, REPO, scan_on_push=False)
     base = tar_bytes([("file", "/etc/os-release", OS_DEBIAN)])
     benign, _, _ = push_image(services, REPO, "amd64", [(base, TAR_GZIP)])
     images = {}

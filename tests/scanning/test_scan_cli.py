@@ -130,8 +130,8 @@ def test_clear_errors(data: tuple[Path, Services, Pushed]) -> None:
     assert unknown.exit_code == 1 and "Error: no repository named team/nothing" in unknown.output
     missing_tag = runner.invoke(main, ["scan", "show", f"{REPO}:v9", "--data-dir", str(data_dir)])
     assert missing_tag.exit_code == 1 and f"no manifest v9 in repository {REPO}" in missing_tag.output
-    services.auth.accounts.create_repository(OPERATOR, "team/quiet")
-    services.auth.accounts.update_repository(OPERATOR, "team/quiet", scan_on_push=False)
+    services.auth.repositories.create(OPERATOR, "team/quiet")
+    services.auth.repositories.update(OPERATOR, "team/quiet", scan_on_push=False)
     digest, _, _ = push_image(services, "team/quiet", "amd64", [(tar_bytes([("dir", "/etc")]), TAR_GZIP)])
     never = runner.invoke(main, ["scan", "show", f"team/quiet@{digest}", "--data-dir", str(data_dir)])
     assert never.exit_code == 1

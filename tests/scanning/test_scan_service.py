@@ -163,7 +163,7 @@ def test_hostile_layer_fails_its_image_only(services: Services) -> None:
 
 def test_scan_on_push_off_queues_nothing_until_asked(services: Services) -> None:
     push_blob(services, REPO, b"creates the repository")
-    services.auth.accounts.update_repository(ADMIN, REPO, scan_on_push=False)
+    services.auth.repositories.update(ADMIN, REPO, scan_on_push=False)
     digest, _, _ = push_image(
         services, REPO, "amd64", [(tar_bytes([("file", "/etc/os-release", OS_DEBIAN)]), TAR_GZIP)]
     )
@@ -202,16 +202,16 @@ def _team_member(services: Services, level: str) -> Identity:
     accounts = services.auth.accounts
     user = f"user-{level}"
     row = accounts.create_user(None, user, "correct horse battery")
-    accounts.create_team(ADMIN, "team", level)
-    accounts.set_member(ADMIN, "team", level, user, True)
-    accounts.set_repository_grant(ADMIN, REPO, level, level)
+    services.auth.organizations.create_team(ADMIN, "team", level)
+    services.auth.organizations.set_member(ADMIN, "team", level, user, True)
+    services.auth.grants.set_repository_grant(ADMIN, REPO, level, level)
     return Identity(user_id=row.id, name=user)
 
 
 def test_policy_scan_needs_read_write_and_hiding_needs_admin(services: Services, tmp_path: Path) -> None:
     advisories(services, tmp_path, GLIBC)
     services.auth.accounts.create_user(None, "owner", "correct horse battery")
-    services.auth.accounts.create_organization(ADMIN, "team", ["owner"])
+    services.auth.organizations.create_organization(ADMIN, "team", ["owner"])
     pushed: Pushed = push_multiarch(services)
     services.scans.run_pending()
     reader, writer, admin = (_team_member(services, level) for level in ("read-only", "read-write", "admin"))

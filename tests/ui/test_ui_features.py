@@ -196,7 +196,7 @@ def test_the_scan_on_push_default_is_a_system_setting(world: World) -> None:
     assert changed.json()["updated_by"] == "admin"
     system = admin.get("/system").text
     assert "checked" not in re.search(r'name="scan_on_push_default"[^>]*>', system).group(0)
-    accounts = world.auth.accounts
+    repositories = world.auth.repositories
     # Every way a repository is made honours it: the UI's form, a push that creates, the API.
     made = post_form(admin, "/new-repository", "/new-repository", {"namespace": "alice", "name": "from-ui"})
     assert made.status_code == 303
@@ -204,7 +204,7 @@ def test_the_scan_on_push_default_is_a_system_setting(world: World) -> None:
     created = api.post("/api/v1/repositories", json={"name": "alice/from-api"}, auth=ADMIN)
     assert created.status_code == 201 and created.json()["scan_on_push"] is False
     for name in ("alice/from-ui", "alice/from-push"):
-        assert accounts.repository(SYSTEM, name).scan_on_push is False, name
+        assert repositories.repository(SYSTEM, name).scan_on_push is False, name
     # The creator's own word wins.
     said = api.post("/api/v1/repositories", json={"name": "alice/said", "scan_on_push": True}, auth=ADMIN)
     assert said.json()["scan_on_push"] is True
@@ -215,7 +215,7 @@ def test_the_scan_on_push_default_is_a_system_setting(world: World) -> None:
     )
     assert turned.status_code == 303
     assert api.get("/api/v1/system/settings", auth=ADMIN).json()["scan_on_push_default"] is True
-    assert accounts.create_repository(SYSTEM, "alice/later").scan_on_push is True
+    assert repositories.create(SYSTEM, "alice/later").scan_on_push is True
     assert admin.post("/system/settings", data={"scan_on_push_default": "on"}).status_code == 403
     outsider = _client(world, "outsider")
     refused = outsider.post("/system/settings", data={"csrf_token": csrf_of(outsider.get("/").text)})
@@ -262,7 +262,7 @@ def test_the_dashboard_counts_pushes_and_pulls_as_they_happen(world: World) -> N
     assert _chart(reader, "Pulls per day")[today] == 8
     # A deleted repository's pending pulls are dropped at the flush, not an error.
     _pull(world, "acme/public", "v1", 2)
-    world.auth.accounts.delete_repository(SYSTEM, "acme/public")
+    world.auth.repositories.delete(SYSTEM, "acme/public")
     assert services.manifests.pulls.flush(services.db) == 2
     assert _chart(_client(world, "admin").get("/dashboard").text, "Pulls per day")[today] == 4
 
@@ -343,7 +343,7 @@ def test_vulnerability_snapshots_chart_what_the_viewer_may_see(world: World) -> 
     outsider = _stacked(_client(world, "outsider").get("/dashboard").text)
     assert admin[f"{today} critical"] == 2 and outsider[f"{today} critical"] == 1
     # A later snapshot the same day replaces the earlier one.
-    world.auth.accounts.delete_repository(SYSTEM, "acme/private")
+    world.auth.repositories.delete(SYSTEM, "acme/private")
     assert take_vulnerability_snapshot(services.db) == 1
     assert _stacked(_client(world, "admin").get("/dashboard").text)[f"{today} critical"] == 1
 
@@ -360,7 +360,7 @@ def test_the_dashboard_costs_the_same_queries_for_few_and_many_active_repositori
     push_image(world.client, "acme/public", "v1", ADMIN)
     few = cost()
     for index in range(30):
-        services.auth.accounts.create_repository(SYSTEM, f"acme/busy-{index:02d}", "public")
+        services.auth.repositories.create(SYSTEM, f"acme/busy-{index:02d}", "public")
         push_image(world.client, f"acme/busy-{index:02d}", "v1", ADMIN)
         services.manifests.pulls.pulled(f"acme/busy-{index:02d}")
     services.manifests.pulls.flush(services.db)

@@ -62,7 +62,7 @@ def test_an_outsider_sees_public_repositories_only_in_lists_counts_and_search(wo
 
 def test_search_filters_sort_and_paging(world: World) -> None:
     for index in range(30):
-        world.auth.accounts.create_repository(SYSTEM, f"alice/repo-{index:02d}", "public")
+        world.auth.repositories.create(SYSTEM, f"alice/repo-{index:02d}", "public")
     client = as_user(world, "alice")
     first = client.get("/", params={"q": "repo-"}).text
     assert "30 repositories" in first and "Page 1 of 2" in first
@@ -109,7 +109,7 @@ def test_what_the_page_hides_the_server_refuses(world: World) -> None:
         assert response.status_code == 403, (action, response.status_code)
         assert "Traceback" not in response.text
     assert "v1" in reader.get(page).text
-    assert world.auth.accounts.repository(SYSTEM, "acme/private").visibility == "private"
+    assert world.auth.repositories.repository(SYSTEM, "acme/private").visibility == "private"
 
 
 def test_deleting_a_tag_keeps_the_siblings_sharing_its_digest(world: World) -> None:
@@ -250,7 +250,7 @@ HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)"><svg onload=al
 
 
 def test_hostile_text_is_shown_as_text(world: World) -> None:
-    world.auth.accounts.update_repository(SYSTEM, "acme/public", description=HOSTILE)
+    world.auth.repositories.update(SYSTEM, "acme/public", description=HOSTILE)
     world.auth.accounts.set_full_name(SYSTEM, "alice", HOSTILE)
     push_image(
         world.client,
@@ -403,13 +403,13 @@ def test_repository_administrators_change_settings_and_delete_with_confirmation(
     page = "/repositories/acme/private"
     saved = post_form(admin, page, f"{page}/-/settings", {"visibility": "public", "description": "now open"})
     assert saved.status_code == 303
-    repo = world.auth.accounts.repository(SYSTEM, "acme/private")
+    repo = world.auth.repositories.repository(SYSTEM, "acme/private")
     assert (repo.visibility, repo.description, repo.scan_on_push) == ("public", "now open", False)
     assert "acme/private" in as_user(world, "outsider").get("/").text
     wrong = post_form(admin, page, f"{page}/-/delete", {"confirm": "acme/privat"})
-    assert wrong.status_code == 400 and world.auth.accounts.repository_exists("acme/private")
+    assert wrong.status_code == 400 and world.auth.repositories.exists("acme/private")
     done = post_form(admin, page, f"{page}/-/delete", {"confirm": "acme/private"})
-    assert done.status_code == 303 and not world.auth.accounts.repository_exists("acme/private")
+    assert done.status_code == 303 and not world.auth.repositories.exists("acme/private")
     events = admin.get("/repositories/acme/public?tab=activity").text
     assert "<td>acme/private</td>" not in events
 
@@ -423,12 +423,12 @@ def test_new_repository_offers_only_namespaces_where_the_viewer_may_create(world
     assert offered("alice") == {"alice"}
     assert offered("owner") == {"owner", "acme"}
     assert offered("rw") == {"rw"}  # grants on two repositories, not on the namespace
-    world.auth.accounts.set_namespace_grant(SYSTEM, "acme", "writers", "read-write")
+    world.auth.grants.set_namespace_grant(SYSTEM, "acme", "writers", "read-write")
     assert offered("rw") == {"rw", "acme"}
     assert offered("ro") == {"ro"}
     client = as_user(world, "ro")
     refused = post_form(client, "/new-repository", "/new-repository", {"namespace": "acme", "name": "x"})
-    assert refused.status_code == 403 and not world.auth.accounts.repository_exists("acme/x")
+    assert refused.status_code == 403 and not world.auth.repositories.exists("acme/x")
     made = post_form(client, "/new-repository", "/new-repository", {"namespace": "ro", "name": "tool"})
     assert made.status_code == 303 and made.headers["location"].startswith("/repositories/ro/tool")
 

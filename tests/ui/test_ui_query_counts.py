@@ -64,7 +64,7 @@ def test_the_repository_list_costs_the_same_for_few_and_many_repositories(world:
 
     few = cost()
     for index in range(60):
-        services.auth.accounts.create_repository(SYSTEM, f"acme/many-{index:02d}", "public")
+        services.auth.repositories.create(SYSTEM, f"acme/many-{index:02d}", "public")
     assert cost() == few
 
 
@@ -75,19 +75,19 @@ def test_the_fast_visible_list_answers_as_the_account_service_does(
     world = make_world(anonymous_pull=anonymous_pull)
     services = world.client.app.state.services
     accounts = services.auth.accounts
-    accounts.create_repository(SYSTEM, "toplevel", "public")
-    accounts.create_repository(SYSTEM, "ghost/orphan", "public")  # a namespace with no account
-    accounts.create_organization(SYSTEM, "beta", [])
-    accounts.create_repository(SYSTEM, "beta/hidden", "private")
-    accounts.create_team(SYSTEM, "beta", "crew")
-    accounts.set_member(SYSTEM, "beta", "crew", "outsider", True)
-    accounts.set_repository_grant(SYSTEM, "beta/hidden", "crew", "read-only")
-    accounts.set_namespace_grant(SYSTEM, "acme", "readers", "read-only")
+    services.auth.repositories.create(SYSTEM, "toplevel", "public")
+    services.auth.repositories.create(SYSTEM, "ghost/orphan", "public")  # a namespace with no account
+    services.auth.organizations.create_organization(SYSTEM, "beta", [])
+    services.auth.repositories.create(SYSTEM, "beta/hidden", "private")
+    services.auth.organizations.create_team(SYSTEM, "beta", "crew")
+    services.auth.organizations.set_member(SYSTEM, "beta", "crew", "outsider", True)
+    services.auth.grants.set_repository_grant(SYSTEM, "beta/hidden", "crew", "read-only")
+    services.auth.grants.set_namespace_grant(SYSTEM, "acme", "readers", "read-only")
     identities = [ANONYMOUS, SYSTEM]
     for name in ("outsider", "ro", "rw", "adm", "owner", "alice", "admin"):
         identity = accounts.identity(accounts.user(name).id)
         assert identity is not None
         identities += [identity, replace(identity, read_only=True)]
     for identity in identities:
-        expected = [r.name for r in accounts.visible_repositories(identity)]
+        expected = [r.name for r in services.auth.repositories.visible(identity)]
         assert [r.name for r in services.browser.visible(identity)] == expected, identity

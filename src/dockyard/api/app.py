@@ -65,7 +65,7 @@ def build_api(
     api.state.context = Context(auth=auth, settings=settings, scans=scans, vulndb=vulndb, cluster=cluster)
     api.state.caches = caches
     api.state.system_settings = system_settings
-    api.state.browser = RepositoryBrowser(auth.accounts, manifests, auth.audit)
+    api.state.browser = RepositoryBrowser(auth.repositories, manifests)
     install_handlers(api)
     api.add_middleware(HeaderGuard)
     api.openapi = lambda: build_schema(api)  # type: ignore[method-assign]

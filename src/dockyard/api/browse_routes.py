@@ -13,7 +13,6 @@ from dockyard.api import models as m
 from dockyard.api.deps import Caller, User
 from dockyard.api.errors import documented
 from dockyard.api.paging import PAGED, Paging
-from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import InvalidInput
 from dockyard.content.digests import Digest, parse_digest
 from dockyard.content.errors import ContentError
@@ -100,13 +99,12 @@ def list_tags(
 def delete_tag(
     name: str,
     tag: Annotated[str, Path(max_length=128)],
-    request: Request,
     browse: Browser,
     identity: User,
 ) -> None:
     """Delete this tag alone: the manifest stays (untagged when no other tag points at it), and so do the
     other tags that share its digest (read-write access)."""
-    browse.delete_tag(identity, name, validate_tag(tag), client_address(request))
+    browse.delete_tag(identity, name, validate_tag(tag))
 
 
 @router.get(
@@ -140,10 +138,9 @@ def _digest(value: str) -> Digest:
 def delete_untagged(
     name: str,
     digest: Annotated[str, Path(max_length=200)],
-    request: Request,
     browse: Browser,
     identity: User,
 ) -> None:
     """Delete an untagged manifest by digest (read-write access); 409 while a tag points at it or an index
     lists it: delete those first."""
-    browse.delete_untagged(identity, name, _digest(digest), client_address(request))
+    browse.delete_untagged(identity, name, _digest(digest))

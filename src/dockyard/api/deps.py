@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
@@ -45,20 +46,20 @@ def context(request: Request) -> Context:
 async def caller(request: Request, ctx: Annotated[Context, Depends(context)]) -> Identity:
     """The identity behind the request's credentials (as the resolver accepts them for the API: a session,
     Basic credentials, a personal access token; never a registry or refresh token); anonymous when none."""
+    address = client_address(request)
     found = await ctx.auth.resolver.resolve(
-        Audience.API,
-        request.headers.get("authorization"),
-        request.cookies.get(SESSION_COOKIE),
-        client_address(request),
+        Audience.API, request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE), address
     )
     if found.csrf_token is not None and request.method not in _SAFE_METHODS:
         # Double submit: a cross-site form can send the cookie but cannot read the token to echo it.
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not hmac.compare_digest(sent, found.csrf_token):
             raise Forbidden(f"missing or wrong {CSRF_HEADER} header")
-    # Read by the access log (dockyard.observability.requests), as on /v2/.
-    request.state.identity = found.identity
-    return found.identity
+    # Read by the access log (dockyard.observability.requests), as on /v2/; the services' audit events
+    # name the address.
+    identity = dataclasses.replace(found.identity, address=address)
+    request.state.identity = identity
+    return identity
 
 
 def user(identity: Annotated[Identity, Depends(caller)]) -> Identity:

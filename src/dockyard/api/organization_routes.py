@@ -1,15 +1,16 @@
 """The /api/v1 routes of organizations: owners, teams, members, namespace access and repository grants.
-Each checks nothing itself: the account service asks the policy."""
+Each checks and records nothing itself: the organization and grant services ask the policy and audit
+what they change."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from dockyard.api import models as m
 from dockyard.api.deps import Ctx, User
 from dockyard.api.errors import documented
 from dockyard.api.paging import PAGED, Paging
-from dockyard.api.routes import NO_CONTENT, _record
+from dockyard.api.routes import NO_CONTENT
 from dockyard.auth.errors import NotFound
 from dockyard.db.accounts import AccountRow
 
@@ -20,7 +21,7 @@ router = APIRouter(responses=documented())
 
 
 def _org_out(ctx: Ctx, name: str) -> m.OrganizationOut:
-    return _org_view(*ctx.auth.accounts.organization(name))
+    return _org_view(*ctx.auth.organizations.organization(name))
 
 
 def _org_view(org: AccountRow, owners: list[str]) -> m.OrganizationOut:
@@ -39,7 +40,7 @@ def list_organizations(
     paging: Paging,
 ) -> list[m.OrganizationOut]:
     """Organizations by name, with their owners."""
-    rows = ctx.auth.accounts.organizations_page(identity, paging.after, paging.fetch)
+    rows = ctx.auth.organizations.organizations_page(identity, paging.after, paging.fetch)
     return [_org_view(org, owners) for org, owners in paging.page(rows, lambda row: row[0].name)]
 
 
@@ -50,12 +51,9 @@ def list_organizations(
     status_code=201,
     responses=documented(403, 404, 409),
 )
-def create_organization(
-    body: m.OrganizationCreate, request: Request, ctx: Ctx, identity: User
-) -> m.OrganizationOut:
+def create_organization(body: m.OrganizationCreate, ctx: Ctx, identity: User) -> m.OrganizationOut:
     """Create an organization (system administrators) with its first owners."""
-    ctx.auth.accounts.create_organization(identity, body.name, body.owners, body.full_name)
-    _record(ctx, request, "org.create", identity, body.name, owners=body.owners)
+    ctx.auth.organizations.create_organization(identity, body.name, body.owners, body.full_name)
     return _org_out(ctx, body.name)
 
 
@@ -76,12 +74,11 @@ def get_organization(org: str, ctx: Ctx, _identity: User) -> m.OrganizationOut:
     status_code=NO_CONTENT,
     responses=documented(403, 404, 409),
 )
-def delete_organization(org: str, request: Request, ctx: Ctx, identity: User) -> None:
+def delete_organization(org: str, ctx: Ctx, identity: User) -> None:
     """Delete an organization with its teams (system administrators); refused (409) while it holds
     repositories."""
-    ctx.auth.accounts.organization(org)
+    ctx.auth.organizations.organization(org)
     ctx.auth.accounts.delete_account(identity, org)
-    _record(ctx, request, "org.delete", identity, org)
 
 
 @router.put(
@@ -90,10 +87,9 @@ def delete_organization(org: str, request: Request, ctx: Ctx, identity: User) ->
     status_code=NO_CONTENT,
     responses=documented(403, 404),
 )
-def add_owner(org: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
+def add_owner(org: str, name: str, ctx: Ctx, identity: User) -> None:
     """Make a user an owner of the organization."""
-    ctx.auth.accounts.set_owner(identity, org, name, True)
-    _record(ctx, request, "org.owner.add", identity, org, user=name)
+    ctx.auth.organizations.set_owner(identity, org, name, True)
 
 
 @router.delete(
@@ -102,10 +98,9 @@ def add_owner(org: str, name: str, request: Request, ctx: Ctx, identity: User) -
     status_code=NO_CONTENT,
     responses=documented(403, 404),
 )
-def remove_owner(org: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
+def remove_owner(org: str, name: str, ctx: Ctx, identity: User) -> None:
     """Remove an owner of the organization."""
-    ctx.auth.accounts.set_owner(identity, org, name, False)
-    _record(ctx, request, "org.owner.remove", identity, org, user=name)
+    ctx.auth.organizations.set_owner(identity, org, name, False)
 
 
 @router.get(
@@ -121,7 +116,7 @@ def list_teams(
     paging: Paging,
 ) -> list[m.TeamOut]:
     """The organization's teams by name."""
-    rows = ctx.auth.accounts.teams(identity, org, paging.after, paging.fetch)
+    rows = ctx.auth.organizations.teams(identity, org, paging.after, paging.fetch)
     return [m.TeamOut(name=t.name, description=t.description) for t in paging.page(rows, lambda t: t.name)]
 
 
@@ -132,10 +127,9 @@ def list_teams(
     status_code=201,
     responses=documented(403, 404, 409),
 )
-def create_team(org: str, body: m.TeamCreate, request: Request, ctx: Ctx, identity: User) -> m.TeamOut:
+def create_team(org: str, body: m.TeamCreate, ctx: Ctx, identity: User) -> m.TeamOut:
     """Create a team (organization owners)."""
-    team = ctx.auth.accounts.create_team(identity, org, body.name, body.description)
-    _record(ctx, request, "team.create", identity, f"{org}/{team.name}")
+    team = ctx.auth.organizations.create_team(identity, org, body.name, body.description)
     return m.TeamOut(name=team.name, description=team.description)
 
 
@@ -147,7 +141,7 @@ def create_team(org: str, body: m.TeamCreate, request: Request, ctx: Ctx, identi
 )
 def get_team(org: str, team: str, ctx: Ctx, identity: User) -> m.TeamOut:
     """A team with its namespace access (its members: GET .../members)."""
-    row, _, level = ctx.auth.accounts.team_members(identity, org, team, None, 0)
+    row, _, level = ctx.auth.organizations.team_members(identity, org, team, None, 0)
     return m.TeamOut(name=row.name, description=row.description, namespace_access=level)
 
 
@@ -165,7 +159,7 @@ def list_members(
     paging: Paging,
 ) -> list[str]:
     """The names of the team's members, by name."""
-    _, members, _ = ctx.auth.accounts.team_members(identity, org, team, paging.after, paging.fetch)
+    _, members, _ = ctx.auth.organizations.team_members(identity, org, team, paging.after, paging.fetch)
     return paging.page(members, lambda name: name)
 
 
@@ -175,10 +169,9 @@ def list_members(
     status_code=NO_CONTENT,
     responses=documented(403, 404),
 )
-def delete_team(org: str, team: str, request: Request, ctx: Ctx, identity: User) -> None:
+def delete_team(org: str, team: str, ctx: Ctx, identity: User) -> None:
     """Delete a team with its grants."""
-    ctx.auth.accounts.delete_team(identity, org, team)
-    _record(ctx, request, "team.delete", identity, f"{org}/{team}")
+    ctx.auth.organizations.delete_team(identity, org, team)
 
 
 @router.put(
@@ -187,10 +180,9 @@ def delete_team(org: str, team: str, request: Request, ctx: Ctx, identity: User)
     status_code=NO_CONTENT,
     responses=documented(403, 404),
 )
-def add_member(org: str, team: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
+def add_member(org: str, team: str, name: str, ctx: Ctx, identity: User) -> None:
     """Add a user to the team."""
-    ctx.auth.accounts.set_member(identity, org, team, name, True)
-    _record(ctx, request, "team.member.add", identity, f"{org}/{team}", user=name)
+    ctx.auth.organizations.set_member(identity, org, team, name, True)
 
 
 @router.delete(
@@ -199,10 +191,9 @@ def add_member(org: str, team: str, name: str, request: Request, ctx: Ctx, ident
     status_code=NO_CONTENT,
     responses=documented(403, 404),
 )
-def remove_member(org: str, team: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
+def remove_member(org: str, team: str, name: str, ctx: Ctx, identity: User) -> None:
     """Remove a user from the team."""
-    ctx.auth.accounts.set_member(identity, org, team, name, False)
-    _record(ctx, request, "team.member.remove", identity, f"{org}/{team}", user=name)
+    ctx.auth.organizations.set_member(identity, org, team, name, False)
 
 
 @router.put(
@@ -211,12 +202,9 @@ def remove_member(org: str, team: str, name: str, request: Request, ctx: Ctx, id
     status_code=NO_CONTENT,
     responses=documented(403, 404),
 )
-def set_namespace_access(
-    org: str, team: str, body: m.LevelIn, request: Request, ctx: Ctx, identity: User
-) -> None:
+def set_namespace_access(org: str, team: str, body: m.LevelIn, ctx: Ctx, identity: User) -> None:
     """Grant the team a level on every repository of the organization (read-write and up may create)."""
-    ctx.auth.accounts.set_namespace_grant(identity, org, team, body.level)
-    _record(ctx, request, "grant.namespace.set", identity, f"{org}/{team}", level=body.level)
+    ctx.auth.grants.set_namespace_grant(identity, org, team, body.level)
 
 
 @router.delete(
@@ -225,10 +213,9 @@ def set_namespace_access(
     status_code=NO_CONTENT,
     responses=documented(403, 404),
 )
-def remove_namespace_access(org: str, team: str, request: Request, ctx: Ctx, identity: User) -> None:
+def remove_namespace_access(org: str, team: str, ctx: Ctx, identity: User) -> None:
     """Withdraw the team's namespace-wide grant."""
-    ctx.auth.accounts.set_namespace_grant(identity, org, team, None)
-    _record(ctx, request, "grant.namespace.remove", identity, f"{org}/{team}")
+    ctx.auth.grants.set_namespace_grant(identity, org, team, None)
 
 
 @router.get(
@@ -245,7 +232,7 @@ def team_repositories(
     paging: Paging,
 ) -> list[m.GrantOut]:
     """The team's repository grants, by repository."""
-    grants = ctx.auth.accounts.team_repositories(identity, org, team, paging.after, paging.fetch)
+    grants = ctx.auth.grants.team_repositories(identity, org, team, paging.after, paging.fetch)
     page = paging.page(grants, lambda grant: grant[0])
     return [m.GrantOut(repository=repo, team=team, level=level) for repo, level in page]
 
@@ -256,13 +243,10 @@ def team_repositories(
     status_code=NO_CONTENT,
     responses=documented(403, 404),
 )
-def grant_repository(
-    org: str, team: str, name: str, body: m.LevelIn, request: Request, ctx: Ctx, identity: User
-) -> None:
+def grant_repository(org: str, team: str, name: str, body: m.LevelIn, ctx: Ctx, identity: User) -> None:
     """Grant the team a level on one of the organization's repositories (repository administrators)."""
     _same_org(org, name)
-    ctx.auth.accounts.set_repository_grant(identity, name, team, body.level)
-    _record(ctx, request, "grant.repository.set", identity, name, team=f"{org}/{team}", level=body.level)
+    ctx.auth.grants.set_repository_grant(identity, name, team, body.level)
 
 
 @router.delete(
@@ -271,11 +255,10 @@ def grant_repository(
     status_code=NO_CONTENT,
     responses=documented(403, 404),
 )
-def revoke_repository(org: str, team: str, name: str, request: Request, ctx: Ctx, identity: User) -> None:
+def revoke_repository(org: str, team: str, name: str, ctx: Ctx, identity: User) -> None:
     """Withdraw the team's grant on a repository."""
     _same_org(org, name)
-    ctx.auth.accounts.set_repository_grant(identity, name, team, None)
-    _record(ctx, request, "grant.repository.remove", identity, name, team=f"{org}/{team}")
+    ctx.auth.grants.set_repository_grant(identity, name, team, None)
 
 
 def _same_org(org: str, name: str) -> None:

@@ -14,10 +14,9 @@ from dockyard.api.cache_routes import Caches
 from dockyard.api.deps import SESSION_COOKIE, Caller, Ctx, User
 from dockyard.api.errors import documented
 from dockyard.api.paging import AFTER, DEFAULT_PAGE, MAX_AUDIT_PAGE, PAGED, Limit, Paging, link_next
-from dockyard.auth import policy as p
 from dockyard.auth.authenticate import client_address
 from dockyard.auth.credentials import AccessToken
-from dockyard.auth.errors import Forbidden, NotFound, Unauthenticated
+from dockyard.auth.errors import Unauthenticated
 from dockyard.auth.identity import Identity
 from dockyard.content.listing import RepositoryBrowser
 from dockyard.db.accounts import USER, AccountRow
@@ -93,7 +92,7 @@ def me(ctx: Ctx, caches: Caches, identity: User) -> m.MeOut:
     """The current user and their settings."""
     assert identity.name is not None
     row = ctx.auth.accounts.user(identity.name)
-    orgs = ctx.auth.accounts.organizations_of(identity)
+    orgs = ctx.auth.organizations.organizations_of(identity)
     return m.MeOut(
         **_user_out(row).model_dump(),
         organizations=orgs,
@@ -118,8 +117,6 @@ def update_me(body: m.MePatch, ctx: Ctx, caches: Caches, identity: User) -> m.Me
 def change_password(body: m.PasswordChange, request: Request, ctx: Ctx, identity: User) -> None:
     """Change the current user's password; every docker login (refresh token) of theirs ends."""
     assert identity.name is not None
-    if not p.may_change_own_password(identity):
-        raise Forbidden("passwords are changed with the password, not with an access token")
     try:
         fresh = ctx.auth.authenticator.confirm_password(
             identity, body.current_password, client_address(request)
@@ -128,7 +125,6 @@ def change_password(body: m.PasswordChange, request: Request, ctx: Ctx, identity
         _record(ctx, request, "user.password.change", identity, identity.name, outcome="failure")
         raise
     ctx.auth.accounts.set_password(identity, identity.name, body.new_password, fresh)
-    _record(ctx, request, "user.password.change", identity, identity.name)
 
 
 @router.get(
@@ -167,29 +163,24 @@ def create_token(body: m.TokenCreate, request: Request, ctx: Ctx, identity: User
     token, secret = ctx.auth.credentials.create_access_token(
         identity, body.name, read_only=body.read_only, expires_at=expires, fresh=fresh
     )
-    _record(
-        ctx, request, "token.create", identity, token.public_id, name=token.name, read_only=token.read_only
-    )
     return m.TokenCreated(**_token_out(token).model_dump(), token=secret)
 
 
 @router.delete(
     "/me/tokens/{token_id}", tags=["access tokens"], response_model=m.TokenOut, responses=documented(403, 404)
 )
-def revoke_token(token_id: str, request: Request, ctx: Ctx, identity: User) -> m.TokenOut:
+def revoke_token(token_id: str, ctx: Ctx, identity: User) -> m.TokenOut:
     """Revoke a personal access token, with immediate effect."""
     token = ctx.auth.credentials.revoke_access_token(identity, token_id)
-    _record(ctx, request, "token.revoke", identity, token.public_id, name=token.name)
     return _token_out(token)
 
 
 @router.delete(
     "/me/refresh-tokens", tags=["access tokens"], status_code=NO_CONTENT, responses=documented(403)
 )
-def revoke_refresh_tokens(request: Request, ctx: Ctx, identity: User) -> None:
+def revoke_refresh_tokens(ctx: Ctx, identity: User) -> None:
     """Log out every docker client of the current user (revoke all refresh tokens)."""
-    count = ctx.auth.credentials.revoke_refresh_tokens(identity)
-    _record(ctx, request, "token.refresh.revoke", identity, identity.name or "", count=count)
+    ctx.auth.credentials.revoke_refresh_tokens(identity)
 
 
 # Users (system administrators)
@@ -209,50 +200,40 @@ def list_users(
 @router.post(
     "/users", tags=["users"], response_model=m.UserOut, status_code=201, responses=documented(403, 404, 409)
 )
-def create_user(body: m.UserCreate, request: Request, ctx: Ctx, identity: User) -> m.UserOut:
+def create_user(body: m.UserCreate, ctx: Ctx, identity: User) -> m.UserOut:
     """Create a local user."""
     row = ctx.auth.accounts.create_user(
         identity, body.name, body.password, is_admin=body.is_admin, full_name=body.full_name
     )
-    _record(ctx, request, "user.create", identity, row.name, is_admin=row.is_admin)
     return _user_out(row)
 
 
 @router.get("/users/{name}", tags=["users"], response_model=m.UserOut, responses=documented(404))
 def get_user(name: str, ctx: Ctx, identity: User) -> m.UserOut:
     """One user (administrators, or the user themselves)."""
-    if not p.may_view_account(identity, name):
-        raise NotFound(f"no user named {name}")
-    return _user_out(ctx.auth.accounts.user(name))
+    return _user_out(ctx.auth.accounts.view_user(identity, name))
 
 
 @router.patch("/users/{name}", tags=["users"], response_model=m.UserOut, responses=documented(403, 404, 409))
-def update_user(name: str, body: m.UserPatch, request: Request, ctx: Ctx, identity: User) -> m.UserOut:
+def update_user(name: str, body: m.UserPatch, ctx: Ctx, identity: User) -> m.UserOut:
     """Make or unmake an administrator, enable or disable, rename, reset the password."""
-    accounts = ctx.auth.accounts
-    if not p.may_administer(identity):
-        raise Forbidden("only system administrators may change users")
-    if body.is_admin is not None:
-        accounts.set_admin(identity, name, body.is_admin)
-        _record(ctx, request, "user.admin." + ("grant" if body.is_admin else "revoke"), identity, name)
-    if body.is_active is not None:
-        accounts.set_active(identity, name, body.is_active)
-        _record(ctx, request, "user." + ("enable" if body.is_active else "disable"), identity, name)
-    if body.full_name is not None:
-        accounts.set_full_name(identity, name, body.full_name)
-    if body.password is not None:
-        accounts.set_password(identity, name, body.password)
-        _record(ctx, request, "user.password.reset", identity, name)
-    return _user_out(accounts.user(name))
+    row = ctx.auth.accounts.update_user(
+        identity,
+        name,
+        is_admin=body.is_admin,
+        is_active=body.is_active,
+        full_name=body.full_name,
+        password=body.password,
+    )
+    return _user_out(row)
 
 
 @router.delete("/users/{name}", tags=["users"], status_code=NO_CONTENT, responses=documented(403, 404, 409))
-def delete_user(name: str, request: Request, ctx: Ctx, identity: User) -> None:
+def delete_user(name: str, ctx: Ctx, identity: User) -> None:
     """Delete a user with their tokens and memberships; refused (409) while their namespace holds
     repositories."""
     ctx.auth.accounts.user(name)
     ctx.auth.accounts.delete_account(identity, name)
-    _record(ctx, request, "user.delete", identity, name)
 
 
 # Repositories
@@ -269,14 +250,11 @@ def _repo_out(browse: RepositoryBrowser, identity: Identity, name: str) -> m.Rep
     status_code=201,
     responses=documented(403, 404, 409),
 )
-def create_repository(
-    body: m.RepositoryCreate, request: Request, ctx: Ctx, browse: Browser, identity: User
-) -> m.RepositoryOut:
+def create_repository(body: m.RepositoryCreate, ctx: Ctx, browse: Browser, identity: User) -> m.RepositoryOut:
     """Create a repository in a namespace the caller may create in."""
-    repo = ctx.auth.accounts.create_repository(
+    repo = ctx.auth.repositories.create(
         identity, body.name, body.visibility, body.description, body.scan_on_push
     )
-    _record(ctx, request, "repository.create", identity, repo.name, visibility=repo.visibility)
     return _repo_out(browse, identity, repo.name)
 
 
@@ -293,7 +271,7 @@ def repository_grants(
     paging: Paging,
 ) -> list[m.GrantOut]:
     """The team grants on a repository, by team (its administrators)."""
-    grants = ctx.auth.accounts.repository_grants(identity, name, paging.after, paging.fetch)
+    grants = ctx.auth.grants.repository_grants(identity, name, paging.after, paging.fetch)
     page = paging.page(grants, lambda grant: grant[0])
     return [m.GrantOut(repository=name, team=team, level=level) for team, level in page]
 
@@ -316,30 +294,25 @@ def get_repository(name: str, browse: Browser, identity: Caller) -> m.Repository
     responses=documented(403, 404),
 )
 def update_repository(
-    name: str, body: m.RepositoryPatch, request: Request, ctx: Ctx, browse: Browser, identity: User
+    name: str, body: m.RepositoryPatch, ctx: Ctx, browse: Browser, identity: User
 ) -> m.RepositoryOut:
     """Change the description, visibility or scan on push (repository administrators)."""
-    ctx.auth.accounts.update_repository(
+    ctx.auth.repositories.update(
         identity,
         name,
         visibility=body.visibility,
         description=body.description,
         scan_on_push=body.scan_on_push,
     )
-    if body.visibility is not None:
-        _record(ctx, request, "repository.visibility", identity, name, visibility=body.visibility)
-    if body.scan_on_push is not None:
-        _record(ctx, request, "repository.scan_on_push", identity, name, scan_on_push=body.scan_on_push)
     return _repo_out(browse, identity, name)
 
 
 @router.delete(
     "/repositories/{name:path}", tags=["repositories"], status_code=NO_CONTENT, responses=documented(403, 404)
 )
-def delete_repository(name: str, request: Request, ctx: Ctx, identity: User) -> None:
+def delete_repository(name: str, ctx: Ctx, identity: User) -> None:
     """Delete a repository with its tags (repository administrators); blobs go at the next GC."""
-    ctx.auth.accounts.delete_repository(identity, name)
-    _record(ctx, request, "repository.delete", identity, name)
+    ctx.auth.repositories.delete(identity, name)
 
 
 # Audit log

@@ -14,7 +14,6 @@ from dockyard.api.browse_routes import Browser
 from dockyard.api.deps import Caller, Ctx, User
 from dockyard.api.errors import documented
 from dockyard.api.paging import PAGED, After, link_next
-from dockyard.api.routes import _record
 from dockyard.auth.errors import InvalidInput
 from dockyard.content.digests import parse_digest
 from dockyard.content.errors import ContentError
@@ -68,10 +67,9 @@ def scan_report(name: str, reference: str, ctx: Ctx, identity: Caller) -> m.Scan
     status_code=status.HTTP_202_ACCEPTED,
     responses=documented(403, 404),
 )
-def request_scan(name: str, reference: str, request: Request, ctx: Ctx, identity: User) -> m.ScanReportOut:
+def request_scan(name: str, reference: str, ctx: Ctx, identity: User) -> m.ScanReportOut:
     """Scan a manifest again now (read-write access); the report says queued until the job runs."""
     report = ctx.scans.request_scan(identity, name, reference)
-    _record(ctx, request, "scan.request", identity, f"{name}@{report.digest}")
     return _report(report)
 
 
@@ -156,22 +154,10 @@ def scan_summary(
 @router.put(
     MANIFEST + "/vulnerabilities/{vuln_id}/hidden", response_model=m.HidingOut, responses=documented(403, 404)
 )
-def hide(
-    name: str, reference: str, vuln_id: str, body: m.HideIn, request: Request, ctx: Ctx, identity: User
-) -> m.HidingOut:
+def hide(name: str, reference: str, vuln_id: str, body: m.HideIn, ctx: Ctx, identity: User) -> m.HidingOut:
     """Hide a vulnerability for this image and package in this repository (repository administrators)."""
     digest = _digest(reference, "reference")
     hiding = ctx.scans.hide(identity, name, digest, vuln_id, body.package, body.reason)
-    _record(
-        ctx,
-        request,
-        "vulnerability.hide",
-        identity,
-        f"{name}@{digest}",
-        vulnerability=vuln_id,
-        package=body.package,
-        reason=hiding.reason,
-    )
     return _hiding(hiding)
 
 
@@ -185,19 +171,9 @@ def unhide(
     reference: str,
     vuln_id: str,
     package: Annotated[str, Query(min_length=1, max_length=512)],
-    request: Request,
     ctx: Ctx,
     identity: User,
 ) -> None:
     """Show a hidden vulnerability again."""
     digest = _digest(reference, "reference")
     ctx.scans.unhide(identity, name, digest, vuln_id, package)
-    _record(
-        ctx,
-        request,
-        "vulnerability.unhide",
-        identity,
-        f"{name}@{digest}",
-        vulnerability=vuln_id,
-        package=package,
-    )

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import BaseModel
 
 from dockyard.api.deps import Ctx, User
 from dockyard.api.errors import documented
 from dockyard.api.models import Timestamp
-from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import Unprocessable
 from dockyard.scanning.errors import ScanError
 
@@ -76,7 +75,6 @@ def vulndb_status(ctx: Ctx, _user: User) -> VulnDbOut:
 @router.post("/vulndb/imports", response_model=ImportOut, responses=documented(403, 413))
 def import_advisories(
     file: Annotated[UploadFile, File(description="An OSV zip (as osv.dev publishes) or JSON file.")],
-    request: Request,
     ctx: Ctx,
     identity: User,
     source: Annotated[str | None, Form(min_length=1, max_length=255)] = None,
@@ -86,13 +84,4 @@ def import_advisories(
         name, report = ctx.vulndb.import_upload(identity, file.file, file.filename or "upload.json", source)
     except ScanError as exc:
         raise Unprocessable(f"not an OSV file: {exc}", "file") from exc
-    ctx.auth.audit.record(
-        "vulndb.import",
-        actor=identity,
-        address=client_address(request),
-        target=name,
-        records=report.total,
-        added=report.added,
-        updated=report.updated,
-    )
     return ImportOut(source=name, **report.__dict__)

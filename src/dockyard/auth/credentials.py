@@ -18,6 +18,7 @@ from dockyard.auth.errors import AccountDisabled, Forbidden, InvalidInput, NotFo
 from dockyard.auth.identity import Credential, FreshPassword, Identity
 from dockyard.db import accounts as q
 from dockyard.db.engine import Database
+from dockyard.events.audit import AuditLog
 
 ACCESS_TOKEN_PREFIX = "dyp"  # noqa: S105 (a prefix, not a secret)
 REFRESH_TOKEN_PREFIX = "dyr"  # noqa: S105 (a prefix, not a secret)
@@ -74,13 +75,20 @@ def _view(row: q.TokenRow) -> AccessToken:
 
 
 class CredentialService:
-    """Creates, checks and revokes access tokens, refresh tokens and sessions."""
+    """Creates, checks and revokes access tokens, refresh tokens and sessions; creating and revoking are
+    audited here, in the transaction that makes the change."""
 
     def __init__(
-        self, db: Database, accounts: AccountService, refresh_ttl_seconds: int, session_ttl_seconds: int
+        self,
+        db: Database,
+        accounts: AccountService,
+        refresh_ttl_seconds: int,
+        session_ttl_seconds: int,
+        audit: AuditLog,
     ) -> None:
         self.db = db
         self.accounts = accounts
+        self.audit = audit
         self.refresh_ttl_seconds = refresh_ttl_seconds
         self.session_ttl_seconds = session_ttl_seconds
 
@@ -113,6 +121,9 @@ class CredentialService:
                 conn, actor.user_id, public_id, secret_hash, name, read_only, expires_at
             )
             row = q.access_token_by_id(conn, token_id)
+            self.audit.add(
+                conn, "token.create", actor=actor, target=public_id, name=name, read_only=read_only
+            )
         assert row is not None
         return _view(row), secret
 
@@ -135,6 +146,7 @@ class CredentialService:
                 raise Forbidden("a read-only token cannot revoke tokens")
             q.revoke_access_token(conn, row.id)
             revoked = q.access_token_by_id(conn, row.id)
+            self.audit.add(conn, "token.revoke", actor=actor, target=public_id, name=row.name)
         assert revoked is not None
         return _view(revoked)
 
@@ -218,7 +230,9 @@ class CredentialService:
         if actor.user_id is None or not p.may_manage_self(actor):
             raise Forbidden("log in first")
         with self.db.write() as conn:
-            return q.revoke_refresh_tokens(conn, actor.user_id)
+            count = q.revoke_refresh_tokens(conn, actor.user_id)
+            self.audit.add(conn, "token.refresh.revoke", actor=actor, target=actor.name or "", count=count)
+        return count
 
     # Sessions
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -29,6 +29,9 @@ class Identity:
     read_only: bool = False
     # How this request proved the identity (NONE for identities built by services and tests).
     credential: Credential = Credential.NONE
+    # Where the request came from, set by the surface that resolved the caller: the services' audit events
+    # name it (None for the command line, services and tests).
+    address: str | None = field(default=None, compare=False)
 
     @property
     def anonymous(self) -> bool:

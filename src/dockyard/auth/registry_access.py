@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 
@@ -9,14 +10,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from dockyard.auth import policy as p
-from dockyard.auth.accounts import AccountService
 from dockyard.auth.authenticate import Authenticator, client_address
 from dockyard.auth.errors import CredentialRefused, Throttled, Unauthenticated
 from dockyard.auth.identity import ANONYMOUS, Identity
+from dockyard.auth.permissions import Permissions
 from dockyard.auth.resolver import Audience, CredentialResolver
 from dockyard.auth.tokens import Claims, TokenInvalid
 from dockyard.config import Settings
-from dockyard.events.audit import DENIED, SUCCESS, AuditLog
+from dockyard.content.repositories import RepositoryService
+from dockyard.events.audit import DENIED, AuditLog
 from dockyard.registry.access import PUSH, AccessDenied, AuthenticationRequired, TooManyRequests
 from dockyard.registry.context import short_read
 
@@ -53,18 +55,20 @@ class PolicyAccess:
     def __init__(
         self,
         settings: Settings,
-        accounts: AccountService,
+        permissions: Permissions,
+        repositories: RepositoryService,
         authenticator: Authenticator,
         resolver: CredentialResolver,
         audit: AuditLog,
     ) -> None:
         self.settings = settings
-        self.accounts = accounts
+        self.permissions = permissions
+        self.repositories = repositories
         self.auth = authenticator
         self.resolver = resolver
         self.audit = audit
         # SQLite reads take microseconds and never wait for writers in WAL mode (see RegistryContext).
-        self.inline_reads = accounts.db.is_sqlite
+        self.inline_reads = permissions.db.is_sqlite
 
     async def require(
         self, request: Request, name: str | None, actions: Sequence[str], extra_scopes: Sequence[str] = ()
@@ -76,13 +80,15 @@ class PolicyAccess:
         try:
             await self._require(request, name, actions, extra_scopes)
         except AccessDenied:
-            await self._record(request, name, DENIED)
+            await self._denied(request, name)
             raise
-        await self._record(request, name, SUCCESS)
+        # The services' audit events say where the caller was.
+        request.state.identity = dataclasses.replace(request.state.identity, address=client_address(request))
 
-    async def _record(self, request: Request, name: str | None, outcome: str) -> None:
-        # Pushes and deletes of manifests (tags) are audited, and pulls of manifests where configured;
-        # blob traffic would drown the log.
+    async def _denied(self, request: Request, name: str | None) -> None:
+        # A refused push or delete of a manifest (tag) is audited here, and a refused pull where pulls are;
+        # what an allowed request did, the manifest service records with its outcome. Blob traffic would
+        # drown the log.
         path: str = request.scope["path"]  # request.url would parse the whole URL on every request
         if name is None or "/manifests/" not in path:
             return
@@ -99,10 +105,9 @@ class PolicyAccess:
             actor=actor,
             address=client_address(request),
             target=f"{name}:{reference}" if ":" not in reference else f"{name}@{reference}",
-            outcome=outcome,
-            # An allowed push or delete writes durably next, which takes this event to the disk with it;
-            # a pull's event may wait for the next durable write.
-            durable=outcome != SUCCESS and action != "registry.pull",
+            outcome=DENIED,
+            # A pull's event may wait for the next durable write.
+            durable=action != "registry.pull",
         )
 
     async def _require(
@@ -130,8 +135,8 @@ class PolicyAccess:
                 return
             identity = await self._identity_of(claims)
         wanted = registry_actions(actions)
-        facts = await self._read(self.accounts.repo_facts, identity, name)
-        settings = self.accounts.policy_settings
+        facts = await self._read(self.permissions.repo_facts, identity, name)
+        settings = self.permissions.policy_settings
         refused = [action for action in wanted if not p.may(identity, facts, action, settings)]
         allowed = len(wanted) == len(actions) and not refused
         if allowed and claims is not None:
@@ -156,8 +161,8 @@ class PolicyAccess:
         identity: Identity = getattr(request.state, "identity", ANONYMOUS)
         if p.may_browse_everything(identity):
             return names
-        facts = await self._read(self.accounts.facts_many, identity, names)
-        settings = self.accounts.policy_settings
+        facts = await self._read(self.permissions.facts_many, identity, names)
+        settings = self.permissions.policy_settings
         return [n for n in names if p.may(identity, facts[n], p.Action.BROWSE, settings)]
 
     async def _caller(self, request: Request, scope: str | None) -> tuple[Claims | None, Identity]:
@@ -192,20 +197,12 @@ class PolicyAccess:
     ) -> None:
         # Every request of a push passes here: settle the common case, an existing repository, with
         # one short read and no lookup of the caller's account.
-        if await self._read(self.accounts.repository_exists, name):
+        if await self._read(self.repositories.exists, name):
             return
         identity = caller if isinstance(caller, Identity) else await self._identity_of(caller)
-        outcome = await run_in_threadpool(self.accounts.ensure_on_push, identity, name)
-        if outcome == "created":
-            await run_in_threadpool(
-                self.audit.record,
-                "repository.create",
-                actor=identity,
-                address=client_address(request),
-                target=name,
-                visibility="private",
-                via="push",
-            )
+        # The repository service records the creation, from this address.
+        identity = dataclasses.replace(identity, address=client_address(request))
+        outcome = await run_in_threadpool(self.repositories.ensure_on_push, identity, name)
         if outcome == "denied":
             if identity.anonymous:
                 raise AuthenticationRequired(

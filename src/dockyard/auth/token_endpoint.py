@@ -18,16 +18,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dockyard.auth import policy as p
-from dockyard.auth.accounts import AccountService, check_repository_name
 from dockyard.auth.authenticate import Authenticator, SignIn, client_address
 from dockyard.auth.credentials import CredentialService
 from dockyard.auth.errors import AuthError, InvalidInput, Throttled, Unauthenticated
 from dockyard.auth.identity import Identity
 from dockyard.auth.keys import KeyRing
+from dockyard.auth.permissions import Permissions
 from dockyard.auth.registry_access import REGISTRY_ACTIONS
 from dockyard.auth.resolver import Audience, CredentialResolver
 from dockyard.auth.tokens import Scope, ScopeInvalid, TokenIssuer, parse_scopes
 from dockyard.config import Settings
+from dockyard.content.repositories import check_repository_name
 from dockyard.db.engine import DatabaseReadOnly
 from dockyard.events.audit import AuditLog
 from dockyard.observability import metrics
@@ -41,7 +42,7 @@ class TokenServices:
     """What the token endpoint needs."""
 
     settings: Settings
-    accounts: AccountService
+    permissions: Permissions
     credentials: CredentialService
     authenticator: Authenticator
     resolver: CredentialResolver
@@ -73,10 +74,10 @@ def _auth_error(exc: AuthError) -> Response:
     return _error(400, "INVALID_REQUEST", exc.message)
 
 
-def grant(accounts: AccountService, identity: Identity, scopes: list[Scope]) -> list[Scope]:
+def grant(permissions: Permissions, identity: Identity, scopes: list[Scope]) -> list[Scope]:
     """What of the asked scopes the policy allows the identity: the `access` claim."""
     granted: list[Scope] = []
-    settings = accounts.policy_settings
+    settings = permissions.policy_settings
     repository_scopes = [s for s in scopes if s.type == "repository"]
     valid_names = []
     for scope in repository_scopes:
@@ -84,7 +85,7 @@ def grant(accounts: AccountService, identity: Identity, scopes: list[Scope]) -> 
             valid_names.append(check_repository_name(scope.name))
         except InvalidInput:
             continue
-    facts = accounts.facts_many(identity, list(dict.fromkeys(valid_names))) if valid_names else {}
+    facts = permissions.facts_many(identity, list(dict.fromkeys(valid_names))) if valid_names else {}
     for scope in scopes:
         if scope.type == "repository" and scope.name in facts:
             asked = list(scope.actions)
@@ -134,7 +135,7 @@ async def token(request: Request) -> Response:
         return _auth_error(exc)
     request.state.identity = identity  # for the access log
 
-    access = await run_in_threadpool(grant, services.accounts, identity, scopes)
+    access = await run_in_threadpool(grant, services.permissions, identity, scopes)
     jwt, expires_in, issued_at = await run_in_threadpool(services.issuer.issue, identity, access)
     body: dict[str, Any] = {
         "token": jwt,

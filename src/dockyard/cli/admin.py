@@ -69,7 +69,6 @@ def create_user(
     password = _read_password(password_stdin)
     with _auth(config_file, data_dir, database_url) as auth:
         auth.accounts.create_user(None, name, password, is_admin=is_admin, full_name=full_name)
-        auth.audit.record("user.create", actor="cli", target=name, is_admin=is_admin)
     click.echo(f"created user {name}" + (" (system administrator)" if is_admin else ""))
 
 
@@ -80,7 +79,6 @@ def make_admin(config_file: Path | None, data_dir: Path | None, database_url: st
     """Make the user NAME a system administrator."""
     with _auth(config_file, data_dir, database_url) as auth:
         auth.accounts.set_admin(None, name, True)
-        auth.audit.record("user.admin.grant", actor="cli", target=name)
     click.echo(f"{name} is now a system administrator")
 
 
@@ -93,7 +91,6 @@ def unmake_admin(
     """Make the user NAME an ordinary user again (the last administrator stays one)."""
     with _auth(config_file, data_dir, database_url) as auth:
         auth.accounts.set_admin(None, name, False)
-        auth.audit.record("user.admin.revoke", actor="cli", target=name)
     click.echo(f"{name} is no longer a system administrator")
 
 
@@ -108,7 +105,6 @@ def passwd(
     password = _read_password(password_stdin)
     with _auth(config_file, data_dir, database_url) as auth:
         auth.accounts.set_password(None, name, password)
-        auth.audit.record("user.password.reset", actor="cli", target=name)
     click.echo(f"password of {name} changed")
 
 

@@ -17,13 +17,14 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from dockyard.auth import policy as p
-from dockyard.auth.accounts import AccountService, Repository, namespace_of
 from dockyard.auth.errors import Forbidden, InvalidInput, NotFound
 from dockyard.auth.identity import Identity
+from dockyard.auth.organizations import OrganizationService
 from dockyard.content.activity import DAY_SECONDS, day_of
 from dockyard.content.manifest_format import IMAGE_MANIFESTS, INDEXES
 from dockyard.content.manifests import ManifestService
-from dockyard.content.names import validate_tag
+from dockyard.content.names import namespace_of, validate_tag
+from dockyard.content.repositories import Repository, RepositoryService
 from dockyard.db import accounts as aq
 from dockyard.db import activity as aq_activity
 from dockyard.db import browse as q
@@ -261,11 +262,18 @@ class Browser:
     """Read models for the web UI, built from the database and the blob store under the access policy."""
 
     def __init__(
-        self, db: Database, store: BlobStore, accounts: AccountService, manifests: ManifestService
+        self,
+        db: Database,
+        store: BlobStore,
+        repositories: RepositoryService,
+        organizations: OrganizationService,
+        manifests: ManifestService,
     ) -> None:
         self.db = db
         self.store = store
-        self.accounts = accounts
+        self.repo_service = repositories
+        self.permissions = repositories.permissions
+        self.organizations = organizations
         self.manifests = manifests
 
     # Repositories
@@ -354,8 +362,8 @@ class Browser:
         everything = p.may_browse_everything(actor)
         # "ns/-" and "-" are not valid names, so they never exist: their facts describe the namespace alone.
         probes = {namespace_of(row.name) for row in rows} if not everything else set()
-        by_namespace = self.accounts.facts_many(actor, [f"{ns}/-" if ns else "-" for ns in probes])
-        settings = self.accounts.policy_settings
+        by_namespace = self.permissions.facts_many(actor, [f"{ns}/-" if ns else "-" for ns in probes])
+        settings = self.permissions.policy_settings
         # Repositories alike in namespace, visibility and grants get one decision between them.
         decided: dict[tuple[str | None, str, tuple[str, ...]], bool] = {}
         visible = []
@@ -397,11 +405,11 @@ class Browser:
             with self.db.read() as conn:
                 candidates = [row.name for row in aq.list_accounts(conn)]
         else:
-            candidates = [actor.name, *self.accounts.organizations_of(actor)]
+            candidates = [actor.name, *self.organizations.organizations_of(actor)]
         # "ns/-" is not a valid repository name, so it never exists: its facts describe the namespace alone.
         probes = {f"{ns}/-": ns for ns in sorted(set(candidates))}
-        facts = self.accounts.facts_many(actor, list(probes))
-        settings = self.accounts.policy_settings
+        facts = self.permissions.facts_many(actor, list(probes))
+        settings = self.permissions.policy_settings
         return [
             ns for probe, ns in probes.items() if p.may_create(actor, facts[probe], settings, on_push=False)
         ]
@@ -409,35 +417,27 @@ class Browser:
     def allowed(self, actor: Identity, name: str) -> frozenset[str]:
         """What the actor may do to the repository, as the policy answers (for showing controls only;
         each action is checked again by the service that performs it)."""
-        facts = self.accounts.repo_facts(actor, name)
-        actions = p.allowed_actions(actor, facts, list(p.Action), self.accounts.policy_settings)
+        facts = self.permissions.repo_facts(actor, name)
+        actions = p.allowed_actions(actor, facts, list(p.Action), self.permissions.policy_settings)
         return frozenset(action.value for action in actions)
 
     def delete_tag(self, actor: Identity, name: str, tag: str) -> None:
         """Delete one tag: the manifest and every other tag pointing at it stay."""
         validate_tag(tag)
-        self.accounts.require(actor, name, p.Action.DELETE)
-        self.manifests.delete(name, tag)
+        self.repo_service.require(actor, name, p.Action.DELETE)
+        self.manifests.untag(name, tag, actor)
 
     def readme(self, actor: Identity, name: str) -> str:
         """The repository's README source (Markdown)."""
-        row = self.accounts.require(actor, name, p.Action.BROWSE)
+        row = self.repo_service.require(actor, name, p.Action.BROWSE)
         with self.db.read() as conn:
             return q.repository_readme(conn, row.id)
-
-    def set_readme(self, actor: Identity, name: str, readme: str) -> None:
-        """Replace the README (repository administrators, as for the description)."""
-        if len(readme) > q.MAX_README:
-            raise InvalidInput(f"at most {q.MAX_README} characters", "readme")
-        row = self.accounts.require(actor, name, p.Action.EDIT)
-        with self.db.write() as conn:
-            q.set_repository_readme(conn, row.id, readme)
 
     def activity(
         self, actor: Identity, name: str, *, limit: int = 50, before_id: int | None = None
     ) -> list[AuditRow]:
         """The repository's audit events, newest first (for those who may manage its access)."""
-        self.accounts.require(actor, name, p.Action.MANAGE_ACCESS)
+        self.repo_service.require(actor, name, p.Action.MANAGE_ACCESS)
         with self.db.read() as conn:
             return q.repository_events(conn, name, limit, before_id)
 
@@ -453,7 +453,7 @@ class Browser:
     def tags(self, actor: Identity, name: str, *, after: str = "", limit: int = 50) -> TagPage:
         """A page of tags with kind, platforms, size, vulnerability counts and referrers: six queries after
         the access check, whatever the page size."""
-        row = self.accounts.require(actor, name, p.Action.BROWSE)
+        row = self.repo_service.require(actor, name, p.Action.BROWSE)
         with self.db.read() as conn:
             total = q.tag_count(conn, row.id)
             rows = q.tagged_page(conn, row.id, after, limit + 1)
@@ -513,7 +513,7 @@ class Browser:
 
     def image(self, actor: Identity, name: str, digest: str) -> ImageView:
         """One manifest: an index's platforms, or an image's config, layers and history; its referrers."""
-        row = self.accounts.require(actor, name, p.Action.BROWSE)
+        row = self.repo_service.require(actor, name, p.Action.BROWSE)
         with self.db.read() as conn:
             found = q.manifest_with_content(conn, row.id, digest)
             if found is None:

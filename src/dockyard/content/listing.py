@@ -16,9 +16,8 @@ from dockyard.db import listing as q
 from dockyard.db.listing import ManifestListing, RepositoryListing, TagListing
 
 if TYPE_CHECKING:
-    from dockyard.auth.accounts import AccountService
     from dockyard.content.manifests import ManifestService
-    from dockyard.events.audit import AuditLog
+    from dockyard.content.repositories import RepositoryService
 
 T = TypeVar("T")
 Sort = Literal["name", "last-push"]
@@ -60,10 +59,10 @@ def _parse_cursor(after: str | None, sort: Sort) -> tuple[float, str] | None:
 class RepositoryBrowser:
     """Repositories, tags and untagged manifests as a caller may see them."""
 
-    def __init__(self, accounts: AccountService, manifests: ManifestService, audit: AuditLog) -> None:
-        self.accounts = accounts
+    def __init__(self, repositories: RepositoryService, manifests: ManifestService) -> None:
+        self.repositories = repositories
+        self.permissions = repositories.permissions
         self.manifests = manifests
-        self.audit = audit
         self.db = manifests.db
 
     def search(
@@ -114,13 +113,13 @@ class RepositoryBrowser:
     def _visible(self, identity: Identity, rows: list[RepositoryListing]) -> list[RepositoryListing]:
         if p.may_browse_everything(identity) or not rows:
             return rows
-        facts = self.accounts.facts_many(identity, [row.name for row in rows])
-        settings = self.accounts.policy_settings
+        facts = self.permissions.facts_many(identity, [row.name for row in rows])
+        settings = self.permissions.policy_settings
         return [row for row in rows if p.may(identity, facts[row.name], p.Action.BROWSE, settings)]
 
     def repository(self, identity: Identity, name: str) -> RepositoryListing:
         """One repository the identity may browse."""
-        self.accounts.require(identity, name, p.Action.BROWSE)
+        self.repositories.require(identity, name, p.Action.BROWSE)
         with self.db.read() as conn:
             found = q.repository_listing(conn, name)
         if found is None:
@@ -129,7 +128,7 @@ class RepositoryBrowser:
 
     def tags(self, identity: Identity, name: str, after: str | None, limit: int) -> Page[TagListing]:
         """A page of the repository's tags, in byte order, with the manifest each points at."""
-        repo = self.accounts.require(identity, name, p.Action.BROWSE)
+        repo = self.repositories.require(identity, name, p.Action.BROWSE)
         limit = max(1, min(limit, MAX_PAGE))
         with self.db.read() as conn:
             rows = q.tags_page(conn, repo.id, after, limit + 1)
@@ -140,7 +139,7 @@ class RepositoryBrowser:
     def untagged(self, identity: Identity, name: str, after: str | None, limit: int) -> Page[ManifestListing]:
         """A page of the repository's manifests that no tag points at and nothing else in the repository
         needs (no index lists them; referrers such as signatures belong to their subject), by digest."""
-        repo = self.accounts.require(identity, name, p.Action.BROWSE)
+        repo = self.repositories.require(identity, name, p.Action.BROWSE)
         limit = max(1, min(limit, MAX_PAGE))
         found: list[ManifestListing] = []
         position, examined = after, 0
@@ -158,23 +157,16 @@ class RepositoryBrowser:
             if len(found) == limit or examined >= MAX_EXAMINED:
                 return Page(found, position)
 
-    def delete_tag(self, identity: Identity, name: str, tag: str, address: str | None) -> str:
+    def delete_tag(self, identity: Identity, name: str, tag: str) -> str:
         """Delete this tag alone; the manifest stays (untagged if no other tag points at it), and so do the
         other tags that share its digest. Returns the digest the tag pointed at."""
-        self.accounts.require(identity, name, p.Action.DELETE)
-        digest = self.manifests.untag(name, tag)
-        self.audit.record(
-            "tag.delete", actor=identity, address=address, target=f"{name}:{tag}", digest=digest
-        )
-        return digest
+        self.repositories.require(identity, name, p.Action.DELETE)
+        return self.manifests.untag(name, tag, identity)
 
-    def delete_untagged(self, identity: Identity, name: str, digest: Digest, address: str | None) -> None:
+    def delete_untagged(self, identity: Identity, name: str, digest: Digest) -> None:
         """Delete a manifest no tag points at (Conflict while one does, or while an index lists it)."""
-        self.accounts.require(identity, name, p.Action.DELETE)
-        tagged = self.manifests.delete_untagged(name, digest)
+        self.repositories.require(identity, name, p.Action.DELETE)
+        tagged = self.manifests.delete_untagged(name, digest, identity)
         if tagged:
             shown = ", ".join(tagged[:5]) + (f" and {len(tagged) - 5} more" if len(tagged) > 5 else "")
             raise Conflict(f"{digest} is still tagged ({shown}); delete those tags first", "digest")
-        self.audit.record(
-            "manifest.delete", actor=identity, address=address, target=f"{name}@{digest}", digest=str(digest)
-        )

@@ -11,9 +11,11 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from dockyard.auth.identity import Identity
 from dockyard.content.activity import PullCounter
 from dockyard.content.digests import Digest, digest_of
 from dockyard.content.errors import (
+    ContentError,
     DigestInvalid,
     ManifestBlobUnknown,
     ManifestReferenced,
@@ -30,6 +32,7 @@ from dockyard.content.manifest_format import (
 from dockyard.db import content as q
 from dockyard.db import listing as listing_q
 from dockyard.db.engine import Database
+from dockyard.events.audit import FAILURE, AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,11 @@ def _require_all(kind: str, name: str, wanted: list[str], present: set[str]) -> 
             )
 
 
+def _target(name: str, reference: Digest | str) -> str:
+    """How an audit event names a manifest: `name:tag` or `name@digest`."""
+    return f"{name}@{reference}" if isinstance(reference, Digest) else f"{name}:{reference}"
+
+
 def _existing_repository(conn: Connection, name: str) -> int:
     """The repository's id, or NameUnknown."""
     repo_id = q.repository_id(conn, name)
@@ -112,13 +120,23 @@ def _refuse_if_in_index(conn: Connection, repo_id: int, digest: str) -> None:
 class ManifestService:
     """The rules for manifests: every reference must exist, a tag never points at nothing."""
 
-    def __init__(self, db: Database, max_manifest_bytes: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        max_manifest_bytes: int,
+        audit: AuditLog | None = None,
+        *,
+        audit_pulls: bool = False,
+    ) -> None:
         self.db = db
         self.max_manifest_bytes = max_manifest_bytes
         self._cache = _ContentCache()
         self.push_hooks: list[PushHook] = []
         # Pulls by clients (not the scanner's reads), flushed to the daily statistics by app.py.
         self.pulls = PullCounter()
+        # Pushes and deletes are audited with their outcome, pulls only when `audit_pulls` is set.
+        self.audit = audit
+        self.audit_pulls = audit_pulls
 
     def put(
         self,
@@ -126,9 +144,20 @@ class ManifestService:
         reference: Digest | str,
         content: bytes,
         content_type: str,
-        pushed_by: str | None = None,
+        actor: Identity | None = None,
     ) -> PushResult:
-        """Validate and store a manifest; tag it when the reference is a tag, recording who pushed it."""
+        """Validate and store a manifest; tag it when the reference is a tag, recording who pushed it.
+        The push is audited as `registry.push` with its outcome: in the push's own transaction when it
+        succeeds."""
+        try:
+            return self._put(name, reference, content, content_type, actor)
+        except ContentError as exc:
+            self._failed("registry.push", actor, name, reference, exc)
+            raise
+
+    def _put(
+        self, name: str, reference: Digest | str, content: bytes, content_type: str, actor: Identity | None
+    ) -> PushResult:
         if len(content) > self.max_manifest_bytes:
             raise ManifestTooLarge(f"manifest is larger than {self.max_manifest_bytes} bytes")
         parsed = parse_manifest(content, content_type)
@@ -140,7 +169,7 @@ class ManifestService:
             )
         # Idempotent (the same rows and tag however often it runs): a failover that cuts it is retried.
         self.db.write_retrying(
-            lambda conn: self._store(conn, name, reference, parsed, digest, content, pushed_by)
+            lambda conn: self._store(conn, name, reference, parsed, digest, content, actor)
         )
         self._cache.put(digest, content)
         return PushResult(digest, parsed.subject.digest if parsed.subject else None)
@@ -153,14 +182,16 @@ class ManifestService:
         parsed: ParsedManifest,
         digest: str,
         content: bytes,
-        pushed_by: str | None,
+        actor: Identity | None,
     ) -> None:
         """The push's one transaction: the manifest, its references checked and locked, the tag and who
-        set it."""
+        set it, and its audit record (a retry after a cut COMMIT that had landed may record the push
+        twice)."""
         repo_id = q.ensure_repository(conn, name)
+        previous: int | None = None
         if isinstance(reference, str):
             # First of the rows this push locks (see q.lock_tag).
-            q.lock_tag(conn, repo_id, reference)
+            previous = q.lock_tag(conn, repo_id, reference)
         blobs = [b.digest for b in parsed.blobs]
         _require_all("blob", name, blobs, q.lock_blobs_in_repository(conn, repo_id, blobs))
         children = [c.digest for c in parsed.children]
@@ -177,8 +208,16 @@ class ManifestService:
             manifest_refs=children,
         )
         if isinstance(reference, str):
-            q.set_tag(conn, repo_id, reference, manifest_id, pushed_by)
+            q.set_tag(conn, repo_id, reference, manifest_id, actor.name if actor is not None else None)
         listing_q.record_push(conn, repo_id)
+        if self.audit is not None:
+            detail: dict[str, str] = {"repository": name, "digest": digest}
+            if isinstance(reference, str):
+                detail["tag"] = reference
+                if previous is not None and previous != manifest_id:
+                    # A tag overwrite: which image the tag pointed at before.
+                    detail["previous_digest"] = q.manifest_digest(conn, previous) or ""
+            self.audit.add(conn, "registry.push", actor=actor, target=_target(name, reference), **detail)
         self._run_hooks(conn, repo_id, name, digest, parsed.media_type)
 
     def _run_hooks(self, conn: Connection, repo_id: int, name: str, digest: str, media_type: str) -> None:
@@ -189,6 +228,20 @@ class ManifestService:
                     hook(conn, repo_id, name, digest, media_type)
             except Exception:
                 log.exception("push hook failed for %s@%s; the push itself succeeded", name, digest)
+
+    def pulled(self, name: str, reference: Digest | str, digest: str, actor: Identity | None) -> None:
+        """Audit a pull just served (`registry.pull`, with the digest), when `audit_pulls` is set. Apart
+        from `get`, which only reads (and on SQLite runs on the event loop); this writes."""
+        if self.audit_pulls and self.audit is not None:
+            # Not durable on its own: the next durable write takes it to the disk.
+            self.audit.record(
+                "registry.pull",
+                actor=actor,
+                target=_target(name, reference),
+                durable=False,
+                repository=name,
+                digest=digest,
+            )
 
     def get(self, name: str, reference: Digest | str) -> Manifest:
         """A manifest by tag or digest, with its exact bytes."""
@@ -215,32 +268,42 @@ class ManifestService:
         self.pulls.pulled(name)
         return manifest
 
-    def delete(self, name: str, reference: Digest | str) -> None:
-        """By digest: the manifest and its tags. By tag: only that tag."""
-        with self.db.write() as conn:
-            repo_id = _existing_repository(conn, name)
+    def delete(self, name: str, reference: Digest | str, actor: Identity | None = None) -> None:
+        """By digest: the manifest and its tags. By tag: only that tag. Audited as `registry.delete`."""
+        try:
             if isinstance(reference, str):
-                if not q.delete_tag(conn, repo_id, reference):
-                    raise ManifestUnknown(f"tag {reference} is not in repository {name}")
+                self._untag(name, reference, actor, "registry.delete")
                 return
-            row = q.manifest_by_digest(conn, repo_id, str(reference))
-            if row is None or not q.lock_manifest(conn, row.id):
-                raise ManifestUnknown(f"manifest {reference} is not in repository {name}")
-            _refuse_if_in_index(conn, repo_id, row.digest)
-            q.delete_manifest(conn, repo_id, row.id)
+            with self.db.write() as conn:
+                repo_id = _existing_repository(conn, name)
+                row = q.manifest_by_digest(conn, repo_id, str(reference))
+                if row is None or not q.lock_manifest(conn, row.id):
+                    raise ManifestUnknown(f"manifest {reference} is not in repository {name}")
+                _refuse_if_in_index(conn, repo_id, row.digest)
+                q.delete_manifest(conn, repo_id, row.id)
+                self._deleted(conn, "registry.delete", actor, name, reference, row.digest)
+        except ContentError as exc:
+            self._failed("registry.delete", actor, name, reference, exc)
+            raise
 
-    def untag(self, name: str, tag: str) -> str:
-        """Delete one tag alone, never the manifest or its other tags; returns the digest it pointed at."""
+    def untag(self, name: str, tag: str, actor: Identity | None = None) -> str:
+        """Delete one tag alone, never the manifest or its other tags; returns the digest it pointed at.
+        Audited as `tag.delete`."""
+        return self._untag(name, tag, actor, "tag.delete")
+
+    def _untag(self, name: str, tag: str, actor: Identity | None, action: str) -> str:
         with self.db.write() as conn:
             repo_id = _existing_repository(conn, name)
             row = q.manifest_by_tag(conn, repo_id, tag)
             if row is None or not q.delete_tag(conn, repo_id, tag):
                 raise ManifestUnknown(f"tag {tag} is not in repository {name}")
+            self._deleted(conn, action, actor, name, tag, row.digest)
             return row.digest
 
-    def delete_untagged(self, name: str, digest: Digest) -> list[str]:
-        """Delete a manifest that no tag points at. Returns [] when deleted, else (some of) its tags, and
-        deletes nothing. ManifestReferenced while an index of the repository lists it."""
+    def delete_untagged(self, name: str, digest: Digest, actor: Identity | None = None) -> list[str]:
+        """Delete a manifest that no tag points at. Returns [] when deleted (audited as `manifest.delete`),
+        else (some of) its tags, and deletes nothing. ManifestReferenced while an index of the repository
+        lists it."""
         with self.db.write() as conn:
             repo_id = _existing_repository(conn, name)
             row = q.manifest_by_digest(conn, repo_id, str(digest))
@@ -251,7 +314,35 @@ class ManifestService:
                 return tagged
             _refuse_if_in_index(conn, repo_id, row.digest)
             q.delete_manifest(conn, repo_id, row.id)
+            self._deleted(conn, "manifest.delete", actor, name, digest, row.digest)
         return []
+
+    def _deleted(
+        self,
+        conn: Connection,
+        action: str,
+        actor: Identity | None,
+        name: str,
+        reference: Digest | str,
+        digest: str,
+    ) -> None:
+        if self.audit is not None:
+            self.audit.add(
+                conn, action, actor=actor, target=_target(name, reference), repository=name, digest=digest
+            )
+
+    def _failed(
+        self, action: str, actor: Identity | None, name: str, reference: Digest | str, exc: ContentError
+    ) -> None:
+        if self.audit is not None:
+            self.audit.record(
+                action,
+                actor=actor,
+                target=_target(name, reference),
+                outcome=FAILURE,
+                repository=name,
+                reason=exc.message,
+            )
 
     def tags(self, name: str, last: str | None, limit: int) -> list[str]:
         """A page of a repository's tags."""

@@ -38,3 +38,9 @@ def parse_reference(reference: str) -> Digest | str:
     if ":" in reference:
         return parse_digest(reference)
     return validate_tag(reference)
+
+
+def namespace_of(name: str) -> str | None:
+    """The namespace of a repository: its first path component, or None for a top-level name."""
+    head, sep, _ = name.partition("/")
+    return head if sep else None

@@ -1,4 +1,5 @@
-"""Queries for accounts, organizations, teams, grants, access and refresh tokens, sessions and login failures.
+"""Queries for accounts, organizations, teams, grants, access and refresh tokens, sessions and login failures
+(repository rows: dockyard.db.repositories).
 
 Each takes an open transaction. The rules live in dockyard.auth; this module only reads and writes rows.
 """
@@ -46,18 +47,6 @@ class AccountRow:
     is_active: bool
     created_at: float
     last_login_at: float | None = None
-
-
-@dataclass(frozen=True)
-class RepositoryRow:
-    """A repository as access control sees it."""
-
-    id: int
-    name: str
-    visibility: str
-    description: str
-    created_at: float
-    scan_on_push: bool
 
 
 @dataclass(frozen=True)
@@ -391,73 +380,6 @@ def user_team_levels_many(
         for row in conn.execute(stmt).mappings():
             by_org.setdefault(row["org_id"], []).append(row["level"])
     return by_repo, by_org
-
-
-# Repositories
-
-
-def repository_by_name(conn: Connection, name: str) -> RepositoryRow | None:
-    """A repository's access-control row."""
-    stmt = select(
-        repositories.c.id,
-        repositories.c.name,
-        repositories.c.visibility,
-        repositories.c.description,
-        repositories.c.created_at,
-        repositories.c.scan_on_push,
-    ).where(repositories.c.name == name)
-    row = conn.execute(stmt).mappings().first()
-    return RepositoryRow(**row) if row is not None else None
-
-
-def repositories_by_names(conn: Connection, names: list[str]) -> dict[str, RepositoryRow]:
-    """Rows for the given names that exist."""
-    columns = select(
-        repositories.c.id,
-        repositories.c.name,
-        repositories.c.visibility,
-        repositories.c.description,
-        repositories.c.created_at,
-        repositories.c.scan_on_push,
-    )
-    found: dict[str, RepositoryRow] = {}
-    for batch in batches(names):
-        rows = conn.execute(columns.where(repositories.c.name.in_(batch))).mappings()
-        found.update((row["name"], RepositoryRow(**row)) for row in rows)
-    return found
-
-
-def all_repository_names(conn: Connection, namespace: str | None = None) -> list[str]:
-    """Repository names in order, optionally only those of one namespace."""
-    stmt = select(repositories.c.name).order_by(repositories.c.name)
-    if namespace is not None:
-        stmt = stmt.where(repositories.c.name.like(namespace.replace("_", r"\_") + "/%", escape="\\"))
-    return list(conn.execute(stmt).scalars())
-
-
-def insert_repository(
-    conn: Connection, name: str, visibility: str, description: str = "", scan_on_push: bool = True
-) -> int:
-    """Create a repository row; returns its id."""
-    return _insert_returning_id(
-        conn,
-        repositories,
-        name=name,
-        visibility=visibility,
-        description=description,
-        scan_on_push=scan_on_push,
-        created_at=time.time(),
-    )
-
-
-def update_repository(conn: Connection, repo_id: int, **values: Any) -> None:
-    """Change a repository's visibility, description or scan-on-push setting."""
-    conn.execute(update(repositories).where(repositories.c.id == repo_id).values(**values))
-
-
-def delete_repository(conn: Connection, repo_id: int) -> None:
-    """Remove a repository; its tags, manifests, links, uploads and grants go by cascade."""
-    conn.execute(delete(repositories).where(repositories.c.id == repo_id))
 
 
 # Access tokens, refresh tokens and sessions

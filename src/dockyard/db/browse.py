@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
-from dockyard.db.accounts import RepositoryRow
 from dockyard.db.audit import AuditRow, about_repository
 from dockyard.db.batches import batches
+from dockyard.db.repositories import RepositoryRow
 from dockyard.db.schema import (
     audit_events,
     blobs,

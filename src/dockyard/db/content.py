@@ -276,6 +276,12 @@ def _pulled(row: Any) -> tuple[bool, ManifestRow | None]:
     return True, _manifest_row(row) if row.id is not None else None
 
 
+def manifest_digest(conn: Connection, manifest_id: int) -> str | None:
+    """The digest of a manifest by id (None when it is gone)."""
+    found = conn.execute(select(manifests.c.digest).where(manifests.c.id == manifest_id)).scalar_one_or_none()
+    return None if found is None else str(found)
+
+
 def manifest_content(conn: Connection, manifest_id: int) -> bytes:
     """The bytes of a manifest exactly as they were pushed."""
     content: bytes = conn.execute(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.requests import Request
+
+if TYPE_CHECKING:
+    from dockyard.auth.identity import Identity
 
 PULL = "pull"
 PUSH = "push"
@@ -46,6 +49,13 @@ class Access(Protocol):
 
     async def visible(self, request: Request, names: list[str]) -> list[str]:
         """The subset of repository names the caller may see (for the catalog)."""
+
+
+def caller(request: Request) -> Identity | None:
+    """Who the access hook found behind the request (None when no access control identified anyone): the
+    services record their audit events under this identity."""
+    found: Identity | None = getattr(request.state, "identity", None)
+    return found
 
 
 class OpenAccess:

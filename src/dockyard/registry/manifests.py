@@ -8,7 +8,7 @@ from starlette.responses import Response
 from dockyard.content.digests import Digest
 from dockyard.content.errors import ManifestTooLarge, ManifestUnknown, TagInvalid
 from dockyard.content.names import parse_reference
-from dockyard.registry.access import DELETE, PULL, PUSH
+from dockyard.registry.access import DELETE, PULL, PUSH, caller
 from dockyard.registry.context import RegistryContext, call, read
 from dockyard.registry.numbers import content_length
 
@@ -52,6 +52,9 @@ async def get_manifest(request: Request, ctx: RegistryContext, name: str, arg: s
         "ETag": f'"{manifest.digest}"',
         "Content-Length": str(len(manifest.content)),
     }
+    # A HEAD checks for the manifest; only a GET is a pull (audited when configured).
+    if request.method == "GET" and ctx.manifests.audit_pulls:
+        await call(ctx.manifests.pulled, name, reference, manifest.digest, caller(request))
     body = b"" if request.method == "HEAD" else manifest.content
     return Response(body, status_code=200, headers=headers, media_type=manifest.media_type)
 
@@ -73,14 +76,8 @@ async def put_manifest(request: Request, ctx: RegistryContext, name: str, arg: s
     reference = parse_reference(arg)
     await ctx.access.require(request, name, [PULL, PUSH])
     content = await _read_limited(request, ctx.manifests.max_manifest_bytes)
-    identity = getattr(request.state, "identity", None)
     result = await call(
-        ctx.manifests.put,
-        name,
-        reference,
-        content,
-        request.headers.get("content-type", ""),
-        pushed_by=identity.name if identity is not None else None,
+        ctx.manifests.put, name, reference, content, request.headers.get("content-type", ""), caller(request)
     )
     headers = {
         "Location": f"/v2/{name}/manifests/{result.digest}",
@@ -96,7 +93,7 @@ async def delete_manifest(request: Request, ctx: RegistryContext, name: str, arg
     """By digest: the manifest and its tags. By tag: just the tag."""
     reference = parse_reference(arg)
     await ctx.access.require(request, name, [DELETE])
-    await call(ctx.manifests.delete, name, reference)
+    await call(ctx.manifests.delete, name, reference, caller(request))
     headers = {"Content-Length": "0"}
     if isinstance(reference, Digest):
         headers["Docker-Content-Digest"] = str(reference)

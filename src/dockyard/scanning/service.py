@@ -18,16 +18,17 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from dockyard.auth import policy as p
-from dockyard.auth.accounts import AccountService
 from dockyard.auth.errors import InvalidInput, NotFound
 from dockyard.auth.identity import Identity
 from dockyard.content.errors import ContentError, ManifestUnknown, NameUnknown
 from dockyard.content.manifest_format import MANIFEST_MEDIA_TYPES
 from dockyard.content.manifests import ManifestService
 from dockyard.content.names import parse_reference
+from dockyard.content.repositories import RepositoryService
 from dockyard.db import scans as q
 from dockyard.db import vulndb as vq
 from dockyard.db.engine import Database
+from dockyard.events.audit import AuditLog
 from dockyard.jobs.queue import Job, JobQueue
 from dockyard.jobs.worker import GiveUp, JobRunner
 from dockyard.scanning import results as r
@@ -159,14 +160,17 @@ class ScanService:
         db: Database,
         store: BlobSource,
         manifests: ManifestService,
-        accounts: AccountService,
+        repositories: RepositoryService,
         jobs: JobQueue,
+        audit: AuditLog,
     ) -> None:
         self.db = db
         self.store = store
         self.manifests = manifests
-        self.accounts = accounts
+        self.repositories = repositories
         self.jobs = jobs
+        # Scan requests and hidings are audited here, in the transaction that makes them.
+        self.audit = audit
         self.vulndb = VulnDatabase(db)
         self._last_cleanup = float("-inf")
 
@@ -185,21 +189,23 @@ class ScanService:
 
     def request_scan(self, actor: Identity, repository: str, reference: str) -> r.ScanReport:
         """Scan a manifest now (again), for callers with read-write access; returns the report."""
-        row = self.accounts.require(actor, repository, p.Action.SCAN)
+        row = self.repositories.require(actor, repository, p.Action.SCAN)
         digest = self._resolve(repository, reference)
-        self.jobs.enqueue(SCAN_JOB, digest, {"repository": repository, "force": True})
+        with self.db.write() as conn:
+            self.jobs.enqueue(SCAN_JOB, digest, {"repository": repository, "force": True}, conn=conn)
+            self.audit.add(conn, "scan.request", actor=actor, target=f"{repository}@{digest}")
         return self._report(row.id, repository, digest)
 
     # Reading results
 
     def report(self, actor: Identity, repository: str, reference: str) -> r.ScanReport:
         """The scan report of a manifest by tag or digest."""
-        row = self.accounts.require(actor, repository, p.Action.BROWSE)
+        row = self.repositories.require(actor, repository, p.Action.BROWSE)
         return self._report(row.id, repository, self._resolve(repository, reference))
 
     def tag_summaries(self, actor: Identity, repository: str) -> list[r.TagSummary]:
         """Every tag of a repository with its manifest's report, by tag name."""
-        row = self.accounts.require(actor, repository, p.Action.BROWSE)
+        row = self.repositories.require(actor, repository, p.Action.BROWSE)
         with self.db.read() as conn:
             tagged = q.tagged_manifests(conn, row.id)
         return [
@@ -210,7 +216,7 @@ class ScanService:
         self, actor: Identity, repository: str, reference: str, wanted: r.FindingFilter
     ) -> list[r.StoredFinding]:
         """The findings of a manifest's images, filtered, most severe first."""
-        row = self.accounts.require(actor, repository, p.Action.BROWSE)
+        row = self.repositories.require(actor, repository, p.Action.BROWSE)
         plan = self._plan(repository, self._resolve(repository, reference))
         found: list[r.StoredFinding] = []
         for target in plan.targets:
@@ -221,7 +227,7 @@ class ScanService:
         self, actor: Identity, repository: str, reference: str, platform: str | None = None
     ) -> dict[str, Any]:
         """The CycloneDX 1.5 document of one image: the manifest's, or for an index the `platform` one."""
-        row = self.accounts.require(actor, repository, p.Action.PULL)
+        row = self.repositories.require(actor, repository, p.Action.PULL)
         digest = self._resolve(repository, reference)
         target = self._one_target(self._plan(repository, digest), platform)
         with self.db.read() as conn:
@@ -248,7 +254,7 @@ class ScanService:
         reason = reason.strip()
         if not reason or len(reason) > MAX_REASON:
             raise InvalidInput(f"give a reason of 1 to {MAX_REASON} characters", "reason")
-        row = self.accounts.require(actor, repository, p.Action.HIDE_VULNERABILITY)
+        row = self.repositories.require(actor, repository, p.Action.HIDE_VULNERABILITY)
         digest = self._resolve(repository, image_digest)
         with self.db.write() as conn:
             names = {p_.seq: p_.name for p_ in q.packages_of(conn, digest)}
@@ -258,15 +264,32 @@ class ScanService:
             now = time.time()
             by = actor.name or "system"
             q.hide(conn, row.id, q.HiddenRow(digest, vuln_id, package, reason, by, now))
+            self.audit.add(
+                conn,
+                "vulnerability.hide",
+                actor=actor,
+                target=f"{repository}@{digest}",
+                vulnerability=vuln_id,
+                package=package,
+                reason=reason,
+            )
         return _hiding(q.HiddenRow(digest, vuln_id, package, reason, by, now))
 
     def unhide(self, actor: Identity, repository: str, image_digest: str, vuln_id: str, package: str) -> None:
         """Show a hidden finding again."""
-        row = self.accounts.require(actor, repository, p.Action.HIDE_VULNERABILITY)
+        row = self.repositories.require(actor, repository, p.Action.HIDE_VULNERABILITY)
         digest = self._resolve(repository, image_digest)
         with self.db.write() as conn:
             if not q.unhide(conn, row.id, digest, vuln_id, package):
                 raise NotFound(f"{vuln_id} on package {package} is not hidden in {repository}@{digest}")
+            self.audit.add(
+                conn,
+                "vulnerability.unhide",
+                actor=actor,
+                target=f"{repository}@{digest}",
+                vulnerability=vuln_id,
+                package=package,
+            )
 
     # Jobs
 

@@ -19,7 +19,9 @@ from dockyard.auth.errors import Forbidden, TooLarge
 from dockyard.auth.identity import Identity
 from dockyard.auth.policy import may_administer
 from dockyard.config import Settings
+from dockyard.events.audit import CLI, FAILURE, Actor, AuditLog
 from dockyard.jobs.queue import Job, JobQueue
+from dockyard.scanning.errors import ScanError
 from dockyard.scanning.vulndb import ImportReport, VulnDatabase, VulnDbStatus
 from dockyard.scanning.vulndb_fetch import default_source, fetched, is_url
 
@@ -28,6 +30,8 @@ __all__ = ["SYNC_JOB", "SyncStatus", "VulnDbSync"]
 log = logging.getLogger(__name__)
 
 SYNC_JOB = "vulndb.sync"
+# The actor of the scheduled sync's imports in the audit log.
+SYNC_ACTOR = "vulndb-sync"
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,14 @@ class SyncStatus:
 class VulnDbSync:
     """Imports into the vulnerability database, by hand or on a schedule."""
 
-    def __init__(self, vulndb: VulnDatabase, jobs: JobQueue, settings: Settings) -> None:
+    def __init__(
+        self, vulndb: VulnDatabase, jobs: JobQueue, settings: Settings, audit: AuditLog | None = None
+    ) -> None:
         self.vulndb = vulndb
         self.jobs = jobs
         self.settings = settings
+        # Every import, whoever starts it (API, UI, command line, the sync), is audited as `vulndb.import`.
+        self.audit = audit
 
     @property
     def download_dir(self) -> Path:
@@ -62,20 +70,26 @@ class VulnDbSync:
         on_download: Callable[[int | None], None] | None = None,
         downloaded: Callable[[int], None] | None = None,
         imported: Callable[[int], None] | None = None,
+        actor: Actor = None,
     ) -> tuple[str, ImportReport]:
         """Import a zip, directory or JSON file, or one at a URL (downloaded first); returns the source
-        name used and the report. The callbacks report download and import progress."""
+        name used and the report. The callbacks report download and import progress. `actor=None` is the
+        command line."""
         name = source or default_source(location)
-        if not is_url(location):
-            return name, self.vulndb.import_path(Path(location), name, progress=imported)
-        with fetched(
-            location,
-            self.download_dir,
-            max_bytes=self.settings.vulndb_max_download_bytes,
-            on_start=on_download,
-            progress=downloaded,
-        ) as path:
-            return name, self.vulndb.import_path(path, name, progress=imported)
+
+        def run() -> ImportReport:
+            if not is_url(location):
+                return self.vulndb.import_path(Path(location), name, progress=imported)
+            with fetched(
+                location,
+                self.download_dir,
+                max_bytes=self.settings.vulndb_max_download_bytes,
+                on_start=on_download,
+                progress=downloaded,
+            ) as path:
+                return self.vulndb.import_path(path, name, progress=imported)
+
+        return name, self._audited(actor or CLI, name, location, run)
 
     def import_upload(
         self, actor: Identity, stream: BinaryIO, filename: str, source: str | None = None
@@ -96,7 +110,31 @@ class VulnDbSync:
                 copy.write(chunk)
             copy.flush()
             name = source or default_source(filename)
-            return name, self.vulndb.import_path(Path(copy.name), name)
+            return name, self._audited(
+                actor, name, filename, lambda: self.vulndb.import_path(Path(copy.name), name)
+            )
+
+    def _audited(self, actor: Actor, name: str, origin: str, run: Callable[[], ImportReport]) -> ImportReport:
+        """Run an import and record it with its outcome: the report's counts, or why it failed."""
+        try:
+            report = run()
+        except ScanError as exc:
+            if self.audit is not None:
+                self.audit.record(
+                    "vulndb.import", actor=actor, target=name, outcome=FAILURE, origin=origin, reason=str(exc)
+                )
+            raise
+        if self.audit is not None:
+            self.audit.record(
+                "vulndb.import",
+                actor=actor,
+                target=name,
+                origin=origin,
+                records=report.total,
+                added=report.added,
+                updated=report.updated,
+            )
+        return report
 
     def schedule(self, now: float | None = None) -> bool:
         """Queue this interval's sync (at most once across replicas); False if there is none to queue."""
@@ -114,7 +152,7 @@ class VulnDbSync:
         errors: list[str] = []
         for url in self.settings.vulndb_sync_urls:
             try:
-                name, report = self.import_location(url)
+                name, report = self.import_location(url, actor=SYNC_ACTOR)
                 log.info("vulnerability database sync: %s from %s, %d records", name, url, report.total)
             except Exception as exc:
                 log.warning("vulnerability database sync from %s failed: %s", url, exc)

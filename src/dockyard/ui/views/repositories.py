@@ -8,7 +8,7 @@ from starlette.responses import Response
 from dockyard.auth.errors import AuthError
 from dockyard.ui.render import page
 from dockyard.ui.session import viewer
-from dockyard.ui.views.common import audit, back, call, notice, posted, repo_url, services, signed_in
+from dockyard.ui.views.common import back, call, notice, posted, repo_url, services, signed_in
 
 PER_PAGE = 25
 
@@ -61,10 +61,9 @@ async def create_repository(request: Request) -> Response:
     form = await posted(request)
     signed_in(form.viewer)
     name = f"{form.get('namespace')}/{form.get('name').strip()}"
-    accounts = services(request).auth.accounts
     try:
         repo = await call(
-            accounts.create_repository,
+            services(request).auth.repositories.create,
             form.viewer.identity,
             name,
             form.get("visibility", "private"),
@@ -81,5 +80,4 @@ async def create_repository(request: Request) -> Response:
             values=form.fields,
             error=exc.message,
         )
-    await audit(request, form.viewer, "repository.create", repo.name, visibility=repo.visibility)
     return back(repo_url(repo.name), "created")

@@ -12,16 +12,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.auth.accounts import namespace_of
-from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import AuthError, InvalidInput, NotFound
 from dockyard.auth.identity import Identity
 from dockyard.content.digests import parse_digest
+from dockyard.content.names import namespace_of
 from dockyard.ui.markdown import render
 from dockyard.ui.render import page
 from dockyard.ui.session import viewer
 from dockyard.ui.views import image
-from dockyard.ui.views.common import Form, audit, back, call, notice, posted, repo_url, services
+from dockyard.ui.views.common import Form, back, call, notice, posted, repo_url, services
 
 TABS = ("tags", "untagged", "permissions", "settings", "activity")
 LEVELS = ("read-only", "read-write", "admin")
@@ -49,7 +48,7 @@ async def show(request: Request) -> Response:
         raise NotFound("no such page")
     current = await viewer(request)
     svc = services(request)
-    repo = await call(svc.auth.accounts.repository, current.identity, name)
+    repo = await call(svc.auth.repositories.repository, current.identity, name)
     allowed = await call(svc.browser.allowed, current.identity, name)
     tab = request.query_params.get("tab", "tags")
     if tab not in TABS:
@@ -68,7 +67,7 @@ async def show(request: Request) -> Response:
         )
         context["after"] = cursor
     elif tab == "permissions" and "manage-access" in allowed:
-        context["grants"] = await call(svc.auth.accounts.repository_grants, current.identity, name)
+        context["grants"] = await call(svc.auth.grants.repository_grants, current.identity, name)
         org = namespace_of(name)
         teams = await _teams(request, current.identity, org) if org else []
         context["teams"] = teams
@@ -93,7 +92,7 @@ async def show(request: Request) -> Response:
 
 async def _teams(request: Request, identity: Identity, org: str) -> list[str]:
     try:
-        rows = await call(services(request).auth.accounts.teams, identity, org)
+        rows = await call(services(request).auth.organizations.teams, identity, org)
     except AuthError:
         return []  # a user's namespace, or an organization the viewer does not see into
     return [row.name for row in rows]
@@ -112,55 +111,38 @@ async def act(request: Request) -> Response:
 
 
 async def _settings(request: Request, form: Form, name: str) -> Response:
-    repo = await call(
-        services(request).auth.accounts.update_repository,
+    await call(
+        services(request).auth.repositories.update,
         form.viewer.identity,
         name,
         visibility=form.get("visibility") or None,
         description=form.get("description"),
         scan_on_push=form.get("scan_on_push") == "on",
     )
-    await audit(
-        request,
-        form.viewer,
-        "repository.settings",
-        name,
-        visibility=repo.visibility,
-        scan_on_push=repo.scan_on_push,
-    )
     return back(repo_url(name), "saved", tab="settings")
 
 
 async def _readme(request: Request, form: Form, name: str) -> Response:
-    await call(services(request).browser.set_readme, form.viewer.identity, name, form.get("readme"))
-    await audit(request, form.viewer, "repository.readme", name)
+    await call(services(request).auth.repositories.set_readme, form.viewer.identity, name, form.get("readme"))
     return back(repo_url(name), "saved", tab="settings")
 
 
 async def _delete(request: Request, form: Form, name: str) -> Response:
     if form.get("confirm") != name:
         raise InvalidInput("type the repository's name to confirm", "confirm")
-    await call(services(request).auth.accounts.delete_repository, form.viewer.identity, name)
-    await audit(request, form.viewer, "repository.delete", name)
+    await call(services(request).auth.repositories.delete, form.viewer.identity, name)
     return back("/", "deleted")
 
 
 async def _delete_tag(request: Request, form: Form, name: str) -> Response:
     tag = form.get("tag")
     await call(services(request).browser.delete_tag, form.viewer.identity, name, tag)
-    await audit(request, form.viewer, "tag.delete", f"{name}:{tag}")
     return back(repo_url(name), "deleted")
 
 
 async def _delete_manifest(request: Request, form: Form, name: str) -> Response:
     digest = parse_digest(form.get("digest"))
-    await call(
-        services(request).listing.delete_untagged,
-        form.viewer.identity,
-        name,
-        digest,
-        client_address(request),
-    )
+    await call(services(request).listing.delete_untagged, form.viewer.identity, name, digest)
     return back(repo_url(name), "deleted", tab="untagged")
 
 
@@ -168,13 +150,12 @@ async def _grant(request: Request, form: Form, name: str) -> Response:
     level = form.get("level")
     team = form.get("team")
     await call(
-        services(request).auth.accounts.set_repository_grant,
+        services(request).auth.grants.set_repository_grant,
         form.viewer.identity,
         name,
         team,
         None if level == "none" else level,
     )
-    await audit(request, form.viewer, "grant.repository", name, team=team, level=level)
     return back(repo_url(name), "granted", tab="permissions")
 
 

@@ -112,7 +112,6 @@ async def import_advisories(request: Request) -> Response:
         return await _system_page(request, current, status=422, error=f"not an OSV file: {exc}")
     finally:
         await upload.close()
-    await audit(request, current, "vulndb.import", name, records=report.total, added=report.added)
     return await _system_page(request, current, imported=(name, report))
 
 
