@@ -231,6 +231,7 @@ class S3Driver:
             raise ValueError("part_size must be from 5 MiB to 5 GiB")
         self.options = options
         self.bucket = options.bucket
+        self._bucket_found = False
         self._root = f"{options.prefix.strip('/')}/" if options.prefix.strip("/") else ""
         config = Config(
             signature_version="s3v4",
@@ -250,6 +251,18 @@ class S3Driver:
             config=config,
         )
 
+    def _check_bucket(self) -> None:
+        """StorageError unless the bucket exists (asked once: then a 404 can only mean a missing key)."""
+        if self._bucket_found:
+            return
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            raise StorageError(f"the bucket {self.bucket} does not exist or cannot be reached") from exc
+        except BotoCoreError as exc:
+            raise _failure(f"find the bucket {self.bucket}", exc) from exc
+        self._bucket_found = True
+
     def _key(self, path: str) -> str:
         parts = [p for p in path.split("/") if p]
         if not parts or any(p in {".", ".."} for p in parts):
@@ -262,8 +275,13 @@ class S3Driver:
     def stat(self, path: str) -> FileInfo:
         """HEAD the object."""
         key = self._key(path)
-        with _calling(f"stat {path}"):
-            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        try:
+            with _calling(f"stat {path}"):
+                head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except PathNotFound:
+            # A HEAD's 404 has no body to tell a missing key from a missing bucket.
+            self._check_bucket()
+            raise
         return FileInfo(path=path, size=head["ContentLength"], modified=head["LastModified"].timestamp())
 
     def read(
