@@ -175,7 +175,7 @@ class StorageSettings(BaseModel):
 class Settings(BaseSettings):
     """Every Dockyard setting. See docs/configuration.md for each one."""
 
-    model_config = SettingsConfigDict(env_prefix="DOCKYARD_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="DOCKYARD_", env_nested_delimiter="__", extra="forbid")
 
     data_dir: Path = Field(default_factory=default_data_dir)
     listen: str = "0.0.0.0:5000"

@@ -103,6 +103,7 @@ def test_push_on_one_replica_pull_from_the_other_through_redirects(
         location = response.headers["location"]
         assert location.startswith(moto_server.url) and "X-Amz-Signature=" in location
         assert response.headers["docker-content-digest"] == layer
+        assert response.headers["cache-control"] == "no-store"
         assert httpx.get(location, timeout=30).content == data
         head = client.head(f"/v2/team/app/blobs/{layer}")
         assert head.status_code == 200 and int(head.headers["content-length"]) == len(data)

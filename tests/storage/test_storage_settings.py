@@ -117,3 +117,17 @@ def test_bad_storage_settings_are_refused_clearly(
         load_settings(data_dir=tmp_path, storage=storage)
     assert message in str(caught.value)
     assert str(caught.value).startswith("invalid settings: storage")
+
+
+def test_storage_keys_from_the_environment_merge_with_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DOCKYARD_STORAGE__<SECTION>__<KEY> sets one key; the file's other keys stay."""
+    monkeypatch.setenv("DOCKYARD_STORAGE__S3__REGION", "eu-west-1")
+    monkeypatch.setenv("DOCKYARD_STORAGE__S3__PART_SIZE", str(6 << 20))
+    settings = _from_file(tmp_path, monkeypatch, '[storage]\ndriver = "s3"\n[storage.s3]\nbucket = "abc"\n')
+    s3 = settings.storage.s3  # type: ignore[attr-defined]
+    assert (s3.bucket, s3.region, s3.part_size) == ("abc", "eu-west-1", 6 << 20)
+    monkeypatch.setenv("DOCKYARD_STORAGE__S3__PART_SIZE", "1024")
+    with pytest.raises(ConfigError, match="from 5 MiB"):
+        load_settings()

@@ -323,9 +323,12 @@ class UploadService:
                 # write lock) orders this against a collection of the same digest, which deletes the file
                 # before it commits. Moving first, this could keep a file that collection then deletes.
                 q.record_blob(conn, str(digest), size)
-                self.store.commit_upload(row.id, str(digest))
+                self.store.place_upload(row.id, str(digest))
                 q.link_blob(conn, row.repository_id, str(digest))
                 q.delete_upload(conn, row.id)
+            # After the commit, not holding the database's locks: on an object store the scratch space's
+            # removal is several requests. If it is cut short, the collector removes what is left.
+            self._discard_quietly(row.id)
         except _NO_SPACE:
             # A blob moved into place by a transaction that could not commit is an orphan file, which the
             # collector removes after the grace period (another push of it may be recording it meanwhile).
@@ -338,6 +341,12 @@ class UploadService:
         """Close a session and drop its bytes."""
         self._session(name, upload_id)
         self._drop(upload_id)
+
+    def _discard_quietly(self, upload_id: str) -> None:
+        try:
+            self.store.discard_upload(upload_id)
+        except StorageError as exc:
+            log.warning("could not remove the scratch space of completed upload %s: %s", upload_id, exc)
 
     def _drop(self, upload_id: str) -> None:
         # Bytes first: on a full disk, removing them is what lets the database commit the rest.

@@ -72,13 +72,16 @@ class BlobStore:
             return iter(())
 
     def commit_upload(self, upload_id: str, digest: str) -> None:
-        """Move verified, committed upload bytes into their content address (whole or not at all)."""
-        if self.size(digest) is not None:
-            # Same digest, same bytes: keep the copy we have.
-            self.discard_upload(upload_id)
-            return
-        self.driver.move(upload_path(upload_id), blob_path(digest))
+        """Move verified, committed upload bytes into their content address, then drop the upload's rest."""
+        self.place_upload(upload_id, digest)
         self.discard_upload(upload_id)
+
+    def place_upload(self, upload_id: str, digest: str) -> None:
+        """Move verified, committed upload bytes into their content address (whole or not at all), unless
+        the blob is there already (same digest, same bytes: the copy we have is kept). The upload's scratch
+        space is left for `discard_upload`."""
+        if self.size(digest) is None:
+            self.driver.move(upload_path(upload_id), blob_path(digest))
 
     def discard_upload(self, upload_id: str) -> None:
         """Remove an upload's scratch space."""
