@@ -16,7 +16,7 @@ from sqlalchemy import update
 from dockyard.app import Services, build_services
 from dockyard.config import load_settings
 from dockyard.content.digests import parse_digest
-from dockyard.content.errors import DigestInvalid
+from dockyard.content.errors import BlobUploadInvalid, DigestInvalid
 from dockyard.db.schema import uploads
 from dockyard.storage.blobstore import blob_path
 from dockyard.storage.driver import PathNotFound
@@ -142,3 +142,26 @@ def test_a_wrong_digest_leaves_nothing_behind(
         _upload(replicas, chunks, wrong)
     assert replicas[0].store.size(wrong) is None
     assert _leftovers(moto_server, bucket) == ([], [])
+
+
+def test_a_session_whose_stored_bytes_are_gone_must_restart(
+    replicas: list[Services], moto_server: MotoServer, bucket: str
+) -> None:
+    """Removed behind Dockyard's back (a lifecycle rule, an operator): a clear 'restart the upload', not a
+    storage failure to retry for ever. (A multipart upload aborted meanwhile is the same case on S3, which
+    answers NoSuchUpload; moto answers it with a 500, so the test removes the upload's tail instead.)"""
+    a, b, _ = replicas
+    data = os.urandom(MIN_PART_SIZE + 10)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    status = a.uploads.start(NAME)
+    first = a.uploads.append(NAME, status.id, 0)
+    first.write(data)
+    first.finish()
+    client = moto_server.client
+    for entry in client.list_objects_v2(Bucket=bucket, Prefix="uploads/")["Contents"]:
+        client.delete_object(Bucket=bucket, Key=entry["Key"])
+    with pytest.raises(BlobUploadInvalid, match="restart the upload"):
+        b.uploads.complete(NAME, status.id, parse_digest(digest))
+    with pytest.raises(BlobUploadInvalid, match="restart the upload"):
+        b.uploads.append(NAME, status.id, len(data))
+    assert b.store.size(digest) is None

@@ -22,7 +22,7 @@ from dockyard.content.errors import BlobUploadInvalid, BlobUploadUnknown, Digest
 from dockyard.db import content as q
 from dockyard.db.engine import Database, DatabaseFull, DatabaseUnavailable
 from dockyard.storage.blobstore import BlobStore
-from dockyard.storage.driver import PathBusy, StorageError, StorageFull, Writer
+from dockyard.storage.driver import PathBusy, PathNotFound, StorageError, StorageFull, Writer
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ WRITER_LEASE_SECONDS = 60.0
 # the release of a writer whose client just went away, which happens in the background.
 _WRITER_WAIT_SECONDS = 2.0
 _BUSY = "another request is writing to this upload; retry once it has finished"
+# The storage lost what the session recorded (an S3 multipart upload aborted or completed meanwhile).
+_GONE = "the upload's stored bytes are gone; restart the upload"
 # Running out of room, for the bytes or for the database: the upload's bytes are released at once.
 _NO_SPACE = (StorageFull, DatabaseFull)
 
@@ -74,6 +76,8 @@ class Appender:
             self._writer.close()
             self._service.release(self.upload_id)
             raise
+        except PathNotFound:
+            raise BlobUploadInvalid(_GONE) from None
         if self._hasher is not None:
             self._hasher.update(data)
 
@@ -241,6 +245,8 @@ class UploadService:
             return self.store.upload_writer(row.id, resume_at=row.size, state=row.storage_state)
         except PathBusy:
             raise BlobUploadInvalid(_BUSY) from None
+        except PathNotFound:
+            raise BlobUploadInvalid(_GONE) from None
 
     @staticmethod
     def _running_hash(row: q.UploadRow) -> Hasher | None:
@@ -307,7 +313,10 @@ class UploadService:
         """
         try:
             # Durable first, and readable where a re-hash reads it.
-            writer.commit()
+            try:
+                writer.commit()
+            except PathNotFound:
+                raise BlobUploadInvalid(_GONE) from None
             computed = (hasher or self._rehash(row.id, size, digest.algorithm)).hexdigest()
             if computed != digest.hex:
                 writer.close()

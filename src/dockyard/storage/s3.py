@@ -40,7 +40,8 @@ MAX_PART_SIZE = 5 << 30
 MAX_PARTS = 10_000
 # Copies up to S3's CopyObject limit are one request; larger ones go part by part.
 _COPY = TransferConfig(multipart_threshold=MAX_PART_SIZE, multipart_chunksize=512 << 20)
-_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+# A multipart upload completed or aborted meanwhile, or a part replaced (InvalidPart) is gone for good too.
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchUpload", "InvalidPart"}
 # What S3-compatible servers answer when space or quota runs out (S3 itself has no such limit).
 _FULL = {"QuotaExceeded", "XMinioStorageFull"}
 _TAILS = ".tails"
@@ -135,8 +136,11 @@ class S3Writer:
             raise StorageError(
                 f"cannot continue {key}: its storage state holds {progress.size} bytes, not {resume_at}"
             )
+        if progress.tail is not None and not progress.tail.startswith(f"{key}/{_TAILS}/"):
+            raise StorageError(f"cannot continue {key}: its storage state names another object")
         self._upload_id = progress.upload_id
         self._parts = list(progress.parts)
+        self._sent = sum(size for _, _, size in progress.parts)
         self._buffer = bytearray()
         self._tail = progress.tail
         self._dirty = False
@@ -152,7 +156,7 @@ class S3Writer:
     @property
     def size(self) -> int:
         """Bytes in the parts sent plus the buffer."""
-        return sum(size for _, _, size in self._parts) + len(self._buffer)
+        return self._sent + len(self._buffer)
 
     @property
     def state(self) -> bytes:
@@ -185,6 +189,7 @@ class S3Writer:
                 Body=data,
             )["ETag"]
         self._parts.append((number, etag, len(data)))
+        self._sent += len(data)
 
     def flush(self) -> None:
         """Save the bytes short of a part as a new tail object (a fresh key: the recorded one stays
