@@ -34,9 +34,10 @@ async def get_blob(request: Request, ctx: RegistryContext, name: str, arg: str) 
         )
         if cache_url is not None:
             return RedirectResponse(cache_url, status_code=307, headers=headers)
-    if location.redirect_url and request.method == "GET":
+    if location.redirect_url and request.method == "GET" and grant is None:
         # Only GETs: a presigned URL is signed for GET, and a HEAD is answered from the record anyway. Not
-        # cached: the URL expires long before the blob's year-long max-age would.
+        # for a cache's fetch: cache nodes do not follow redirects. Not cached: the URL expires long before
+        # the blob's year-long max-age would.
         return RedirectResponse(
             location.redirect_url, status_code=307, headers={**headers, "Cache-Control": "no-store"}
         )
