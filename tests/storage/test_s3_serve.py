@@ -15,6 +15,9 @@ import httpx
 import pytest
 from s3_server import ACCESS_KEY, SECRET_KEY, MotoServer
 
+from dockyard.app import build_services
+from dockyard.cache.grants import GRANT_PARAMETER, issue_grant
+from dockyard.config import load_settings
 from support import BuiltImages, DockyardFactory, DockyardServer
 from support.servers import dockyard_executable, environment_without
 
@@ -111,6 +114,26 @@ def test_push_on_one_replica_pull_from_the_other_through_redirects(
         assert ranged.status_code == 206 and ranged.content == data[1:11]
         # Only through a repository the blob is linked into: elsewhere a 404, never a redirect.
         assert client.get(f"/v2/team/other/blobs/{layer}").status_code == 404
+
+
+def test_a_cache_fetch_is_streamed_not_redirected(
+    replicas: list[DockyardServer], skopeo: Tool, images: BuiltImages, tmp_path: Path,
+    config_file: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Cache nodes do not follow redirects: a fetch by grant gets the bytes themselves."""
+    a, _ = replicas
+    skopeo("copy", "--dest-creds", f"admin:{PASSWORD}", images.single.ref, f"docker://{a.address}/team/c:v1")
+    index = json.loads((images.single.layout / "index.json").read_text())
+    layer = json.loads(images.single.blob(index["manifests"][0]["digest"]))["layers"][0]["digest"]
+    monkeypatch.setenv("DOCKYARD_CONFIG", str(config_file))
+    services = build_services(load_settings(data_dir=tmp_path / "grants"))
+    try:
+        grant = issue_grant(services.auth.keys.current, "dockyard", "admin", "team/c", layer, 60)
+    finally:
+        services.db.close()
+    fetched = httpx.get(f"{a.url}/v2/team/c/blobs/{layer}", params={GRANT_PARAMETER: grant}, timeout=30)
+    assert fetched.status_code == 200
+    assert fetched.content == images.single.blob(layer)
 
 
 def test_one_upload_continued_on_another_replica(
