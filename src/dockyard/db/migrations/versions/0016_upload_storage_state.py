@@ -1,7 +1,7 @@
 """upload storage state: how the storage driver continues an upload (an S3 multipart upload's parts)
 
 Revision ID: 0016
-Revises: 0008
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0008"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
