@@ -59,7 +59,7 @@ from dockyard.registry.context import RegistryContext
 from dockyard.scanning.service import ScanService
 from dockyard.scanning.vulndb_sync import VulnDbSync
 from dockyard.storage.blobstore import BlobStore
-from dockyard.storage.filesystem import FilesystemDriver
+from dockyard.storage.factory import open_driver
 from dockyard.storage.permissions import Modes, check_tree, make_dirs, modes_for, restrict_process
 from dockyard.tls.serving import ca_pem
 from dockyard.ui.app import build_ui
@@ -67,7 +67,7 @@ from dockyard.ui.app import build_ui
 log = logging.getLogger(__name__)
 _POOL_SAMPLE_SECONDS = 5
 # Data directories whose file modes this process (or the one it was forked from) has checked.
-_MODES_CHECKED: set[tuple[Path, Path]] = set()
+_MODES_CHECKED: set[tuple[Path, ...]] = set()
 
 _AUDIT_PRUNE_SECONDS = 3600
 
@@ -156,7 +156,12 @@ def build_auth(settings: Settings, db: Database) -> AuthServices:
 
 def _check_file_modes(settings: Settings, modes: Modes) -> None:
     """Warn, once per data directory and process tree, about existing files others may read."""
-    roots = (settings.data_dir, settings.effective_storage_path)
+    # Blobs on S3 have no local files to check.
+    roots = (
+        (settings.data_dir, settings.effective_storage_path)
+        if settings.storage.driver == "filesystem"
+        else (settings.data_dir,)
+    )
     if roots in _MODES_CHECKED:
         return
     _MODES_CHECKED.add(roots)
@@ -179,7 +184,7 @@ def _check_file_modes(settings: Settings, modes: Modes) -> None:
 
 def build_store(settings: Settings, modes: Modes) -> BlobStore:
     """The blob store the settings name."""
-    return BlobStore(FilesystemDriver(settings.effective_storage_path, modes))
+    return BlobStore(open_driver(settings, modes))
 
 
 def build_services(settings: Settings) -> Services:
@@ -237,9 +242,13 @@ def bootstrap_admin(settings: Settings, auth: AuthServices) -> None:
 
 
 def _check_storage(services: Services) -> None:
-    writer = services.store.driver.writer("health/probe", resume_at=0)
-    writer.write(b"ok")
-    writer.close()
+    writer = services.store.driver.writer("health/probe")
+    try:
+        writer.write(b"ok")
+        # Committed: a write an object store would accept only in part is no proof it works.
+        writer.commit()
+    finally:
+        writer.close()
     services.store.driver.delete("health/probe")
 
 

@@ -9,9 +9,9 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dockyard.auth.proxies import parse_networks
@@ -57,15 +57,133 @@ class ClusterSettings(BaseModel):
         return value
 
 
+MIB = 1 << 20
+
+
+class FilesystemStorageSettings(BaseModel):
+    """[storage.filesystem]: blobs in a directory (on NFS for several replicas)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Default: `storage` inside the data directory.
+    path: Path | None = None
+
+
+class S3StorageSettings(BaseModel):
+    """[storage.s3]: blobs in an S3-compatible bucket (docs/configuration.md, "Blob storage")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bucket: str | None = None
+    # None: AWS's own endpoint for the region; else e.g. https://s3.example.net or http://127.0.0.1:9000.
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    # Keys go under this prefix, so one bucket can hold several registries.
+    prefix: str = ""
+    # Also DOCKYARD_S3_ACCESS_KEY / DOCKYARD_S3_SECRET_KEY or secret_key_file; none: boto3's own chain
+    # (instance role, ~/.aws). Never logged.
+    access_key: str | None = None
+    secret_key: SecretStr | None = None
+    secret_key_file: Path | None = None
+    # Answer blob GETs with a 307 to a presigned URL on the bucket, valid this long.
+    redirect: bool = False
+    redirect_expiry_seconds: int = 300
+    # Size of each multipart upload part; also the most an upload holds in memory per request.
+    part_size: int = 16 * MIB
+
+    @field_validator("bucket")
+    @classmethod
+    def _check_bucket(cls, value: str | None) -> str | None:
+        # S3's bucket naming rules (DNS-compatible names).
+        if value is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value):
+            raise ValueError("must be 3 to 63 lowercase letters, digits, '.' or '-' (S3 bucket naming rules)")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/?#]+/?", value):
+            raise ValueError("must be an http:// or https:// URL with a host and no path")
+        return value.rstrip("/") if value else value
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        if any(part in {"", ".", ".."} for part in value.split("/")) and value:
+            raise ValueError("must be '/'-separated names without empty, '.' or '..' parts")
+        if len(value) > 256 or any(ord(c) < 32 for c in value):
+            raise ValueError("must be at most 256 printable characters")
+        return value
+
+    @field_validator("redirect_expiry_seconds")
+    @classmethod
+    def _check_expiry(cls, value: int) -> int:
+        # S3 signs URLs for at most 7 days; a short life limits what a leaked URL gives away.
+        if not 1 <= value <= 7 * 24 * 3600:
+            raise ValueError("must be from 1 to 604800 seconds (7 days)")
+        return value
+
+    @field_validator("part_size")
+    @classmethod
+    def _check_part_size(cls, value: int) -> int:
+        if not 5 * MIB <= value <= 5 * 1024 * MIB:
+            raise ValueError("must be from 5 MiB (5242880, S3's smallest part) to 5 GiB")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> S3StorageSettings:
+        """Fill the keys from the environment or the secret file; both or neither."""
+        self.access_key = self.access_key or os.environ.get("DOCKYARD_S3_ACCESS_KEY") or None
+        if self.secret_key is None and os.environ.get("DOCKYARD_S3_SECRET_KEY"):
+            self.secret_key = SecretStr(os.environ["DOCKYARD_S3_SECRET_KEY"])
+        if self.secret_key_file is not None:
+            if self.secret_key is not None:
+                raise ValueError("give secret_key or secret_key_file, not both")
+            try:
+                secret = self.secret_key_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"cannot read secret_key_file {self.secret_key_file}: {exc.strerror}"
+                ) from exc
+            if not secret:
+                raise ValueError(f"secret_key_file {self.secret_key_file} is empty")
+            self.secret_key = SecretStr(secret)
+        if (self.access_key is None) != (self.secret_key is None):
+            raise ValueError(
+                "access_key and secret_key go together: give both, or neither (boto3's own chain)"
+            )
+        return self
+
+
+class StorageSettings(BaseModel):
+    """[storage]: where blob bytes live."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    driver: Literal["filesystem", "s3"] = "filesystem"
+    filesystem: FilesystemStorageSettings = Field(default_factory=FilesystemStorageSettings)
+    s3: S3StorageSettings = Field(default_factory=S3StorageSettings)
+
+    @model_validator(mode="after")
+    def _check_driver(self) -> StorageSettings:
+        if self.driver == "s3" and self.s3.bucket is None:
+            raise ValueError('storage.s3.bucket is required when storage.driver is "s3"')
+        return self
+
+
 class Settings(BaseSettings):
     """Every Dockyard setting. See docs/configuration.md for each one."""
 
-    model_config = SettingsConfigDict(env_prefix="DOCKYARD_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="DOCKYARD_", env_nested_delimiter="__", extra="forbid")
 
     data_dir: Path = Field(default_factory=default_data_dir)
     listen: str = "0.0.0.0:5000"
     external_url: str | None = None
     database_url: str | None = None
+    # Blob storage ([storage] sections); `storage_path` is the deprecated flat name of
+    # storage.filesystem.path.
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     storage_path: Path | None = None
     # Directories 0750 and files 0640 instead of 0700/0600, for a backup user in the registry's group.
     data_group_readable: bool = False
@@ -274,6 +392,15 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 8 characters")
         return value
 
+    @model_validator(mode="after")
+    def _check_storage_path(self) -> Settings:
+        path = self.storage.filesystem.path
+        if self.storage_path is not None and path is not None and self.storage_path != path:
+            raise ValueError(
+                "storage_path (deprecated) and storage.filesystem.path differ: keep only the latter"
+            )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -302,8 +429,8 @@ class Settings(BaseSettings):
 
     @property
     def effective_storage_path(self) -> Path:
-        """The blob store's root, defaulting to `blobs` inside the data directory."""
-        return self.storage_path or self.data_dir / "storage"
+        """The filesystem blob store's root, defaulting to `storage` inside the data directory."""
+        return self.storage.filesystem.path or self.storage_path or self.data_dir / "storage"
 
 
 # Searched in this order when neither --config nor DOCKYARD_CONFIG names a file: the current directory (a
@@ -348,7 +475,22 @@ class _TomlFileSource(PydanticBaseSettingsSource):
         for key in _PATH_KEYS & values.keys():
             if isinstance(values[key], str):
                 values[key] = base / Path(values[key]).expanduser()
+        _nested_paths(values.get("storage"), base)
         return values
+
+
+# Paths inside [storage] sections, relative to the file like the flat ones.
+_NESTED_PATH_KEYS = (("filesystem", "path"), ("s3", "secret_key_file"))
+
+
+def _nested_paths(storage: Any, base: Path) -> None:
+    """Make the [storage] sections' relative paths relative to the settings file."""
+    if not isinstance(storage, dict):
+        return
+    for section, key in _NESTED_PATH_KEYS:
+        table = storage.get(section)
+        if isinstance(table, dict) and isinstance(table.get(key), str):
+            table[key] = base / Path(table[key]).expanduser()
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -38,15 +38,19 @@ class CountingDriver(FilesystemDriver):
         super().__init__(root)
         self.upload_reads = 0
 
-    def read(self, path: str, offset: int = 0, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    def read(
+        self, path: str, offset: int = 0, chunk_size: int = 1 << 20, length: int | None = None
+    ) -> Iterator[bytes]:
         """Count, then read."""
         if path.startswith("uploads/"):
             self.upload_reads += 1
-        return super().read(path, offset, chunk_size)
+        return super().read(path, offset, chunk_size, length)
 
-    def writer(self, path: str, resume_at: int | None = None, exclusive: bool = False) -> FileWriter:
+    def writer(
+        self, path: str, resume_at: int = 0, state: bytes | None = None, exclusive: bool = False
+    ) -> FileWriter:
         """No flock."""
-        return super().writer(path, resume_at=resume_at, exclusive=False)
+        return super().writer(path, resume_at=resume_at, state=state, exclusive=False)
 
 
 @pytest.fixture
@@ -60,7 +64,7 @@ def replicas(settings: Settings, tmp_path: Path) -> Iterator[list[Services]]:
             data_dir=tmp_path / f"replica{index}",
             replica_id=f"node{index}",
             database_url=settings.effective_database_url,
-            storage_path=shared,
+            storage={"filesystem": {"path": shared}},
         )
         services = build_services(mine)
         services.uploads.store = BlobStore(CountingDriver(shared))
@@ -205,12 +209,12 @@ data_dir, url, storage, step, upload_id, start, digest = sys.argv[1:8]
 chunk = sys.stdin.buffer.read()
 reads = []
 original = FilesystemDriver.read
-def counting(self, path, offset=0, chunk_size=1 << 20):
+def counting(self, path, offset=0, chunk_size=1 << 20, length=None):
     if path.startswith("uploads/"):
         reads.append(path)
-    return original(self, path, offset, chunk_size)
+    return original(self, path, offset, chunk_size, length)
 FilesystemDriver.read = counting
-settings = load_settings(data_dir=Path(data_dir), database_url=url, storage_path=Path(storage))
+settings = load_settings(data_dir=Path(data_dir), database_url=url, storage={"filesystem": {"path": storage}})
 services = build_services(settings)
 if step == "start":
     upload_id = services.uploads.start("cluster/repo").id

@@ -1,32 +1,61 @@
-"""The contract every storage driver honours. A new driver (S3-compatible, say) adds one entry to DRIVERS."""
+"""The contract every storage driver honours (storage/driver.py), run against each driver: the filesystem
+and S3 (on moto's server mode, tests/storage/s3_server.py). A new driver adds one entry to DRIVERS."""
 
 from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from s3_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
 
-from dockyard.storage.driver import FileInfo, PathBusy, PathNotFound, StorageDriver, StorageError
+from dockyard.storage.driver import FileInfo, PathNotFound, StorageDriver, StorageError
 from dockyard.storage.filesystem import FilesystemDriver
+from dockyard.storage.s3 import MIN_PART_SIZE, S3Driver, S3Options
 
-DriverFactory = Callable[[Path], StorageDriver]
+# Opens a driver on the same storage each time it is called (as another replica would).
+Opener = Callable[[], StorageDriver]
 
-DRIVERS: dict[str, DriverFactory] = {
-    "filesystem": lambda tmp: FilesystemDriver(tmp / "root"),
-}
+
+def _filesystem(request: pytest.FixtureRequest, tmp: Path) -> Opener:
+    return lambda: FilesystemDriver(tmp / "root")
+
+
+def _s3(request: pytest.FixtureRequest, tmp: Path) -> Opener:
+    server: MotoServer = request.getfixturevalue("moto_server")
+    options = S3Options(
+        bucket=server.new_bucket(),
+        endpoint_url=server.url,
+        region=REGION,
+        # A prefix, so that the driver's keys and paths are told apart correctly.
+        prefix=f"registry-{uuid.uuid4().hex[:8]}/",
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        part_size=MIN_PART_SIZE,
+    )
+    return lambda: S3Driver(options)
+
+
+DRIVERS: dict[str, Callable[[pytest.FixtureRequest, Path], Opener]] = {"filesystem": _filesystem, "s3": _s3}
 
 
 @pytest.fixture(params=list(DRIVERS))
-def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageDriver]:
-    """A fresh, empty driver instance."""
-    yield DRIVERS[request.param](tmp_path)
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens drivers on one fresh, empty storage."""
+    return DRIVERS[request.param](request, tmp_path)
+
+
+@pytest.fixture
+def driver(storage: Opener) -> Iterator[StorageDriver]:
+    """A driver on a fresh, empty storage."""
+    yield storage()
 
 
 def _put(driver: StorageDriver, path: str, data: bytes) -> None:
-    writer = driver.writer(path, resume_at=0)
+    writer = driver.writer(path)
     try:
         writer.write(data)
         writer.commit()
@@ -64,41 +93,105 @@ def test_read_with_offset_and_chunks(driver: StorageDriver) -> None:
         _read(driver, "missing")
 
 
-def test_writer_appends_across_handles(driver: StorageDriver) -> None:
-    first = driver.writer("up/data", resume_at=0)
+def test_writer_continues_across_handles_and_replicas(storage: Opener) -> None:
+    """A writer flushes; another one, on another driver instance, continues from its size and state."""
+    first = storage().writer("up/data")
     first.write(b"hello ")
     assert first.size == 6
-    first.commit()
+    first.flush()
+    state = first.state
     first.close()
-    second = driver.writer("up/data", resume_at=6)
+    second = storage().writer("up/data", resume_at=6, state=state)
     assert second.size == 6
     second.write(b"world")
     assert second.size == 11
-    second.commit()
+    second.flush()
+    state = second.state
     second.close()
-    assert _read(driver, "up/data") == b"hello world"
-    # Without resume_at, appending continues at the end.
-    third = driver.writer("up/data")
-    assert third.size == 11
+    third = storage().writer("up/data", resume_at=11, state=state)
     third.write(b"!")
     third.commit()
     third.close()
-    assert _read(driver, "up/data") == b"hello world!"
+    assert _read(storage(), "up/data") == b"hello world!"
 
 
-def test_resume_at_truncates_what_a_crash_left(driver: StorageDriver) -> None:
-    _put(driver, "up/data", b"recorded-and-then-garbage")
-    writer = driver.writer("up/data", resume_at=8)
-    assert writer.size == 8
-    writer.write(b"+more")
-    writer.commit()
+def test_resume_drops_what_a_failed_writer_left(driver: StorageDriver) -> None:
+    """Bytes written (and flushed) after the state the next writer resumes from do not survive."""
+    writer = driver.writer("up/data")
+    writer.write(b"recorded")
+    writer.flush()
+    recorded = writer.state
+    writer.write(b"-and-then-garbage")
+    writer.flush()
     writer.close()
+    again = driver.writer("up/data", resume_at=8, state=recorded)
+    assert again.size == 8
+    again.write(b"+more")
+    again.commit()
+    again.close()
     assert _read(driver, "up/data") == b"recorded+more"
-    empty = driver.writer("up/data", resume_at=0)
+
+
+def test_resume_across_parts(driver: StorageDriver) -> None:
+    """Larger than a part (S3: 5 MiB here): a failed writer's extra part is replaced, not kept."""
+    first_bytes = os.urandom(MIN_PART_SIZE + 1000)
+    writer = driver.writer("up/big")
+    writer.write(first_bytes)
+    writer.flush()
+    recorded = writer.state
+    writer.write(os.urandom(MIN_PART_SIZE + 5))
+    writer.flush()
+    writer.close()
+    again = driver.writer("up/big", resume_at=len(first_bytes), state=recorded)
+    rest = os.urandom(MIN_PART_SIZE + 77)
+    for start in range(0, len(rest), 1 << 20):
+        again.write(rest[start : start + (1 << 20)])
+    assert again.size == len(first_bytes) + len(rest)
+    again.commit()
+    again.close()
+    assert driver.stat("up/big").size == len(first_bytes) + len(rest)
+    assert _read(driver, "up/big") == first_bytes + rest
+
+
+def test_unflushed_bytes_are_dropped(driver: StorageDriver) -> None:
+    writer = driver.writer("up/data")
+    writer.write(b"kept")
+    writer.flush()
+    state = writer.state
+    writer.write(b" lost")
+    writer.close()
+    again = driver.writer("up/data", resume_at=4, state=state)
+    again.commit()
+    again.close()
+    assert _read(driver, "up/data") == b"kept"
+
+
+def test_empty_and_rewritten_objects(driver: StorageDriver) -> None:
+    _put(driver, "up/data", b"old content")
+    empty = driver.writer("up/data")
     assert empty.size == 0
     empty.commit()
     empty.close()
     assert driver.stat("up/data").size == 0
+    assert _read(driver, "up/data") == b""
+
+
+def test_read_a_range(driver: StorageDriver) -> None:
+    data = bytes(range(256)) * 64
+    _put(driver, "blob", data)
+    assert _read_range(driver, "blob", 0, 10) == data[:10]
+    assert _read_range(driver, "blob", 100, 5000) == data[100:5100]
+    assert _read_range(driver, "blob", len(data) - 3, 3) == data[-3:]
+    assert _read_range(driver, "blob", 5, 0) == b""
+    chunks = list(driver.read("blob", 1, chunk_size=1000, length=4500))
+    assert all(len(chunk) <= 1000 for chunk in chunks)
+    assert b"".join(chunks) == data[1:4501]
+    with pytest.raises(PathNotFound):
+        driver.read("missing", 0, length=5)
+
+
+def _read_range(driver: StorageDriver, path: str, offset: int, length: int) -> bytes:
+    return b"".join(driver.read(path, offset, length=length))
 
 
 def test_move_is_atomic_and_replaces(driver: StorageDriver) -> None:
@@ -176,40 +269,3 @@ def test_move_makes_the_destination_new(driver: StorageDriver) -> None:
     before = time.time()
     driver.move("uploads/old/data", "blobs/new")
     assert driver.stat("blobs/new").modified >= before - 1
-
-
-def test_one_writer_at_a_time(driver: StorageDriver) -> None:
-    """A second exclusive writer is refused while the first holds the object (it would cut or interleave
-    its bytes)."""
-    first = driver.writer("up/data", resume_at=0, exclusive=True)
-    first.write(b"first")
-    with pytest.raises(PathBusy):
-        driver.writer("up/data", resume_at=0, exclusive=True)
-    first.commit()
-    first.close()
-    # The refused writer changed nothing.
-    assert _read(driver, "up/data") == b"first"
-    second = driver.writer("up/data", resume_at=5, exclusive=True)
-    second.write(b"+second")
-    second.commit()
-    second.close()
-    assert _read(driver, "up/data") == b"first+second"
-    # Other objects are independent.
-    third = driver.writer("up/other", resume_at=0, exclusive=True)
-    fourth = driver.writer("up/another", resume_at=0, exclusive=True)
-    third.close()
-    fourth.close()
-
-
-def test_flushed_bytes_are_readable_while_the_writer_stays_open(driver: StorageDriver) -> None:
-    writer = driver.writer("uploads/flushed/data", resume_at=0)
-    try:
-        writer.write(b"first part ")
-        writer.flush()
-        assert _read(driver, "uploads/flushed/data") == b"first part "
-        writer.write(b"second part")
-        writer.flush()
-        assert _read(driver, "uploads/flushed/data") == b"first part second part"
-        assert writer.size == len(b"first part second part")
-    finally:
-        writer.close()

@@ -1,9 +1,11 @@
 """Blob upload sessions: streamed appends with resumable hashing, verification, and the durable commit.
 
 Everything about a session is in the database, so any replica continues it: its size, the running
-sha256 state after those bytes (content/resumable_hash.py; without it the bytes are re-hashed from
-storage), and which request is writing to it now (a lease on the row: one writer per upload across the
-cluster, expiring if the writer's replica dies).
+sha256 state after those bytes (content/resumable_hash.py; without it the bytes are hashed once
+committed), the storage driver's state (an S3 multipart upload's parts), and which request is writing to
+it now (a lease on the row: one writer per upload across the cluster, expiring if the writer's replica
+dies). Storage drivers neither lock nor let an upload's bytes be read before they are committed
+(storage/driver.py): the lease is what keeps writers apart.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dockyard.content.errors import BlobUploadInvalid, BlobUploadUnknown, Digest
 from dockyard.db import content as q
 from dockyard.db.engine import Database, DatabaseFull, DatabaseUnavailable
 from dockyard.storage.blobstore import BlobStore
-from dockyard.storage.driver import PathBusy, StorageError, StorageFull, Writer
+from dockyard.storage.driver import PathBusy, PathNotFound, StorageError, StorageFull, Writer
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ WRITER_LEASE_SECONDS = 60.0
 # the release of a writer whose client just went away, which happens in the background.
 _WRITER_WAIT_SECONDS = 2.0
 _BUSY = "another request is writing to this upload; retry once it has finished"
+# The storage lost what the session recorded (an S3 multipart upload aborted or completed meanwhile).
+_GONE = "the upload's stored bytes are gone; restart the upload"
 # Running out of room, for the bytes or for the database: the upload's bytes are released at once.
 _NO_SPACE = (StorageFull, DatabaseFull)
 
@@ -46,7 +50,7 @@ class Appender:
     """Appends one request's bytes to a session; `finish` records the new size, `complete` ends the upload."""
 
     def __init__(
-        self, service: UploadService, row: q.UploadRow, lease: str, writer: Writer, hasher: Hasher
+        self, service: UploadService, row: q.UploadRow, lease: str, writer: Writer, hasher: Hasher | None
     ) -> None:
         self._service = service
         self._row = row
@@ -65,16 +69,23 @@ class Appender:
     def write(self, data: bytes) -> None:
         """Append and hash (renewing the writer's lease now and then, before writing). Out of space, the
         session is released at once (UploadService.release)."""
-        if time.monotonic() - self._renewed > WRITER_LEASE_SECONDS / 3:
-            self._service.renew_writer(self.upload_id, self._lease)
-            self._renewed = time.monotonic()
+        self._keep_lease()
         try:
             self._writer.write(data)
         except StorageFull:
             self._writer.close()
             self._service.release(self.upload_id)
             raise
-        self._hasher.update(data)
+        except PathNotFound:
+            raise BlobUploadInvalid(_GONE) from None
+        if self._hasher is not None:
+            self._hasher.update(data)
+
+    def _keep_lease(self) -> None:
+        """Renew the writer's lease if a third of it has passed (BlobUploadInvalid if it was lost)."""
+        if time.monotonic() - self._renewed > WRITER_LEASE_SECONDS / 3:
+            self._service.renew_writer(self.upload_id, self._lease)
+            self._renewed = time.monotonic()
 
     def finish(self) -> int:
         """Record the new size and hash state; fails if another request moved the session meanwhile.
@@ -93,7 +104,9 @@ class Appender:
             state = self._hasher.save() if isinstance(self._hasher, resumable_hash.ResumableHash) else None
             try:
                 with self._service.db.write(durable=False) as conn:
-                    if not q.advance_upload(conn, self.upload_id, self.start, size, self._lease, state):
+                    if not q.advance_upload(
+                        conn, self.upload_id, self.start, size, self._lease, state, self._writer.state
+                    ):
                         raise BlobUploadInvalid("the upload was changed by another request; restart it")
             except BaseException:
                 self._service.release_writer(self.upload_id, self._lease)
@@ -110,6 +123,8 @@ class Appender:
         undone by the commit that follows at once.
         """
         try:
+            # The lease must still hold when the bytes are committed, not only when they were written.
+            self._keep_lease()
             hasher = self._hasher if digest.algorithm == "sha256" else None
             return self._service.commit(
                 self._row, self._writer.size, digest, hasher, self._writer, self.start, self._lease
@@ -218,28 +233,30 @@ class UploadService:
         """Begin appending. `start` (from Content-Range) must equal the current size."""
         row, lease = self._take(name, upload_id, start)
         try:
-            writer = self._writer(upload_id, row.size)
-            try:
-                hasher = self._running_hash(row)
-            except BaseException:
-                writer.close()
-                raise
+            writer = self._writer(row)
         except BaseException:
             self.release_writer(upload_id, lease)
             raise
-        return Appender(self, row, lease, writer, hasher)
+        return Appender(self, row, lease, writer, self._running_hash(row))
 
-    def _writer(self, upload_id: str, size: int) -> Writer:
-        """The session's data file at its recorded size, held exclusively until closed."""
+    def _writer(self, row: q.UploadRow) -> Writer:
+        """The session's data at its recorded size and storage state."""
         try:
-            return self.store.upload_writer(upload_id, resume_at=size)
+            return self.store.upload_writer(row.id, resume_at=row.size, state=row.storage_state)
         except PathBusy:
             raise BlobUploadInvalid(_BUSY) from None
+        except PathNotFound:
+            raise BlobUploadInvalid(_GONE) from None
 
-    def _running_hash(self, row: q.UploadRow) -> Hasher:
-        """The sha256 state after the session's bytes: as stored with it, else re-hashed from storage."""
-        restored = resumable_hash.restore(row.hash_state, "sha256", row.size)
-        return restored or self._rehash(row.id, row.size, "sha256")
+    @staticmethod
+    def _running_hash(row: q.UploadRow) -> Hasher | None:
+        """The sha256 state after the session's bytes, as stored with it; None when it is not known (the
+        bytes are then hashed once committed: storage cannot be read before)."""
+        if row.size == 0:
+            return (
+                resumable_hash.ResumableHash("sha256") if resumable_hash.available() else new_hasher("sha256")
+            )
+        return resumable_hash.restore(row.hash_state, "sha256", row.size)
 
     def _rehash(self, upload_id: str, size: int, algorithm: str) -> Hasher:
         hasher = (
@@ -268,8 +285,8 @@ class UploadService:
                 else None
             )
             # Exactly the recorded bytes: a refused or broken append may have left more past them (and an
-            # empty blob never got a data file). Held until the bytes are moved, so no append slips in.
-            writer = self._writer(upload_id, row.size)
+            # empty blob never got a data file).
+            writer = self._writer(row)
             try:
                 return self.commit(row, row.size, digest, hasher, writer, row.size, lease)
             finally:
@@ -295,8 +312,11 @@ class UploadService:
         meanwhile wins, and this one fails).
         """
         try:
-            # Durable first, and flushed where a re-hash reads it.
-            writer.commit()
+            # Durable first, and readable where a re-hash reads it.
+            try:
+                writer.commit()
+            except PathNotFound:
+                raise BlobUploadInvalid(_GONE) from None
             computed = (hasher or self._rehash(row.id, size, digest.algorithm)).hexdigest()
             if computed != digest.hex:
                 writer.close()
@@ -312,9 +332,12 @@ class UploadService:
                 # write lock) orders this against a collection of the same digest, which deletes the file
                 # before it commits. Moving first, this could keep a file that collection then deletes.
                 q.record_blob(conn, str(digest), size)
-                self.store.commit_upload(row.id, str(digest))
+                self.store.place_upload(row.id, str(digest))
                 q.link_blob(conn, row.repository_id, str(digest))
                 q.delete_upload(conn, row.id)
+            # After the commit, not holding the database's locks: on an object store the scratch space's
+            # removal is several requests. If it is cut short, the collector removes what is left.
+            self._discard_quietly(row.id)
         except _NO_SPACE:
             # A blob moved into place by a transaction that could not commit is an orphan file, which the
             # collector removes after the grace period (another push of it may be recording it meanwhile).
@@ -327,6 +350,12 @@ class UploadService:
         """Close a session and drop its bytes."""
         self._session(name, upload_id)
         self._drop(upload_id)
+
+    def _discard_quietly(self, upload_id: str) -> None:
+        try:
+            self.store.discard_upload(upload_id)
+        except StorageError as exc:
+            log.warning("could not remove the scratch space of completed upload %s: %s", upload_id, exc)
 
     def _drop(self, upload_id: str) -> None:
         # Bytes first: on a full disk, removing them is what lets the database commit the rest.

@@ -49,6 +49,7 @@ class UploadRow:
     size: int
     updated_at: float
     hash_state: bytes | None = None
+    storage_state: bytes | None = None
 
 
 def _insert_ignoring_conflict(
@@ -517,13 +518,19 @@ def get_upload(conn: Connection, upload_id: str, repo_id: int) -> UploadRow | No
     """An upload session of the repository."""
     row = conn.execute(
         select(
-            uploads.c.id, uploads.c.repository_id, uploads.c.size, uploads.c.updated_at, uploads.c.hash_state
+            uploads.c.id,
+            uploads.c.repository_id,
+            uploads.c.size,
+            uploads.c.updated_at,
+            uploads.c.hash_state,
+            uploads.c.storage_state,
         ).where(uploads.c.id == upload_id, uploads.c.repository_id == repo_id)
     ).first()
     if row is None:
         return None
     state = bytes(row.hash_state) if row.hash_state is not None else None
-    return UploadRow(row.id, row.repository_id, row.size, row.updated_at, state)
+    stored = bytes(row.storage_state) if row.storage_state is not None else None
+    return UploadRow(row.id, row.repository_id, row.size, row.updated_at, state, stored)
 
 
 def take_upload_writer(conn: Connection, upload_id: str, writer: str, now: float, until: float) -> bool:
@@ -576,13 +583,21 @@ def advance_upload(
     new_size: int,
     writer: str,
     hash_state: bytes | None = None,
+    storage_state: bytes | None = None,
 ) -> bool:
-    """Record appended bytes and the running hash after them, and release the writer's lease; only if
-    `writer` still holds it and nobody moved the session meanwhile."""
+    """Record appended bytes, the running hash and the storage driver's state after them, and release
+    the writer's lease; only if `writer` still holds it and nobody moved the session meanwhile."""
     result = conn.execute(
         update(uploads)
         .where(uploads.c.id == upload_id, uploads.c.size == expected_size, uploads.c.writer == writer)
-        .values(size=new_size, hash_state=hash_state, updated_at=time.time(), writer=None, writer_until=None)
+        .values(
+            size=new_size,
+            hash_state=hash_state,
+            storage_state=storage_state,
+            updated_at=time.time(),
+            writer=None,
+            writer_until=None,
+        )
     )
     return result.rowcount > 0
 

@@ -123,6 +123,9 @@ uploads = Table(
     # The running hash's state after `size` bytes (see content/resumable_hash.py), so any replica can
     # continue the upload without re-reading what it holds; NULL means re-hash from storage.
     Column("hash_state", LargeBinary, nullable=True),
+    # The storage driver's state after `size` bytes (storage/driver.py, Writer.state: an S3 multipart
+    # upload's id and parts), so any replica continues the upload's object; NULL for a filesystem.
+    Column("storage_state", LargeBinary, nullable=True),
     # The request writing to the session now (`<replica id>/<token>`), and until when its lease holds (one
     # writer per upload).
     Column("writer", String(200), nullable=True),

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from dockyard.cache.grants import GRANT_PARAMETER
 from dockyard.content.digests import parse_digest
 from dockyard.registry.access import DELETE, PULL
-from dockyard.registry.byte_ranges import ByteRange, RangeNotSatisfiable, requested_range
+from dockyard.registry.byte_ranges import RangeNotSatisfiable, requested_range
 from dockyard.registry.context import RegistryContext, call, read
 from dockyard.registry.errors import error_response
 from dockyard.storage.file_stream import stream_file
@@ -36,8 +34,13 @@ async def get_blob(request: Request, ctx: RegistryContext, name: str, arg: str) 
         )
         if cache_url is not None:
             return RedirectResponse(cache_url, status_code=307, headers=headers)
-    if location.redirect_url:
-        return RedirectResponse(location.redirect_url, status_code=307, headers=headers)
+    if location.redirect_url and request.method == "GET" and grant is None:
+        # Only GETs: a presigned URL is signed for GET, and a HEAD is answered from the record anyway. Not
+        # for a cache's fetch: cache nodes do not follow redirects. Not cached: the URL expires long before
+        # the blob's year-long max-age would.
+        return RedirectResponse(
+            location.redirect_url, status_code=307, headers={**headers, "Cache-Control": "no-store"}
+        )
     headers["Accept-Ranges"] = "bytes"
     if request.method == "HEAD":
         headers["Content-Length"] = str(location.size)
@@ -52,25 +55,15 @@ async def get_blob(request: Request, ctx: RegistryContext, name: str, arg: str) 
     if wanted is not None:
         headers["Content-Range"] = f"bytes {wanted.start}-{wanted.end}/{location.size}"
         headers["Content-Length"] = str(wanted.length)
-        body = _slice(ctx.blobs.store.read(digest, wanted.start), wanted)
+        body = await read(ctx, ctx.blobs.store.read, digest, wanted.start, wanted.length)
         return StreamingResponse(body, status_code=206, headers=headers, media_type=_OCTETS)
     headers["Content-Length"] = str(location.size)
     if location.local_file is not None:
         return StreamingResponse(
             stream_file(location.local_file, location.size), headers=headers, media_type=_OCTETS
         )
-    return StreamingResponse(ctx.blobs.store.read(digest), headers=headers, media_type=_OCTETS)
-
-
-def _slice(chunks: Iterator[bytes], wanted: ByteRange) -> Iterator[bytes]:
-    """The range's bytes from a stream that starts at its first byte: never more than its length."""
-    remaining = wanted.length
-    for chunk in chunks:
-        if len(chunk) >= remaining:
-            yield chunk[:remaining]
-            return
-        remaining -= len(chunk)
-        yield chunk
+    body = await read(ctx, ctx.blobs.store.read, digest)
+    return StreamingResponse(body, headers=headers, media_type=_OCTETS)
 
 
 async def delete_blob(request: Request, ctx: RegistryContext, name: str, arg: str) -> Response:

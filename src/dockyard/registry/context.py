@@ -40,8 +40,9 @@ class RegistryContext:
     @property
     def inline_reads(self) -> bool:
         """SQLite reads take microseconds and, in WAL mode, never wait for writers: a thread hop costs
-        more than the query, and 40 threads would each hold a pooled connection."""
-        return self.manifests.db.is_sqlite
+        more than the query, and 40 threads would each hold a pooled connection. Not with remote blob
+        storage: reads that touch it (a blob's HEAD, GET) would wait on the network."""
+        return self.manifests.db.is_sqlite and self.blobs.store.local
 
 
 async def call(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -35,7 +35,7 @@ def _fsync_dir(path: Path) -> None:
 class FileWriter:
     """Appends to one file; `commit` fsyncs the file and its directory entry."""
 
-    def __init__(self, path: Path, resume_at: int | None, exclusive: bool, modes: Modes) -> None:
+    def __init__(self, path: Path, resume_at: int, exclusive: bool, modes: Modes) -> None:
         self._path = path
         try:
             make_dirs(path.parent, modes.directory)
@@ -49,7 +49,7 @@ class FileWriter:
             if exclusive:
                 fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._file.seek(0, os.SEEK_END)
-            if resume_at is not None and self._file.tell() != resume_at:
+            if self._file.tell() != resume_at:
                 self._file.truncate(resume_at)
                 self._file.seek(resume_at)
         except BlockingIOError:
@@ -64,6 +64,11 @@ class FileWriter:
     def size(self) -> int:
         """Bytes in the file so far."""
         return self._size
+
+    @property
+    def state(self) -> None:
+        """The file and its size say all a later writer needs."""
+        return None
 
     def write(self, data: bytes) -> None:
         """Append data."""
@@ -123,31 +128,42 @@ class FilesystemDriver:
             raise _failure(f"stat {path}", exc) from exc
         return FileInfo(path=path, size=st.st_size, modified=st.st_mtime)
 
-    def read(self, path: str, offset: int = 0, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    def read(
+        self, path: str, offset: int = 0, chunk_size: int = 1 << 20, length: int | None = None
+    ) -> Iterator[bytes]:
         """Stream the file from offset."""
         try:
             handle = open(self._full(path), "rb")  # noqa: SIM115 - closed in the generator's finally
         except FileNotFoundError as exc:
             raise PathNotFound(path) from exc
-        return self._chunks(handle, offset, chunk_size)
+        return self._chunks(handle, offset, chunk_size, length)
 
     @staticmethod
-    def _chunks(handle: BinaryIO, offset: int, chunk_size: int) -> Iterator[bytes]:
+    def _chunks(handle: BinaryIO, offset: int, chunk_size: int, length: int | None) -> Iterator[bytes]:
         with handle:
             handle.seek(offset)
-            while chunk := handle.read(chunk_size):
+            remaining = length
+            while remaining is None or remaining > 0:
+                chunk = handle.read(chunk_size if remaining is None else min(chunk_size, remaining))
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
                 yield chunk
 
     def local_file(self, path: str) -> Path | None:
         """The file itself."""
         return self._full(path)
 
-    def redirect_url(self, path: str, expires_in: int) -> str | None:
+    def redirect_url(self, path: str) -> str | None:
         """Files have no URL of their own."""
         return None
 
-    def writer(self, path: str, resume_at: int | None = None, exclusive: bool = False) -> FileWriter:
-        """Open for appending; exclusive takes a non-blocking flock(2)."""
+    def writer(
+        self, path: str, resume_at: int = 0, state: bytes | None = None, exclusive: bool = False
+    ) -> FileWriter:
+        """Open for appending at resume_at (truncating what lies past it); exclusive takes a non-blocking
+        flock(2), which keeps a second writer of this node (not of another node over NFS) out."""
         return FileWriter(self._full(path), resume_at, exclusive, self.modes)
 
     def move(self, source: str, destination: str) -> None:
