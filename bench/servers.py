@@ -1,4 +1,4 @@
-"""Starting and stopping the two registries, each on fresh storage in its own temp dir."""
+"""Starting and stopping the registries, each on fresh storage in its own temp dir."""
 
 from __future__ import annotations
 
@@ -86,8 +86,14 @@ def _dockyard_command() -> list[str]:
     return [found]
 
 
-def start_dockyard(password: str | None, extra_env: dict[str, str] | None = None) -> Server:
-    """`dockyard serve` on a fresh data directory."""
+def start_dockyard(
+    password: str | None,
+    extra_env: dict[str, str] | None = None,
+    *,
+    database_url: str | None = None,
+    name: str = "dockyard",
+) -> Server:
+    """`dockyard serve` on a fresh data directory; its metadata in SQLite there unless `database_url`."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-dockyard-"))
     port = free_port()
     env = {**os.environ, "DOCKYARD_LOG_LEVEL": "warning", **(extra_env or {})}
@@ -99,9 +105,11 @@ def start_dockyard(password: str | None, extra_env: dict[str, str] | None = None
     log = workdir / "server.log"
     command = [*_dockyard_command(), "serve", "--data-dir", str(workdir / "data")]
     command += ["--listen", f"127.0.0.1:{port}"]
+    if database_url is not None:
+        command += ["--database-url", database_url]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    server = Server("dockyard", port, process, workdir, log, "/_ping")
+    server = Server(name, port, process, workdir, log, "/_ping")
     try:
         server.wait_ready()
     except BaseException:

@@ -1,0 +1,93 @@
+"""`python -m bench --only database` adds Dockyard on PostgreSQL as a column beside SQLite and the reference.
+
+The bench starts its own PostgreSQL and removes it at the end. Only shape and sanity are checked: timings
+depend on the machine, so no figure can fail a test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support.postgres import postgres_bindir
+
+ROOT = Path(__file__).resolve().parents[2]
+# --quick: manifest GET at 1 and 8 connections, pushes of the sizes below its large one (100 MiB).
+EXPECTED = {
+    f"requests/manifest-GET-by-{by}/c{connections}" for by in ("tag", "digest") for connections in (1, 8)
+} | {f"push/{kind}/{size}" for kind in ("monolithic", "chunked") for size in ("1MiB", "10MiB")}
+SIDES = ("dockyard", "postgres", "reference")
+
+
+def _postgres_installed() -> bool:
+    try:
+        postgres_bindir()
+    except RuntimeError:
+        return False
+    return True
+
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        shutil.which("wrk") is None or shutil.which("docker-registry") is None or not _postgres_installed(),
+        reason="needs wrk, docker-registry and postgresql (scripts/install-test-deps)",
+    ),
+]
+
+
+def _bench(*args: str, timeout: float = 200) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "bench", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.timeout(240)
+def test_database_run_reports_the_postgres_column(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    run = _bench("--quick", "--only", "database", "--databases", "sqlite,postgres", "--json", str(out))
+    assert run.returncode == 0, run.stderr[-4000:]
+    results = json.loads(out.read_text())
+    assert results["meta"]["postgres"].startswith("PostgreSQL ")
+    assert len(results["meta"]["load_average_at_end"]) == 3
+    by_id = {w["id"]: w for w in results["workloads"]}
+    assert set(by_id) == EXPECTED
+    for workload in by_id.values():
+        values = {}
+        for side in SIDES:
+            figure = workload[side]
+            assert figure is not None and isinstance(figure["value"], float), (workload["id"], side)
+            assert figure["value"] > 0, (workload["id"], side)
+            values[side] = figure["value"]
+        # The ratios are the figures' quotients (rounded to 3 places in the file).
+        postgres = values["postgres"]
+        assert workload["postgres_ratio"] == pytest.approx(postgres / values["reference"], abs=2e-3)
+        assert workload["postgres_vs_sqlite"] == pytest.approx(postgres / values["dockyard"], abs=2e-3)
+        if workload["group"] == "requests":
+            for side in SIDES:
+                assert 0 < workload[side]["p50_ms"] <= workload[side]["p99_ms"], (workload["id"], side)
+        else:
+            assert all(workload[side]["pushes"] >= 1 for side in SIDES), workload["id"]
+    assert "| Dockyard (SQLite) | Dockyard (PostgreSQL) | reference |" in run.stdout
+
+    # The bench's PostgreSQL is gone: stopped, and its directory deleted.
+    found = re.search(r"files in (\S+)", run.stderr)
+    assert found, run.stderr[-2000:]
+    assert not Path(found.group(1)).exists()
+
+    # A saved run prints its PostgreSQL column again.
+    again = _bench("--report", str(out), timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "| Dockyard (PostgreSQL) |" in again.stdout
+
+
+@pytest.mark.parametrize("value", ["postgres", "sqlite,mysql", ""])
+def test_databases_flag_refuses_what_it_cannot_run(value: str) -> None:
+    run = _bench("--databases", value, timeout=60)
+    assert run.returncode == 2
+    assert "--databases" in run.stderr
