@@ -24,7 +24,6 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -34,7 +33,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench import workloads as w
 from bench.credentials import Credentials
-from bench.procs import cpu_seconds
 from bench.servers import Server, start_dockyard
 from dockyard.observability import multiprocess
 from dockyard.observability.logs import configure_logging
@@ -45,31 +43,19 @@ CONNECTIONS = (1, 8)
 PATHS = {"by tag": "latest", "by digest": None}
 
 
-@dataclass
-class Figure:
-    """One wrk run against one server: requests/s, latency and server CPU per request."""
-
-    requests_per_s: float
-    p50_ms: float
-    p99_ms: float
-    cpu_us_per_request: float
-
-
 def measure(server: Server, seeded: w.Seeded, reference: str | None, connections: int, seconds: float,
-            auth: Credentials) -> Figure:  # fmt: skip
-    """wrk GET of the manifest for `seconds`, with the server tree's CPU across the run."""
+            auth: Credentials) -> w.Measurement:  # fmt: skip
+    """wrk GET of the manifest for `seconds`: requests/s, latency and the server's CPU per request."""
     path = f"/v2/{w.SMALL_REPO}/manifests/{reference or seeded.manifest_digest}"
-    run = w.wrk_workload("GET", lambda _s: path, connections, seconds, auth)
-    cpu0 = cpu_seconds(server.pid)
-    result = run(server, seeded)
-    cpu = cpu_seconds(server.pid) - cpu0
-    served = result.value * seconds
-    return Figure(
-        result.value,
-        float(result.details["p50_ms"]),
-        float(result.details["p99_ms"]),
-        1e6 * cpu / served if served else 0.0,
-    )
+    return w.wrk_workload("GET", lambda _s: path, connections, seconds, auth)(server, seeded)
+
+
+def _cell(m: w.Measurement) -> str:
+    return f"{m.value:,.0f} ({m.details['p50_ms']:.2f} / {m.details['p99_ms']:.2f} ms)"
+
+
+def _cpu(m: w.Measurement) -> float:
+    return float(m.details["cpu_us_per_request"])
 
 
 def access_lines(server: Server) -> int:
@@ -184,13 +170,11 @@ def main(argv: list[str] | None = None) -> int:
                     }
                     on, off = figures["on"], figures["off"]
                     label = f"manifest GET {title}, {connections} conn"
-                    cpu_deltas.setdefault(label, []).append(on.cpu_us_per_request - off.cpu_us_per_request)
+                    cpu_deltas.setdefault(label, []).append(_cpu(on) - _cpu(off))
                     row = (
-                        f"| {label} | {round_number} | {on.requests_per_s:,.0f} ({on.p50_ms:.2f} / "
-                        f"{on.p99_ms:.2f} ms) | {off.requests_per_s:,.0f} ({off.p50_ms:.2f} / "
-                        f"{off.p99_ms:.2f} ms) | {on.requests_per_s / off.requests_per_s:.2f}x | "
-                        f"{on.cpu_us_per_request:.0f} | {off.cpu_us_per_request:.0f} | "
-                        f"{on.cpu_us_per_request - off.cpu_us_per_request:+.0f} |"
+                        f"| {label} | {round_number} | {_cell(on)} | {_cell(off)} "
+                        f"| {on.value / off.value:.2f}x | {_cpu(on):.0f} | {_cpu(off):.0f} "
+                        f"| {_cpu(on) - _cpu(off):+.0f} |"
                     )
                     print(row, file=sys.stderr, flush=True)
                     rows.append(row)

@@ -16,6 +16,7 @@ __all__ = [
     "PostgresServer",
     "parse_databases",
     "postgres_installed",
+    "postmaster_pid",
     "server_version",
     "start_postgres",
 ]
@@ -49,6 +50,11 @@ def start_postgres() -> PostgresServer:
     server = PostgresServer(fsync=True)
     server.start()
     return server
+
+
+def postmaster_pid(server: PostgresServer) -> int:
+    """The server's main process: its tree (backends, WAL writer, checkpointer) is the database's CPU."""
+    return int((server.data_dir / "postmaster.pid").read_text().splitlines()[0])
 
 
 def server_version(server: PostgresServer) -> str:

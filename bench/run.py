@@ -30,6 +30,7 @@ from bench.database import (
     PostgresServer,
     parse_databases,
     postgres_installed,
+    postmaster_pid,
     server_version,
     start_postgres,
 )
@@ -378,8 +379,13 @@ def _fmt_side(row: Row, m: w.Measurement | None) -> str:
     if m is None:
         return "-"
     text = _fmt(m.value)
+    # Runs saved before the server's CPU was measured have no cpu_* details.
     if row.group == "requests":
-        text += f" ({m.details['p50_ms']:.2f} / {m.details['p99_ms']:.2f} ms)"
+        cpu = m.details.get("cpu_us_per_request")
+        text += f" ({m.details['p50_ms']:.2f} / {m.details['p99_ms']:.2f} ms"
+        text += ")" if cpu is None else f"; {cpu:.0f} µs CPU)"
+    elif "cpu_s_per_gb" in m.details:
+        text += f" ({m.details['cpu_s_per_gb']:.2f} CPU s/GB)"
     elif "rss_sum_mib" in m.details:
         text += f" (RSS sum {m.details['rss_sum_mib']:.0f})"
     return text
@@ -491,7 +497,10 @@ def _run_groups(bench: Bench, groups: set[str], data_dir: Path) -> None:
     bench.prepare()
     if groups & {"push", "pull", "mixed", "resources"}:
         bench.log("generating test data")
-        bench.blobs = make_blob_files(data_dir, bench.plan.sizes)
+        sizes = bench.plan.sizes
+        if bench.database_rows_only:
+            sizes = {label: size for label, size in sizes.items() if label != bench.plan.large}
+        bench.blobs = make_blob_files(data_dir, sizes)
     if "requests" in groups:
         bench.log("request rates (wrk)")
         bench.requests()
@@ -588,6 +597,7 @@ def main(argv: list[str] | None = None) -> int:
                     url = database.create_database("dockyard")
                     log(f"{postgres_version} on 127.0.0.1:{database.port}, files in {database.base}")
                     servers.append(start_dockyard(password, database_url=url, name=POSTGRES))
+                    servers[-1].cpu_roots.append(postmaster_pid(database))
                 servers.append(start_reference())
                 log(", ".join(f"{server.name} on {server.base}" for server in servers))
                 bench = Bench(plan, auth, servers, log)

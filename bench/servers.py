@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.procs import free_port
+from bench.procs import cpu_seconds, free_port
 
 _READY_TIMEOUT = 60.0
 
@@ -29,6 +29,8 @@ class Server:
     log: Path
     ready_path: str
     notes: list[str] = field(default_factory=list)
+    # Other process trees whose CPU is this server's too: the PostgreSQL a Dockyard replica runs on.
+    cpu_roots: list[int] = field(default_factory=list)
 
     @property
     def base(self) -> str:
@@ -37,6 +39,10 @@ class Server:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server's process tree and of its `cpu_roots` trees so far."""
+        return sum(cpu_seconds(root) for root in (self.pid, *self.cpu_roots))
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + _READY_TIMEOUT
