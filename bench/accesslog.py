@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench import workloads as w
 from bench.credentials import Credentials
+from bench.procs import interrupt_on_sigterm
 from bench.servers import Server, start_dockyard
 from dockyard.observability import multiprocess
 from dockyard.observability.logs import configure_logging
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5, help="seconds per wrk run (default 5)")
     parser.add_argument("--calls", type=int, default=20_000, help="requests per in-process measurement")
     args = parser.parse_args(argv)
+    interrupt_on_sigterm()
     costs = in_process(args.calls, repeats=5)
     print("| in process (no network) | CPU µs per request, best of 5 |")
     print("| --- | ---: |")

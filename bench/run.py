@@ -35,6 +35,7 @@ from bench.database import (
     start_postgres,
 )
 from bench.loadgen import wrk_available
+from bench.procs import interrupt_on_sigterm
 from bench.servers import Server, start_dockyard, start_reference
 
 MiB = w.MiB
@@ -555,6 +556,7 @@ def _report(bench: Bench, args: argparse.Namespace, started: float, postgres: st
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    interrupt_on_sigterm()
     if args.report:
         saved = json.loads(args.report.read_text())
         meta = saved["meta"]

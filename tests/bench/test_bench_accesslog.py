@@ -9,20 +9,18 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+BenchRun = Callable[..., subprocess.CompletedProcess[str]]  # the bench_run fixture (conftest.py)
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (scripts/install-test-deps)")
 
 
-@pytest.mark.timeout(120)
-def test_accesslog_bench_reports_every_row_and_the_lever_works() -> None:
-    command = [sys.executable, "-m", "bench.accesslog", "--rounds", "1", "--seconds", "1", "--calls", "200"]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=100)
+@pytest.mark.timeout(180)
+def test_accesslog_bench_reports_every_row_and_the_lever_works(bench_run: BenchRun) -> None:
+    run = bench_run("bench.accesslog", "--rounds", "1", "--seconds", "1", "--calls", "200", timeout=100)
     assert run.returncode == 0, run.stderr[-4000:]
     for variant in ("no middleware", "middleware, access log off", "middleware, access log on"):
         found = re.search(rf"^\| {variant} \| ([0-9.]+) \|$", run.stdout, re.MULTILINE)

@@ -10,14 +10,14 @@ import json
 import re
 import shutil
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from support.postgres import postgres_bindir
 
-ROOT = Path(__file__).resolve().parents[2]
+BenchRun = Callable[..., subprocess.CompletedProcess[str]]  # the bench_run fixture (conftest.py)
 # --quick: manifest GET at 1 and 8 connections, pushes of the sizes below its large one (100 MiB).
 EXPECTED = {
     f"requests/manifest-GET-by-{by}/c{connections}" for by in ("tag", "digest") for connections in (1, 8)
@@ -42,15 +42,11 @@ pytestmark = [
 ]
 
 
-def _bench(*args: str, timeout: float = 200) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "bench", *args]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.mark.timeout(240)
-def test_database_run_reports_the_postgres_column(tmp_path: Path) -> None:
+@pytest.mark.timeout(330)
+def test_database_run_reports_the_postgres_column(tmp_path: Path, bench_run: BenchRun) -> None:
     out = tmp_path / "results.json"
-    run = _bench("--quick", "--only", "database", "--databases", "sqlite,postgres", "--json", str(out))
+    args = ["--quick", "--only", "database", "--databases", "sqlite,postgres", "--json", str(out)]
+    run = bench_run("bench", *args, timeout=200)
     assert run.returncode == 0, run.stderr[-4000:]
     results = json.loads(out.read_text())
     assert results["meta"]["postgres"].startswith("PostgreSQL ")
@@ -85,13 +81,13 @@ def test_database_run_reports_the_postgres_column(tmp_path: Path) -> None:
     assert not Path(found.group(1)).exists()
 
     # A saved run prints its PostgreSQL column again.
-    again = _bench("--report", str(out), timeout=60)
+    again = bench_run("bench", "--report", str(out), timeout=60)
     assert again.returncode == 0, again.stderr
     assert "| Dockyard (PostgreSQL) |" in again.stdout
 
 
 @pytest.mark.parametrize("value", ["postgres", "sqlite,mysql", ""])
-def test_databases_flag_refuses_what_it_cannot_run(value: str) -> None:
-    run = _bench("--databases", value, timeout=60)
+def test_databases_flag_refuses_what_it_cannot_run(value: str, bench_run: BenchRun) -> None:
+    run = bench_run("bench", "--databases", value, timeout=60)
     assert run.returncode == 2
     assert "--databases" in run.stderr
