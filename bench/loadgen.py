@@ -34,6 +34,7 @@ end
 class WrkResult:
     """What one wrk run measured, and what wrk itself cost."""
 
+    requests: int
     requests_per_s: float
     p50_ms: float
     p99_ms: float
@@ -91,6 +92,7 @@ def run_wrk(
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     duration = data["duration_us"] / 1e6
     return WrkResult(
+        requests=data["requests"],
         requests_per_s=data["requests"] / duration if duration else 0.0,
         p50_ms=data["p50_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,

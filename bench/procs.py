@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 from pathlib import Path
+from types import FrameType
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    # Once: a second SIGTERM must not cut short the clean-up the first one started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM (`kill`, a test's time limit) an interrupt, so the servers started are stopped and
+    their temp dirs removed as on Ctrl-C instead of being left running."""
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def free_port() -> int:

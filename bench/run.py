@@ -1,8 +1,13 @@
-"""`python -m bench`: start both registries, run every workload against each in turn, report the ratios."""
+"""`python -m bench`: start the registries, run every workload against each in turn, report the ratios.
+
+Dockyard on SQLite and the reference registry run every workload; Dockyard on PostgreSQL (one replica, its own
+throwaway PostgreSQL) runs the workloads a database shapes: manifest GET and pushes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -19,7 +24,18 @@ from typing import Any
 from bench import workloads as w
 from bench.client import RegistryError, make_blob_files
 from bench.credentials import Credentials
+from bench.database import (
+    POSTGRES,
+    SQLITE,
+    PostgresServer,
+    parse_databases,
+    postgres_installed,
+    postmaster_pid,
+    server_version,
+    start_postgres,
+)
 from bench.loadgen import wrk_available
+from bench.procs import interrupt_on_sigterm
 from bench.servers import Server, start_dockyard, start_reference
 
 MiB = w.MiB
@@ -70,12 +86,27 @@ QUICK = Plan(
     walk_min_samples=20,
 )
 WRK_CONNECTIONS = (1, 8, 32)
+# The PostgreSQL column: manifest GET at these connection counts, and pushes below the plan's large size.
+POSTGRES_REQUESTS = ("manifest GET by tag", "manifest GET by digest")
+POSTGRES_CONNECTIONS = (1, 8)
 GROUPS = ("requests", "push", "pull", "mixed", "resources", "scale")
+# `--only database`: just the workloads of the PostgreSQL column (a subset of requests and push).
+DATABASE_GROUP = "database"
+
+
+def _quotient(numerator: w.Measurement | None, denominator: w.Measurement | None) -> float | None:
+    if numerator is None or denominator is None or not denominator.value:
+        return None
+    return numerator.value / denominator.value
 
 
 @dataclass
 class Row:
-    """One workload: both servers' figures, their ratio and the target, if it has one."""
+    """One workload: each server's figure, the ratios and the target, if it has one.
+
+    `dockyard` is Dockyard on SQLite, `postgres` Dockyard on PostgreSQL (only some workloads); every ratio and
+    target compares with the reference.
+    """
 
     id: str
     group: str
@@ -84,21 +115,39 @@ class Row:
     higher_is_better: bool
     dockyard: w.Measurement | None = None
     reference: w.Measurement | None = None
+    postgres: w.Measurement | None = None
     target: str | None = None
     met: bool | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def ratio(self) -> float | None:
-        if self.dockyard is None or self.reference is None or not self.reference.value:
-            return None
-        return self.dockyard.value / self.reference.value
+        """Dockyard on SQLite ÷ the reference."""
+        return _quotient(self.dockyard, self.reference)
+
+    @property
+    def postgres_ratio(self) -> float | None:
+        """Dockyard on PostgreSQL ÷ the reference."""
+        return _quotient(self.postgres, self.reference)
+
+    @property
+    def postgres_vs_sqlite(self) -> float | None:
+        """Dockyard on PostgreSQL ÷ Dockyard on SQLite: what the database of a cluster costs."""
+        return _quotient(self.postgres, self.dockyard)
+
+    def sides(self) -> list[tuple[str, w.Measurement]]:
+        """(server, figure) for every server measured on this row."""
+        found = (("dockyard", self.dockyard), ("postgres", self.postgres), ("reference", self.reference))
+        return [(name, m) for name, m in found if m is not None]
 
     def as_dict(self) -> dict[str, object]:
         def side(m: w.Measurement | None) -> dict[str, object] | None:
             if m is None:
                 return None
             return {"value": round(m.value, 4), **m.details, "loadgen_cpu_pct": round(m.loadgen_cpu_pct, 1)}
+
+        def rounded(ratio: float | None) -> float | None:
+            return None if ratio is None else round(ratio, 3)
 
         return {
             "id": self.id,
@@ -108,7 +157,10 @@ class Row:
             "higher_is_better": self.higher_is_better,
             "dockyard": side(self.dockyard),
             "reference": side(self.reference),
-            "ratio": None if self.ratio is None else round(self.ratio, 3),
+            "postgres": side(self.postgres),
+            "ratio": rounded(self.ratio),
+            "postgres_ratio": rounded(self.postgres_ratio),
+            "postgres_vs_sqlite": rounded(self.postgres_vs_sqlite),
             "target": self.target,
             "met": self.met,
             "notes": self.notes,
@@ -132,6 +184,7 @@ class Row:
             higher_is_better=data["higher_is_better"],
             dockyard=side(data["dockyard"]),
             reference=side(data["reference"]),
+            postgres=side(data.get("postgres")),  # runs saved before the PostgreSQL column have none
             target=data["target"],
             met=data["met"],
             notes=list(data["notes"]),
@@ -145,13 +198,13 @@ def _judge(row: Row, min_ratio: float | None = None, dockyard_below: float | Non
     elif dockyard_below is not None:
         row.target = f"< {dockyard_below:g} {row.metric.split()[-1]}"
         row.met = row.dockyard is not None and row.dockyard.value < dockyard_below
-    for name, m in (("dockyard", row.dockyard), ("reference", row.reference)):
-        if m is not None and m.loadgen_cpu_pct > LOADGEN_WARN_PCT:
+    for name, m in row.sides():
+        if m.loadgen_cpu_pct > LOADGEN_WARN_PCT:
             row.notes.append(f"load generator at {m.loadgen_cpu_pct:.0f}% of a core during {name} run")
 
 
 class Bench:
-    """Holds the two servers and runs each workload on both, alternating which goes first."""
+    """Holds the servers and runs each workload on them, alternating which goes first."""
 
     def __init__(
         self, plan: Plan, auth: Credentials | None, servers: list[Server], log: Callable[[str], None]
@@ -163,13 +216,18 @@ class Bench:
         self.rows: list[Row] = []
         self.log = log
         self._turn = 0
+        # Only the workloads of the PostgreSQL column (`--only database` without requests or push).
+        self.database_rows_only = False
 
-    def _order(self) -> list[Server]:
+    def _order(self, with_postgres: bool = False) -> list[Server]:
         self._turn += 1
-        return self.servers if self._turn % 2 else list(reversed(self.servers))
+        chosen = [s for s in self.servers if with_postgres or s.name != POSTGRES]
+        return chosen if self._turn % 2 else list(reversed(chosen))
 
-    def compare(self, row: Row, measure: Callable[[Server, w.Seeded], w.Measurement]) -> Row:
-        for server in self._order():
+    def compare(
+        self, row: Row, measure: Callable[[Server, w.Seeded], w.Measurement], with_postgres: bool = False
+    ) -> Row:
+        for server in self._order(with_postgres):
             result = measure(server, self.seeded[server.name])
             setattr(row, server.name, result)
         self.log(f"  {row.title}: {_fmt_row_values(row)}")
@@ -217,7 +275,10 @@ class Bench:
                     higher_is_better=True,
                 )
                 measure = w.wrk_workload(method, path, connections, self.plan.wrk_seconds, self.auth)
-                self.compare(row, measure)
+                on_postgres = title in POSTGRES_REQUESTS and connections in POSTGRES_CONNECTIONS
+                if self.database_rows_only and not on_postgres:
+                    continue
+                self.compare(row, measure, with_postgres=on_postgres)
                 _judge(row, min_ratio=2.0 if is_manifest else None)
 
     def transfers(self, groups: set[str]) -> None:
@@ -225,13 +286,15 @@ class Bench:
         plan = self.plan
         # The pull workload reads what the monolithic push stored, so pushes run first whatever is chosen.
         for label, blob in blobs.items():
+            if self.database_rows_only and label == plan.large:
+                continue
             for chunked in (False, True):
                 kind = "chunked" if chunked else "monolithic"
                 row = Row(f"push/{kind}/{label}", "push", f"push {kind} {label}", "MiB/s", True)
                 measure = w.push_workload(
                     blob, plan.chunk_size if chunked else None, plan.transfer_budget, self.auth
                 )
-                self.compare(row, measure)
+                self.compare(row, measure, with_postgres=label != plan.large)
                 _judge(row, min_ratio=1.0)
         if "pull" in groups:
             for label, blob in blobs.items():
@@ -317,33 +380,58 @@ def _fmt_side(row: Row, m: w.Measurement | None) -> str:
     if m is None:
         return "-"
     text = _fmt(m.value)
+    # Runs saved before the server's CPU was measured have no cpu_* details.
     if row.group == "requests":
-        text += f" ({m.details['p50_ms']:.2f} / {m.details['p99_ms']:.2f} ms)"
+        cpu = m.details.get("cpu_us_per_request")
+        text += f" ({m.details['p50_ms']:.2f} / {m.details['p99_ms']:.2f} ms"
+        text += ")" if cpu is None else f"; {cpu:.0f} µs CPU)"
+    elif "cpu_s_per_gb" in m.details:
+        text += f" ({m.details['cpu_s_per_gb']:.2f} CPU s/GB)"
     elif "rss_sum_mib" in m.details:
         text += f" (RSS sum {m.details['rss_sum_mib']:.0f})"
     return text
 
 
+def _fmt_ratio(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
 def _fmt_row_values(row: Row) -> str:
-    ratio = "-" if row.ratio is None else f"{row.ratio:.2f}x"
-    return f"dockyard {_fmt_side(row, row.dockyard)}, reference {_fmt_side(row, row.reference)}, {ratio}"
+    text = f"dockyard {_fmt_side(row, row.dockyard)}, reference {_fmt_side(row, row.reference)}, "
+    text += _fmt_ratio(row.ratio)
+    if row.postgres is not None:
+        text += f"; on PostgreSQL {_fmt_side(row, row.postgres)}, {_fmt_ratio(row.postgres_ratio)}"
+        text += f", {_fmt_ratio(row.postgres_vs_sqlite)} of SQLite"
+    return text
 
 
 def render_table(rows: list[Row]) -> str:
-    """A Markdown table: requests/s rows carry p50 / p99 latency in brackets."""
-    lines = [
-        "| workload | metric | Dockyard | reference | ratio | target | load gen CPU % | notes |",
-        "| --- | --- | ---: | ---: | ---: | --- | ---: | --- |",
-    ]
+    """A Markdown table: requests/s rows carry p50 / p99 latency in brackets.
+
+    With PostgreSQL figures, three more columns: Dockyard on PostgreSQL, its ratio to the reference and to
+    Dockyard on SQLite; the load generator's CPU is then given for SQLite / PostgreSQL / reference.
+    """
+    with_postgres = any(row.postgres is not None for row in rows)
+    if with_postgres:
+        head = "| workload | metric | Dockyard (SQLite) | Dockyard (PostgreSQL) | reference | ratio "
+        head += "| PostgreSQL ratio | PostgreSQL ÷ SQLite | target | load gen CPU % | notes |"
+        rule = "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"
+    else:
+        head = "| workload | metric | Dockyard | reference | ratio | target | load gen CPU % | notes |"
+        rule = "| --- | --- | ---: | ---: | ---: | --- | ---: | --- |"
+    lines = [head, rule]
     for row in rows:
-        ratio = "-" if row.ratio is None else f"{row.ratio:.2f}x"
         better = "higher is better" if row.higher_is_better else "lower is better"
         target = "" if row.target is None else f"{row.target} {'met' if row.met else '**MISSED**'}"
-        loadgen = " / ".join(f"{m.loadgen_cpu_pct:.0f}" for m in (row.dockyard, row.reference) if m)
-        lines.append(
-            f"| {row.title} | {row.metric} ({better}) | {_fmt_side(row, row.dockyard)} | "
-            f"{_fmt_side(row, row.reference)} | {ratio} | {target} | {loadgen} | {'; '.join(row.notes)} |"
-        )
+        loadgen = " / ".join(f"{m.loadgen_cpu_pct:.0f}" for _, m in row.sides())
+        cells = [row.title, f"{row.metric} ({better})", _fmt_side(row, row.dockyard)]
+        if with_postgres:
+            cells.append(_fmt_side(row, row.postgres))
+        cells += [_fmt_side(row, row.reference), _fmt_ratio(row.ratio)]
+        if with_postgres:
+            cells += [_fmt_ratio(row.postgres_ratio), _fmt_ratio(row.postgres_vs_sqlite)]
+        cells += [target, loadgen, "; ".join(row.notes)]
+        lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
@@ -353,6 +441,13 @@ def _reference_version() -> str:
         return out.stdout.strip()
     except OSError:
         return "unknown"
+
+
+def _databases(value: str) -> list[str]:
+    try:
+        return parse_databases(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -375,19 +470,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "repository (what docker, skopeo, podman and containerd do)",
     )
     parser.add_argument(
+        "--databases",
+        type=_databases,
+        help="Dockyard's metadata databases, comma-separated: sqlite (every workload) and postgres (a "
+        "column for manifest GET and pushes, on a PostgreSQL the bench starts); default sqlite,postgres when "
+        "PostgreSQL is installed, else sqlite",
+    )
+    parser.add_argument(
+        "--wrk-seconds",
+        type=float,
+        help="seconds per request-rate run (default 5, --quick 1)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
-        choices=GROUPS,
-        help="run only these workload groups (repeatable); the default is all",
+        choices=(*GROUPS, DATABASE_GROUP),
+        help="run only these workload groups (repeatable); the default is all; database: only the workloads "
+        "of the PostgreSQL column",
     )
     return parser.parse_args(argv)
 
 
 def _run_groups(bench: Bench, groups: set[str], data_dir: Path) -> None:
+    if DATABASE_GROUP in groups:
+        bench.database_rows_only = not groups & {"requests", "push", "pull"}
+        groups = groups | {"requests", "push"}
     bench.prepare()
     if groups & {"push", "pull", "mixed", "resources"}:
         bench.log("generating test data")
-        bench.blobs = make_blob_files(data_dir, bench.plan.sizes)
+        sizes = bench.plan.sizes
+        if bench.database_rows_only:
+            sizes = {label: size for label, size in sizes.items() if label != bench.plan.large}
+        bench.blobs = make_blob_files(data_dir, sizes)
     if "requests" in groups:
         bench.log("request rates (wrk)")
         bench.requests()
@@ -405,14 +519,20 @@ def _run_groups(bench: Bench, groups: set[str], data_dir: Path) -> None:
         bench.scale()
 
 
-def _report(bench: Bench, args: argparse.Namespace, started: float) -> None:
+def _report(bench: Bench, args: argparse.Namespace, started: float, postgres: str | None) -> None:
     elapsed = time.time() - started
     mode = "quick" if args.quick else "full"
     print(
         f"\nDockyard vs {_reference_version()}, {os.cpu_count()} cores, {mode} run ({elapsed:.0f} s), "
         f"Dockyard with {bench.auth.mode if bench.auth else 'no credentials'}, the reference without "
-        "auth. Ratio = Dockyard / reference.\n"
+        "auth. Ratio = Dockyard / reference."
     )
+    if postgres:
+        print(
+            f"PostgreSQL column: one Dockyard replica on {postgres} (loopback TCP, fsync on), for manifest "
+            "GET and pushes; its ratio is to the reference; PostgreSQL ÷ SQLite compares the two Dockyards."
+        )
+    print(f"Load average (1, 5, 15 min) at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n")
     print(render_table(bench.rows), flush=True)
     missed = [row.title for row in bench.rows if row.met is False]
     print(f"\nTargets: {sum(1 for r in bench.rows if r.met)} met, {len(missed)} missed.", flush=True)
@@ -426,6 +546,8 @@ def _report(bench: Bench, args: argparse.Namespace, started: float) -> None:
                 "started": datetime.datetime.fromtimestamp(started, datetime.UTC).isoformat(),
                 "elapsed_s": round(elapsed, 1),
                 "loadgen_warn_pct": LOADGEN_WARN_PCT,
+                "postgres": postgres,
+                "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
             },
             "workloads": [row.as_dict() for row in bench.rows],
         }
@@ -434,6 +556,7 @@ def _report(bench: Bench, args: argparse.Namespace, started: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    interrupt_on_sigterm()
     if args.report:
         saved = json.loads(args.report.read_text())
         meta = saved["meta"]
@@ -444,7 +567,16 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk is missing: apt-get install -y wrk", file=sys.stderr)
         return 2
     plan = QUICK if args.quick else FULL
+    if args.wrk_seconds is not None:
+        plan = dataclasses.replace(plan, wrk_seconds=args.wrk_seconds)
     groups = set(args.only or GROUPS)
+    databases = args.databases or ([SQLITE, POSTGRES] if postgres_installed() else [SQLITE])
+    if POSTGRES in databases and not postgres_installed():
+        print("PostgreSQL is missing: apt-get install -y postgresql, or --databases sqlite", file=sys.stderr)
+        return 2
+    if POSTGRES not in databases and groups == {DATABASE_GROUP}:
+        print("--only database needs the PostgreSQL column: --databases sqlite,postgres", file=sys.stderr)
+        return 2
     # Access control is always on in Dockyard. The reference runs without auth (htpasswd would make it
     # bcrypt every request): it answers /v2/ without a challenge, so it gets no Authorization header.
     password = args.password or secrets.token_urlsafe(18)
@@ -455,22 +587,35 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.time()
     servers: list[Server] = []
+    database: PostgresServer | None = None
+    postgres_version = None
     try:
         with tempfile.TemporaryDirectory(prefix="bench-data-") as data_dir:
             try:
                 servers.append(start_dockyard(password))
+                if POSTGRES in databases:
+                    database = start_postgres()
+                    postgres_version = server_version(database)
+                    url = database.create_database("dockyard")
+                    log(f"{postgres_version} on 127.0.0.1:{database.port}, files in {database.base}")
+                    servers.append(start_dockyard(password, database_url=url, name=POSTGRES))
+                    servers[-1].cpu_roots.append(postmaster_pid(database))
                 servers.append(start_reference())
-                log(f"dockyard on {servers[0].base}, reference on {servers[1].base}")
+                log(", ".join(f"{server.name} on {server.base}" for server in servers))
                 bench = Bench(plan, auth, servers, log)
                 _run_groups(bench, groups, Path(data_dir))
             except BaseException:
                 for server in servers:
                     log(f"--- last lines of the {server.name} log ---\n{server.log_tail()}")
+                if database is not None:
+                    log(f"--- last lines of the PostgreSQL log ---\n{database.log(3000)}")
                 raise
             finally:
                 for server in servers:
                     server.stop()
-        _report(bench, args, started)
+                if database is not None:
+                    database.stop()  # after the replica on it; also deletes its files
+        _report(bench, args, started, postgres_version)
     finally:
         for server in servers:
             server.remove()

@@ -1,4 +1,4 @@
-"""Starting and stopping the two registries, each on fresh storage in its own temp dir."""
+"""Starting and stopping the registries, each on fresh storage in its own temp dir."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.procs import free_port
+from bench.procs import cpu_seconds, free_port
 
 _READY_TIMEOUT = 60.0
 
@@ -29,6 +29,8 @@ class Server:
     log: Path
     ready_path: str
     notes: list[str] = field(default_factory=list)
+    # Other process trees whose CPU is this server's too: the PostgreSQL a Dockyard replica runs on.
+    cpu_roots: list[int] = field(default_factory=list)
 
     @property
     def base(self) -> str:
@@ -37,6 +39,10 @@ class Server:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server's process tree and of its `cpu_roots` trees so far."""
+        return sum(cpu_seconds(root) for root in (self.pid, *self.cpu_roots))
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + _READY_TIMEOUT
@@ -86,8 +92,14 @@ def _dockyard_command() -> list[str]:
     return [found]
 
 
-def start_dockyard(password: str | None, extra_env: dict[str, str] | None = None) -> Server:
-    """`dockyard serve` on a fresh data directory."""
+def start_dockyard(
+    password: str | None,
+    extra_env: dict[str, str] | None = None,
+    *,
+    database_url: str | None = None,
+    name: str = "dockyard",
+) -> Server:
+    """`dockyard serve` on a fresh data directory; its metadata in SQLite there unless `database_url`."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-dockyard-"))
     port = free_port()
     env = {**os.environ, "DOCKYARD_LOG_LEVEL": "warning", **(extra_env or {})}
@@ -99,9 +111,11 @@ def start_dockyard(password: str | None, extra_env: dict[str, str] | None = None
     log = workdir / "server.log"
     command = [*_dockyard_command(), "serve", "--data-dir", str(workdir / "data")]
     command += ["--listen", f"127.0.0.1:{port}"]
+    if database_url is not None:
+        command += ["--database-url", database_url]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    server = Server("dockyard", port, process, workdir, log, "/_ping")
+    server = Server(name, port, process, workdir, log, "/_ping")
     try:
         server.wait_ready()
     except BaseException:

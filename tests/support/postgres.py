@@ -33,8 +33,10 @@ def postgres_bindir() -> Path:
 class PostgresServer:
     """One `postgres` cluster in a temp dir; `create_database()` hands out fresh databases."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
         self.bindir = postgres_bindir()
+        # Tests trade durability for speed; the benchmark (bench/) keeps fsync on to measure the real cost.
+        self.fsync = fsync
         self.port = free_port()
         self.base = short_tempdir("dys-pg-")
         self.data_dir = self.base / "data"
@@ -62,7 +64,8 @@ class PostgresServer:
             ),
             timeout=timeout,
         )  # fmt: skip
-        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
+        options += f" -c fsync={'on' if self.fsync else 'off'}"
         atexit.register(self.stop)
         self._started = True
         try:
