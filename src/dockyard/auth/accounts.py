@@ -39,8 +39,8 @@ from dockyard.db.engine import Database
 
 log = logging.getLogger(__name__)
 
-_ACCOUNT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-_TEAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ACCOUNT_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+_TEAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 VISIBILITIES = ("public", "private")
 BOOTSTRAP_ADMIN = "admin"
 # Clients sending Basic credentials on every /v2/ request would pay a full argon2id check each time.
@@ -50,7 +50,7 @@ _VERIFIED_MAX = 4096
 
 def check_account_name(name: str, field: str = "name") -> str:
     """Account names double as repository namespaces: lowercase, digits and single separators."""
-    if not 2 <= len(name) <= 64 or not _ACCOUNT_NAME.match(name):
+    if not 2 <= len(name) <= 64 or not _ACCOUNT_NAME.fullmatch(name):
         raise InvalidInput(
             "names have 2 to 64 lowercase letters or digits, separated by single '.', '_' or '-'", field
         )
@@ -59,7 +59,7 @@ def check_account_name(name: str, field: str = "name") -> str:
 
 def check_team_name(name: str, field: str = "name") -> str:
     """Team names: letters, digits, '.', '_' and '-', up to 64."""
-    if not _TEAM_NAME.match(name):
+    if not _TEAM_NAME.fullmatch(name):
         raise InvalidInput("team names have 1 to 64 letters, digits, '.', '_' or '-'", field)
     return name
 

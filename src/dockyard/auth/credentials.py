@@ -22,14 +22,14 @@ from dockyard.db.engine import Database
 ACCESS_TOKEN_PREFIX = "dyp"  # noqa: S105 (a prefix, not a secret)
 REFRESH_TOKEN_PREFIX = "dyr"  # noqa: S105 (a prefix, not a secret)
 SESSION_PREFIX = "dys"
-_FORMAT = re.compile(r"^(dy[prs])_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
-_TOKEN_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
+_FORMAT = re.compile(r"(dy[prs])_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+_TOKEN_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
 # Writing last-used on every request would make each pull a write; a minute's precision is enough.
 _TOUCH_INTERVAL = 60.0
 
 
 def _split(secret: str, prefix: str) -> tuple[str, str] | None:
-    match = _FORMAT.match(secret)
+    match = _FORMAT.fullmatch(secret)
     if match is None or match.group(1) != prefix:
         return None
     return match.group(2), match.group(3)
@@ -103,7 +103,7 @@ class CredentialService:
             raise Unauthenticated(
                 "creating an access token needs your current password (current_password)", "current_password"
             )
-        if not _TOKEN_NAME.match(name):
+        if not _TOKEN_NAME.fullmatch(name):
             raise InvalidInput("1 to 100 printable characters", "name")
         if expires_at is not None and expires_at <= time.time():
             raise InvalidInput("the expiry must be in the future", "expires_at")

@@ -21,7 +21,7 @@ from dockyard.config import ConfigError
 from dockyard.observability.metrics import instruments
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
-_PID = re.compile(r"_(\d+)\.db$")
+_PID = re.compile(r"_([0-9]+)\.db\Z")
 
 
 def directory() -> Path | None:
