@@ -26,6 +26,7 @@ from dockyard.auth.keys import KeyRing
 from dockyard.auth.proxies import ForwardedClient, TrustedProxies
 from dockyard.auth.registry_access import PolicyAccess
 from dockyard.auth.resolver import CredentialResolver
+from dockyard.auth.standing import AccountStanding
 from dockyard.auth.throttle import LoginThrottle
 from dockyard.auth.token_endpoint import TokenServices
 from dockyard.auth.tokens import TokenIssuer
@@ -135,7 +136,11 @@ def build_auth(settings: Settings, db: Database) -> AuthServices:
         throttle=throttle,
         audit=audit,
         authenticator=authenticator,
-        resolver=CredentialResolver(authenticator, inline_reads=db.is_sqlite),
+        resolver=CredentialResolver(
+            authenticator,
+            inline_reads=db.is_sqlite,
+            standing=AccountStanding(db, settings.token_account_check_seconds),
+        ),
     )
 
 

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     service: str = "dockyard"
     token_issuer: str = "dockyard"  # noqa: S105 (a name, not a secret)
     token_ttl_seconds: int = 300
+    # A registry token's user is re-checked (active, still there) at most this long after the last check.
+    token_account_check_seconds: int = 5
     refresh_token_ttl_seconds: int = 90 * 24 * 3600
     session_ttl_seconds: int = 12 * 3600
     admin_password: SecretStr | None = None
@@ -236,6 +238,14 @@ class Settings(BaseSettings):
         # Registry tokens cannot be revoked: keep them short-lived.
         if value > 3600:
             raise ValueError("must be at most 3600 seconds")
+        return value
+
+    @field_validator("token_account_check_seconds")
+    @classmethod
+    def _check_account_check(cls, value: int) -> int:
+        # It bounds how long a deactivated user's registry tokens keep working.
+        if not 0 <= value <= 60:
+            raise ValueError("must be from 0 (check on every request) to 60 seconds")
         return value
 
     @field_validator("service", "token_issuer")
