@@ -57,7 +57,7 @@ from dockyard.scanning.service import ScanService
 from dockyard.scanning.vulndb_sync import VulnDbSync
 from dockyard.storage.blobstore import BlobStore
 from dockyard.storage.filesystem import FilesystemDriver
-from dockyard.storage.permissions import Modes, check_tree, make_dirs, modes_for, restrict_process
+from dockyard.storage.permissions import Modes, check_tree, make_dirs, modes_for
 from dockyard.tls.serving import ca_pem
 from dockyard.ui.app import build_ui
 
@@ -174,8 +174,8 @@ def build_store(settings: Settings, modes: Modes) -> BlobStore:
 
 def build_services(settings: Settings) -> Services:
     """Open the database (migrating it) and the blob store."""
+    # The process umask is the command's to set (dockyard.cli); a test building services keeps its own.
     modes = modes_for(settings.data_group_readable)
-    restrict_process(modes)
     make_dirs(settings.data_dir, modes.directory)
     _check_file_modes(settings, modes)
     db = Database(settings.effective_database_url, file_mode=modes.file)
