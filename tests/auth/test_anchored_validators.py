@@ -7,15 +7,19 @@ accepts "²", which `int()` then refuses with a ValueError."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from auth_support import SYSTEM, World
+from click.testing import CliRunner
 
 from dockyard.auth.accounts import check_account_name, check_team_name
 from dockyard.auth.errors import InvalidInput
 from dockyard.auth.identity import FreshPassword
 from dockyard.cache.directory import CacheDirectory
+from dockyard.cli import main
+from dockyard.config import Settings
 from dockyard.content.digests import parse_digest
 from dockyard.content.errors import DigestInvalid, NameInvalid, TagInvalid
 from dockyard.content.names import validate_name, validate_tag
@@ -107,3 +111,21 @@ def test_the_multiprocess_pid_pattern_takes_ascii_digits_only() -> None:
     assert _PID.search("counter_123.db") is not None
     for name in ("counter_123.db\n", "counter_\u0661\u0662.db", "counter_\uff11.db", "counter_1.db.tmp"):
         assert _PID.search(name) is None, name
+
+
+PORTS = ["\u00b2", "\uff15\uff10\uff10\uff10", "\u0665\u0660\u0660\u0660", "5000\n", " 5000"]
+
+
+@pytest.mark.parametrize("port", PORTS)
+def test_listen_ports_are_ascii_digits(port: str, tmp_path: Path) -> None:
+    """`str.isdigit()` took full-width "5000" (int() made it 5000) and a superscript two (int() raised,
+    a traceback from `dockyard cache serve`)."""
+    with pytest.raises(ValueError, match="listen must be HOST:PORT"):
+        Settings(listen=f"127.0.0.1:{port}")
+    result = CliRunner().invoke(
+        main,
+        ["cache", "serve", "--upstream", "http://127.0.0.1:1", "--data-dir", str(tmp_path), "--listen",
+         f"127.0.0.1:{port}"],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "--listen must be HOST:PORT" in result.output
