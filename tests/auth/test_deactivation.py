@@ -8,14 +8,17 @@ these tests set it to 0 ("at once"), and test the cache's bound on its own."""
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
+import httpx
 import pytest
 from auth_support import ADMIN_PASSWORD, PASSWORD, SYSTEM, AppFactory, World
 
 from dockyard.auth.identity import FreshPassword
 from dockyard.auth.standing import AccountStanding, Standing
 from dockyard.config import Settings
+from support import DockyardFactory
 
 PULL = "repository:alice/private:pull"
 PUBLIC = "/v2/alice/public/tags/list"
@@ -199,3 +202,41 @@ def test_the_check_window_setting_is_bounded() -> None:
         with pytest.raises(ValueError, match="0 \\(check on every request\\) to 60"):
             Settings(token_account_check_seconds=value)
     assert Settings().token_account_check_seconds == 5
+
+
+def _fresh_get(url: str, **kwargs: Any) -> httpx.Response:
+    # A new connection each time, so the requests spread over the server's worker processes.
+    with httpx.Client(timeout=30) as client:
+        return client.get(url, **kwargs)
+
+
+@pytest.mark.e2e
+def test_a_live_server_refuses_a_deactivated_users_token_in_every_worker(
+    dockyard_server: DockyardFactory,
+) -> None:
+    server = dockyard_server(
+        args=["--workers", "2"],
+        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD, "DOCKYARD_TOKEN_ACCOUNT_CHECK_SECONDS": "1"},
+    )
+    admin = ("admin", ADMIN_PASSWORD)
+    with httpx.Client(base_url=server.url, auth=admin, timeout=30) as api:
+        assert api.post("/api/v1/users", json={"name": "alice", "password": PASSWORD}).status_code == 201
+        issued = api.get("/auth/token", params={"service": "dockyard"}, auth=("alice", PASSWORD))
+        bearer = {"Authorization": f"Bearer {issued.json()['token']}"}
+        base = f"{server.url}/v2/"
+        assert all(_fresh_get(base, headers=bearer).status_code == 200 for _ in range(4))
+        assert api.patch("/api/v1/users/alice", json={"is_active": False}).status_code == 200
+        # Within the configured window (1 s here) every worker has looked again.
+        deadline = time.monotonic() + 15
+        while _fresh_get(base, headers=bearer).status_code != 401:
+            assert time.monotonic() < deadline, "the deactivated user's token kept working"
+            time.sleep(0.2)
+        time.sleep(1.5)
+        refused = [_fresh_get(base, headers=bearer) for _ in range(6)]
+        assert [r.status_code for r in refused] == [401] * 6
+        assert all(DEACTIVATED in r.json()["errors"][0]["message"] for r in refused)
+        assert api.patch("/api/v1/users/alice", json={"is_active": True}).status_code == 200
+        deadline = time.monotonic() + 15
+        while _fresh_get(base, headers=bearer).status_code != 200:
+            assert time.monotonic() < deadline, "the reactivated user's token stayed refused"
+            time.sleep(0.2)
