@@ -43,8 +43,8 @@ class Audience(StrEnum):
 @dataclass(frozen=True)
 class Resolved:
     """Who is calling. `claims` is set for a registry token: its `access` claim is what it may do, and
-    `identity` then holds only the token's user id and name (no lookup on the hot path). `csrf_token` is
-    set for a session: unsafe methods must echo it."""
+    `identity` then holds only the token's user id and name (no lookup beyond the cached account check).
+    `csrf_token` is set for a session: unsafe methods must echo it."""
 
     identity: Identity
     claims: Claims | None = None
