@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dockyard.processes import alive as _alive
+
 REPO = Path(__file__).resolve().parents[1]
 # Root-owned and traversable by the postgres user; a fixed place, so `down` finds what `up` started.
 DEFAULT_DIR = Path("/var/lib/dockyard-ha")
@@ -320,19 +322,6 @@ def postmaster_pid(cluster: Cluster, node: Node) -> int | None:
     with contextlib.suppress(OSError, ValueError, IndexError):
         return int((cluster.path / node.name / "pg" / "postmaster.pid").read_text().split()[0])
     return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
-            return False
-    return True
 
 
 def _kill_group(pid: int, sig: int) -> None:

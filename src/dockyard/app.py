@@ -29,6 +29,7 @@ from dockyard.auth.permissions import Permissions
 from dockyard.auth.proxies import ForwardedClient, TrustedProxies
 from dockyard.auth.registry_access import PolicyAccess
 from dockyard.auth.resolver import CredentialResolver
+from dockyard.auth.standing import AccountStanding
 from dockyard.auth.throttle import LoginThrottle
 from dockyard.auth.token_endpoint import TokenServices
 from dockyard.auth.tokens import TokenIssuer
@@ -60,7 +61,7 @@ from dockyard.scanning.service import ScanService
 from dockyard.scanning.vulndb_sync import VulnDbSync
 from dockyard.storage.blobstore import BlobStore
 from dockyard.storage.factory import open_driver
-from dockyard.storage.permissions import Modes, check_tree, make_dirs, modes_for, restrict_process
+from dockyard.storage.permissions import Modes, check_tree, make_dirs, modes_for
 from dockyard.tls.serving import ca_pem
 from dockyard.ui.app import build_ui
 
@@ -150,7 +151,11 @@ def build_auth(settings: Settings, db: Database) -> AuthServices:
         throttle=throttle,
         audit=audit,
         authenticator=authenticator,
-        resolver=CredentialResolver(authenticator, inline_reads=db.is_sqlite),
+        resolver=CredentialResolver(
+            authenticator,
+            inline_reads=db.is_sqlite,
+            standing=AccountStanding(db, settings.token_account_check_seconds),
+        ),
     )
 
 
@@ -189,8 +194,8 @@ def build_store(settings: Settings, modes: Modes) -> BlobStore:
 
 def build_services(settings: Settings) -> Services:
     """Open the database (migrating it) and the blob store."""
+    # The process umask is the command's to set (dockyard.cli); a test building services keeps its own.
     modes = modes_for(settings.data_group_readable)
-    restrict_process(modes)
     make_dirs(settings.data_dir, modes.directory)
     _check_file_modes(settings, modes)
     db = Database(settings.effective_database_url, file_mode=modes.file)

@@ -218,6 +218,8 @@ class Settings(BaseSettings):
     service: str = "dockyard"
     token_issuer: str = "dockyard"  # noqa: S105 (a name, not a secret)
     token_ttl_seconds: int = 300
+    # A registry token's user is re-checked (active, still there) at most this long after the last check.
+    token_account_check_seconds: int = 5
     refresh_token_ttl_seconds: int = 90 * 24 * 3600
     session_ttl_seconds: int = 12 * 3600
     admin_password: SecretStr | None = None
@@ -256,7 +258,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_listen(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise ValueError("listen must be HOST:PORT, for example 0.0.0.0:5000")
         return value
 
@@ -354,6 +356,14 @@ class Settings(BaseSettings):
         # Registry tokens cannot be revoked: keep them short-lived.
         if value > 3600:
             raise ValueError("must be at most 3600 seconds")
+        return value
+
+    @field_validator("token_account_check_seconds")
+    @classmethod
+    def _check_account_check(cls, value: int) -> int:
+        # It bounds how long a deactivated user's registry tokens keep working.
+        if not 0 <= value <= 60:
+            raise ValueError("must be from 0 (check on every request) to 60 seconds")
         return value
 
     @field_validator("service", "token_issuer")

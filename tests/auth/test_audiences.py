@@ -37,6 +37,7 @@ BODIES: dict[str, Any] = {
     "POST /repositories": {"name": "alice/new", "visibility": "public"},
     "PATCH /repositories/{name:path}": {"visibility": "public"},
     "POST /caches": {"name": "rogue", "url": "https://127.0.0.1:9443"},
+    "PUT /system/settings": {"scan_on_push_default": False},
     "PUT /users/{user}/cache": {"cache": None},
     "PUT /organizations/{org}/cache": {"cache": None},
     "PUT /organizations/{org}/teams/{team}/cache": {"cache": None},

@@ -106,6 +106,30 @@ class Main:
         raise AssertionError(f"cache {name} never became {'healthy' if healthy else 'unhealthy'}")
 
 
+def register_cache(main: Main, name: str, url: str, ca_pem: str | None = None) -> None:
+    """Register a cache with the main registry (with the CA of its HTTPS certificate, if given), and wait
+    until its health check found it up."""
+    body = {"name": name, "url": url} | ({"ca_certificate": ca_pem} if ca_pem else {})
+    answer = main.api("POST", "/caches", json=body)
+    assert answer.status_code == 201, answer.text
+    main.wait_cache_state(name, healthy=True)
+
+
+def choose_cache(main: Main, user: str, cache: str | None) -> None:
+    """Set (or clear, with None) the cache a user's pulls go through."""
+    answer = main.api("PATCH", "/me", user=user, json={"cache": cache})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["cache"] == cache
+
+
+def serve_alice_from_asia(main: Main, cache_node: CacheFactory) -> CacheNode:
+    """The common set-up: start cache "asia" for the main registry, register it, and choose it for alice."""
+    asia = cache_node("asia", main.url)
+    register_cache(main, "asia", asia.url)
+    choose_cache(main, "alice", "asia")
+    return asia
+
+
 def push_image(main: Main, tools: ContainerTools, images: BuiltImages, repository: str) -> list[str]:
     """Push the multi-layer test image as admin into a public repository; its blob digests."""
     image = images.multilayer

@@ -10,7 +10,17 @@ import time
 from pathlib import Path
 
 import pytest
-from cache_support import USER_PASSWORD, CacheFactory, CacheNode, Main, containerd, oras_pull, push_image
+from cache_support import (
+    USER_PASSWORD,
+    CacheFactory,
+    CacheNode,
+    Main,
+    choose_cache,
+    containerd,
+    oras_pull,
+    push_image,
+    serve_alice_from_asia,
+)
 
 from support.docker import DockerClient
 from support.images import BuiltImages
@@ -20,14 +30,6 @@ from support.tools import ContainerTools
 pytestmark = pytest.mark.e2e
 
 REPO = "admin/app"
-
-
-def _serve_alice_from_asia(main: Main, cache_node: CacheFactory) -> CacheNode:
-    asia = cache_node("asia", main.url)
-    assert main.api("POST", "/caches", json={"name": "asia", "url": asia.url}).status_code == 201
-    main.wait_cache_state("asia", healthy=True)
-    assert main.api("PATCH", "/me", user="alice", json={"cache": "asia"}).status_code == 200
-    return asia
 
 
 def _check_filled(main: Main, asia: CacheNode, images: BuiltImages, blobs: list[str]) -> None:
@@ -44,7 +46,7 @@ def test_podman_pulls_from_the_cache(
     main: Main, cache_node: CacheFactory, container_tools: ContainerTools, images: BuiltImages
 ) -> None:
     blobs = push_image(main, container_tools, images, REPO)
-    asia = _serve_alice_from_asia(main, cache_node)
+    asia = serve_alice_from_asia(main, cache_node)
     container_tools.podman("pull", "--creds", f"alice:{USER_PASSWORD}", f"{main.address}/{REPO}:1")
     _check_filled(main, asia, images, blobs)
 
@@ -57,7 +59,7 @@ def test_docker_pulls_from_the_cache(
     docker: DockerClient,
 ) -> None:
     blobs = push_image(main, container_tools, images, REPO)
-    asia = _serve_alice_from_asia(main, cache_node)
+    asia = serve_alice_from_asia(main, cache_node)
     reference = f"{main.address}/{REPO}:1"
     docker("login", "--username", "alice", "--password-stdin", main.address, input=USER_PASSWORD)
     try:
@@ -65,7 +67,7 @@ def test_docker_pulls_from_the_cache(
         _check_filled(main, asia, images, blobs)
         # A second user of the same cache: served from what alice's pull left there.
         docker("rmi", reference)
-        assert main.api("PATCH", "/me", user="bob", json={"cache": "asia"}).status_code == 200
+        choose_cache(main, "bob", "asia")
         docker("login", "--username", "bob", "--password-stdin", main.address, input=USER_PASSWORD)
         docker("pull", reference)
         stats = asia.ping()
@@ -78,7 +80,7 @@ def test_ctr_pulls_from_the_cache(
     main: Main, cache_node: CacheFactory, container_tools: ContainerTools, images: BuiltImages, tmp_path: Path
 ) -> None:
     blobs = push_image(main, container_tools, images, REPO)
-    asia = _serve_alice_from_asia(main, cache_node)
+    asia = serve_alice_from_asia(main, cache_node)
     with containerd(tmp_path / "containerd.log") as ctr:
         run([*ctr, "images", "pull", "--plain-http", "--user", f"alice:{USER_PASSWORD}",
              f"{main.address}/{REPO}:1"])  # fmt: skip
@@ -89,6 +91,6 @@ def test_oras_pulls_from_the_cache(
     main: Main, cache_node: CacheFactory, container_tools: ContainerTools, images: BuiltImages, tmp_path: Path
 ) -> None:
     blobs = push_image(main, container_tools, images, REPO)
-    asia = _serve_alice_from_asia(main, cache_node)
+    asia = serve_alice_from_asia(main, cache_node)
     oras_pull(main, "alice", REPO, images, tmp_path)
     _check_filled(main, asia, images, blobs)

@@ -8,7 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cache_support import ADMIN_PASSWORD, USER_PASSWORD, CacheFactory, Main, answers, containerd, oras_pull
+from cache_support import (
+    ADMIN_PASSWORD,
+    USER_PASSWORD,
+    CacheFactory,
+    Main,
+    answers,
+    choose_cache,
+    containerd,
+    oras_pull,
+    register_cache,
+)
 
 from support.docker import DockerClient
 from support.images import BuiltImages
@@ -72,12 +82,8 @@ def test_pull_through_an_https_cache_signed_by_the_registry_ca(
         "--tls-cert", str(cache_tls / "server.crt"), "--tls-key", str(cache_tls / "server.key"),
         ca=main.ca,
     )  # fmt: skip
-    registered = main.api(
-        "POST", "/caches", json={"name": "asia", "url": asia.url, "ca_certificate": main.ca.read_text()}
-    )
-    assert registered.status_code == 201, registered.text
-    main.wait_cache_state("asia", healthy=True)
-    assert main.api("PATCH", "/me", user="alice", json={"cache": "asia"}).status_code == 200
+    register_cache(main, "asia", asia.url, main.ca.read_text())
+    choose_cache(main, "alice", "asia")
 
     container_tools.skopeo(
         "copy", "--src-cert-dir", str(certs), "--src-creds", f"alice:{USER_PASSWORD}",

@@ -14,7 +14,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from cache_support import USER_PASSWORD, CacheFactory, Main, pull, push_image
+from cache_support import (
+    USER_PASSWORD,
+    CacheFactory,
+    Main,
+    choose_cache,
+    pull,
+    push_image,
+    register_cache,
+    serve_alice_from_asia,
+)
 
 from support.images import BuiltImages
 from support.tools import ContainerTools
@@ -22,18 +31,6 @@ from support.tools import ContainerTools
 pytestmark = pytest.mark.e2e
 
 REPO = "admin/app"
-
-
-def _register(main: Main, name: str, url: str) -> None:
-    answer = main.api("POST", "/caches", json={"name": name, "url": url})
-    assert answer.status_code == 201, answer.text
-    main.wait_cache_state(name, healthy=True)
-
-
-def _choose(main: Main, user: str, cache: str | None) -> None:
-    answer = main.api("PATCH", "/me", user=user, json={"cache": cache})
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["cache"] == cache
 
 
 def _redirect(main: Main, user: str, digest: str) -> httpx.Response:
@@ -60,9 +57,7 @@ def test_alice_pulls_through_her_cache_and_bob_from_the_registry(
     main: Main, cache_node: CacheFactory, container_tools: ContainerTools, images: BuiltImages, tmp_path: Path
 ) -> None:
     blobs = push_image(main, container_tools, images, REPO)
-    asia = cache_node("asia", main.url)
-    _register(main, "asia", asia.url)
-    _choose(main, "alice", "asia")
+    asia = serve_alice_from_asia(main, cache_node)
 
     pull(main, container_tools, "alice", REPO, tmp_path / "alice1")
     first = asia.ping()
@@ -96,7 +91,7 @@ def test_alice_pulls_through_her_cache_and_bob_from_the_registry(
     assert listed["asia"]["healthy"] is True
 
     # A second user of the same cache is served from what the first one's pull left there.
-    _choose(main, "bob", "asia")
+    choose_cache(main, "bob", "asia")
     pull(main, container_tools, "bob", REPO, tmp_path / "bob-cached")
     third = asia.ping()
     assert third["hits"] == 2 * len(blobs) and third["misses"] == len(blobs)
@@ -107,9 +102,7 @@ def test_grants_open_one_blob_only_and_expire_with_access(
     main: Main, cache_node: CacheFactory, container_tools: ContainerTools, images: BuiltImages
 ) -> None:
     blobs = push_image(main, container_tools, images, REPO)
-    asia = cache_node("asia", main.url)
-    _register(main, "asia", asia.url)
-    _choose(main, "alice", "asia")
+    asia = serve_alice_from_asia(main, cache_node)
     location = _redirect(main, "alice", blobs[1]).headers["location"]
     grant = parse_qs(urlsplit(location).query)["dyg"][0]
 
@@ -142,9 +135,7 @@ def test_many_clients_missing_one_blob_cause_one_fetch(
     main: Main, cache_node: CacheFactory, container_tools: ContainerTools, images: BuiltImages
 ) -> None:
     blobs = push_image(main, container_tools, images, REPO)
-    asia = cache_node("asia", main.url)
-    _register(main, "asia", asia.url)
-    _choose(main, "alice", "asia")
+    asia = serve_alice_from_asia(main, cache_node)
     biggest = max(blobs, key=lambda d: len(images.multilayer.blob(d)))
     location = _redirect(main, "alice", biggest).headers["location"]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -164,9 +155,9 @@ def test_chain_restart_eviction_and_corruption(
     blobs = push_image(main, container_tools, images, REPO)
     asia = cache_node("asia", main.url)
     china = cache_node("china", asia.url)
-    _register(main, "asia", asia.url)
-    _register(main, "china", china.url)
-    _choose(main, "alice", "china")
+    register_cache(main, "asia", asia.url)
+    register_cache(main, "china", china.url)
+    choose_cache(main, "alice", "china")
     pull(main, container_tools, "alice", REPO, tmp_path / "chain")
     assert china.ping()["misses"] == len(blobs) and asia.ping()["misses"] == len(blobs), "stored at every hop"
 
@@ -178,16 +169,16 @@ def test_chain_restart_eviction_and_corruption(
 
     sizes = sorted(len(images.multilayer.blob(d)) for d in blobs)
     small = cache_node("small", main.url, "--max-size", str(sizes[-1] + sizes[0]))
-    _register(main, "small", small.url)
-    _choose(main, "bob", "small")
+    register_cache(main, "small", small.url)
+    choose_cache(main, "bob", "small")
     pull(main, container_tools, "bob", REPO, tmp_path / "small")
     assert small.ping()["stored_bytes"] <= sizes[-1] + sizes[0], "the size limit holds"
     assert len(small.stored_files()) < len(blobs)
 
     # A blob corrupted on the main registry's disk: the cache keeps nothing and the transfer fails.
     fresh = cache_node("fresh", main.url)
-    _register(main, "fresh", fresh.url)
-    _choose(main, "alice", "fresh")
+    register_cache(main, "fresh", fresh.url)
+    choose_cache(main, "alice", "fresh")
     victim = blobs[-1]
     path = main.data_dir / "storage" / "blobs" / "sha256" / victim[7:9] / victim[7:]
     data = bytearray(path.read_bytes())
@@ -203,9 +194,7 @@ def test_cache_down_means_the_registry_serves(
     main: Main, cache_node: CacheFactory, container_tools: ContainerTools, images: BuiltImages, tmp_path: Path
 ) -> None:
     blobs = push_image(main, container_tools, images, REPO)
-    asia = cache_node("asia", main.url)
-    _register(main, "asia", asia.url)
-    _choose(main, "alice", "asia")
+    asia = serve_alice_from_asia(main, cache_node)
     asia.stop()
     main.wait_cache_state("asia", healthy=False)
     assert _redirect(main, "alice", blobs[0]).status_code == 200

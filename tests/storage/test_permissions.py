@@ -155,3 +155,38 @@ def test_every_command_starts_private(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "data" / "tls").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "data" / "tls" / "server.key").stat().st_mode) == 0o600
     assert check_tree([tmp_path / "data"], OWNER_ONLY).too_wide == []
+
+
+@pytest.mark.parametrize("group_readable", [False, True], ids=["owner-only", "group-readable"])
+def test_building_services_in_process_leaves_the_umask_alone(tmp_path: Path, group_readable: bool) -> None:
+    """The umask is the command's (dockyard.cli): building services in a test or library does not
+    change the process-wide umask under everything else that runs there; the files still get their modes."""
+    old = os.umask(0o022)
+    try:
+        settings = load_settings(
+            data_dir=tmp_path / "data", admin_password=PASSWORD, data_group_readable=group_readable
+        )
+        services = build_services(settings)
+        services.db.close()
+        assert os.umask(0o022) == 0o022
+    finally:
+        os.umask(old)
+    _assert_modes(tmp_path / "data", GROUP_READABLE if group_readable else OWNER_ONLY)
+
+
+@pytest.mark.parametrize(("group_readable", "umask"), [(False, 0o077), (True, 0o027)])
+def test_commands_set_the_umask_the_settings_ask_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group_readable: bool, umask: int
+) -> None:
+    from click.testing import CliRunner
+
+    from dockyard.cli import main
+
+    monkeypatch.setenv("DOCKYARD_DATA_GROUP_READABLE", "true" if group_readable else "false")
+    old = os.umask(0o022)
+    try:
+        result = CliRunner().invoke(main, ["certs", "init", "--data-dir", str(tmp_path / "data")])
+        assert os.umask(0o022) == umask
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output

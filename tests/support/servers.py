@@ -27,7 +27,23 @@ def environment_without(prefix: str, extra: Mapping[str, str] | None = None) -> 
     return env
 
 
-class DockyardServer:
+class _OnLoopback:
+    """A plain-HTTP server on 127.0.0.1 at `port`."""
+
+    port: int
+
+    @property
+    def address(self) -> str:
+        """HOST:PORT, as image references spell it."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:PORT."""
+        return f"http://{self.address}"
+
+
+class DockyardServer(_OnLoopback):
     """`dockyard serve` on 127.0.0.1:PORT with its own data directory.
 
     The developer's own DOCKYARD_* variables are dropped so they cannot leak into tests; `env` adds some back.
@@ -59,16 +75,6 @@ class DockyardServer:
             log_path,
             environment_without("DOCKYARD_", {**(location if via_env else {}), **(env or {})}),
         )
-
-    @property
-    def address(self) -> str:
-        """HOST:PORT, as image references spell it."""
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. http://127.0.0.1:PORT."""
-        return f"http://{self.address}"
 
     @property
     def running(self) -> bool:
@@ -107,7 +113,7 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
     return base
 
 
-class ReferenceRegistry:
+class ReferenceRegistry(_OnLoopback):
     """The CNCF Distribution registry (`docker-registry serve CONFIG`) on 127.0.0.1:PORT.
 
     Filesystem storage in `base/storage`, deletes enabled; `config` is merged over that (nested keys).
@@ -137,16 +143,6 @@ class ReferenceRegistry:
             base / "registry.log",
             environment_without("REGISTRY_"),
         )
-
-    @property
-    def address(self) -> str:
-        """HOST:PORT."""
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. http://127.0.0.1:PORT."""
-        return f"http://{self.address}"
 
     def __str__(self) -> str:
         return self.url

@@ -39,7 +39,7 @@ from dockyard.events.audit import CLI, AuditLog
 
 log = logging.getLogger(__name__)
 
-_ACCOUNT_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_ACCOUNT_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 BOOTSTRAP_ADMIN = "admin"
 # Clients sending Basic credentials on every /v2/ request would pay a full argon2id check each time.
 _VERIFIED_TTL = 300.0
@@ -48,7 +48,7 @@ _VERIFIED_MAX = 4096
 
 def check_account_name(name: str, field: str = "name") -> str:
     """Account names double as repository namespaces: lowercase, digits and single separators."""
-    if not 2 <= len(name) <= 64 or not _ACCOUNT_NAME.match(name):
+    if not 2 <= len(name) <= 64 or not _ACCOUNT_NAME.fullmatch(name):
         raise InvalidInput(
             "names have 2 to 64 lowercase letters or digits, separated by single '.', '_' or '-'", field
         )

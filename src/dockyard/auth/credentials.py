@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+
+from sqlalchemy.engine import Connection
 
 from dockyard.auth import passwords
 from dockyard.auth import policy as p
@@ -23,14 +26,14 @@ from dockyard.events.audit import AuditLog
 ACCESS_TOKEN_PREFIX = "dyp"  # noqa: S105 (a prefix, not a secret)
 REFRESH_TOKEN_PREFIX = "dyr"  # noqa: S105 (a prefix, not a secret)
 SESSION_PREFIX = "dys"
-_FORMAT = re.compile(r"^(dy[prs])_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
-_TOKEN_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
+_FORMAT = re.compile(r"(dy[prs])_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+_TOKEN_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
 # Writing last-used on every request would make each pull a write; a minute's precision is enough.
 _TOUCH_INTERVAL = 60.0
 
 
 def _split(secret: str, prefix: str) -> tuple[str, str] | None:
-    match = _FORMAT.match(secret)
+    match = _FORMAT.fullmatch(secret)
     if match is None or match.group(1) != prefix:
         return None
     return match.group(2), match.group(3)
@@ -111,7 +114,7 @@ class CredentialService:
             raise Unauthenticated(
                 "creating an access token needs your current password (current_password)", "current_password"
             )
-        if not _TOKEN_NAME.match(name):
+        if not _TOKEN_NAME.fullmatch(name):
             raise InvalidInput("1 to 100 printable characters", "name")
         if expires_at is not None and expires_at <= time.time():
             raise InvalidInput("the expiry must be in the future", "expires_at")
@@ -205,23 +208,13 @@ class CredentialService:
 
     def use_refresh_token(self, secret: str) -> Identity | None:
         """The identity a refresh token stands for, or None when unknown, revoked or expired."""
-        parts = _split(secret, REFRESH_TOKEN_PREFIX)
-        if parts is None:
+        lookup = q.refresh_token_by_public_id
+        found = self._holder(secret, REFRESH_TOKEN_PREFIX, lookup, Credential.REFRESH_TOKEN)
+        if found is None:
             return None
-        with self.db.read() as conn:
-            row = q.refresh_token_by_public_id(conn, parts[0])
-            pat = q.access_token_by_id(conn, row.access_token_id) if row and row.access_token_id else None
+        row, identity = found
         now = time.time()
-        if row is None or not passwords.secret_matches(row.secret_hash, parts[1]) or not _usable(row, now):
-            return None
-        if row.access_token_id is not None and (pat is None or not _usable(pat, now)):
-            return None
-        identity = self.accounts.identity(
-            row.user_id, token_id=row.access_token_id, read_only=pat.read_only if pat else False
-        )
-        if identity is not None:
-            identity = replace(identity, credential=Credential.REFRESH_TOKEN)
-        if identity is not None and (row.last_used_at is None or now - row.last_used_at > _TOUCH_INTERVAL):
+        if row.last_used_at is None or now - row.last_used_at > _TOUCH_INTERVAL:
             self.db.write_if_possible("last_used", lambda conn: q.touch_refresh_token(conn, row.id, now))
         return identity
 
@@ -257,11 +250,24 @@ class CredentialService:
 
     def session(self, cookie: str) -> tuple[Identity, str] | None:
         """(identity, CSRF token) of a live session cookie."""
-        parts = _split(cookie, SESSION_PREFIX)
+        found = self._holder(cookie, SESSION_PREFIX, q.session_by_public_id, Credential.SESSION)
+        return (found[1], found[0].csrf_token) if found is not None else None
+
+    def _holder(
+        self,
+        secret: str,
+        prefix: str,
+        by_public_id: Callable[[Connection, str], q.TokenRow | None],
+        credential: Credential,
+    ) -> tuple[q.TokenRow, Identity] | None:
+        """The row of a live refresh token or session and the active user it stands for; None when the
+        secret is wrong, the row expired or revoked, the access token it was obtained with is no longer
+        usable, or the user is deactivated or gone."""
+        parts = _split(secret, prefix)
         if parts is None:
             return None
         with self.db.read() as conn:
-            row = q.session_by_public_id(conn, parts[0])
+            row = by_public_id(conn, parts[0])
             pat = q.access_token_by_id(conn, row.access_token_id) if row and row.access_token_id else None
         now = time.time()
         if row is None or not passwords.secret_matches(row.secret_hash, parts[1]) or not _usable(row, now):
@@ -271,9 +277,7 @@ class CredentialService:
         identity = self.accounts.identity(
             row.user_id, token_id=row.access_token_id, read_only=pat.read_only if pat else False
         )
-        if identity is None:
-            return None
-        return replace(identity, credential=Credential.SESSION), row.csrf_token
+        return (row, replace(identity, credential=credential)) if identity is not None else None
 
     def end_session(self, cookie: str) -> None:
         """Log out a session."""

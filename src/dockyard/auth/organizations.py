@@ -15,12 +15,12 @@ from dockyard.db import accounts as q
 from dockyard.db.engine import Database
 from dockyard.events.audit import AuditLog
 
-_TEAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TEAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def check_team_name(name: str, field: str = "name") -> str:
     """Team names: letters, digits, '.', '_' and '-', up to 64."""
-    if not _TEAM_NAME.match(name):
+    if not _TEAM_NAME.fullmatch(name):
         raise InvalidInput("team names have 1 to 64 letters, digits, '.', '_' or '-'", field)
     return name
 

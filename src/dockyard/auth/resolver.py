@@ -12,7 +12,7 @@ Each surface is an audience, and accepts only the credentials meant for it:
 
 A registry token never opens the API or the UI, and a refresh token only buys registry tokens. Refusals
 are typed: CredentialRefused (401; `invalid_token` when a bearer token is bad), AccountDisabled (401, after a
-correct secret), Throttled (429).
+correct secret, or a registry token of a user deactivated since: see auth/standing.py), Throttled (429).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from starlette.concurrency import run_in_threadpool
 
 from dockyard.auth.authenticate import Authenticator, SignIn, bearer_token, parse_basic
 from dockyard.auth.credentials import REFRESH_TOKEN_PREFIX, looks_like_access_token
-from dockyard.auth.errors import CredentialRefused
+from dockyard.auth.errors import AccountDisabled, CredentialRefused
 from dockyard.auth.identity import ANONYMOUS, Credential, Identity
+from dockyard.auth.standing import AccountStanding, Standing
 from dockyard.auth.tokens import Claims, TokenInvalid
 from dockyard.registry.context import short_read
 
@@ -42,8 +43,8 @@ class Audience(StrEnum):
 @dataclass(frozen=True)
 class Resolved:
     """Who is calling. `claims` is set for a registry token: its `access` claim is what it may do, and
-    `identity` then holds only the token's user id and name (no lookup on the hot path). `csrf_token` is
-    set for a session: unsafe methods must echo it."""
+    `identity` then holds only the token's user id and name (no lookup beyond the cached account check).
+    `csrf_token` is set for a session: unsafe methods must echo it."""
 
     identity: Identity
     claims: Claims | None = None
@@ -60,9 +61,12 @@ class CredentialResolver:
     """Turns a request's credentials into an Identity for one audience. Async: blocking checks run off
     the event loop, except the short reads that SQLite answers inline (`inline_reads`)."""
 
-    def __init__(self, authenticator: Authenticator, *, inline_reads: bool) -> None:
+    def __init__(
+        self, authenticator: Authenticator, *, inline_reads: bool, standing: AccountStanding
+    ) -> None:
         self.auth = authenticator
         self.inline_reads = inline_reads
+        self.standing = standing
 
     async def resolve(
         self,
@@ -138,10 +142,21 @@ class CredentialResolver:
                 claims = await run_in_threadpool(self.auth.verify_bearer, token)
             except TokenInvalid as exc:
                 raise CredentialRefused(f"invalid token: {exc}", invalid_token=True) from exc
+        if claims.user_id is not None:
+            await self._check_standing(claims.user_id, claims.subject)
         identity = Identity(
             user_id=claims.user_id, name=claims.subject or None, credential=Credential.REGISTRY_TOKEN
         )
         return Resolved(identity, claims)
+
+    async def _check_standing(self, user_id: int, name: str) -> None:
+        standing = self.standing.known(user_id)
+        if standing is None:
+            standing = await short_read(self.inline_reads, self.standing.read, user_id)
+        if standing is Standing.DEACTIVATED:
+            raise AccountDisabled(name)
+        if standing is Standing.GONE:
+            raise CredentialRefused("invalid token: its user no longer exists", invalid_token=True)
 
     async def _api_bearer(self, token: str) -> Identity:
         if token.startswith(f"{REFRESH_TOKEN_PREFIX}_"):

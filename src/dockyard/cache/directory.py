@@ -26,9 +26,9 @@ from dockyard.db import accounts as aq
 from dockyard.db import caches as q
 from dockyard.db.engine import Database
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 # scheme://host[:port][/path] in plain characters: the URL goes into redirects and pages as it is.
-_URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?$")
+_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?")
 _MAX_CA_BYTES = 64 * 1024
 _MAX_PING_BYTES = 64 * 1024
 # A cache whose last good check is older than this is not used (the checker runs every few seconds).
@@ -74,7 +74,7 @@ def usable(row: q.CacheRow, now: float) -> bool:
 def _check_url(url: str) -> str:
     if "@" in url:
         raise InvalidInput("a cache's URL carries no credentials", "url")
-    if not _URL.match(url) or not urlsplit(url).hostname:
+    if not _URL.fullmatch(url) or not urlsplit(url).hostname:
         raise InvalidInput("the cache's URL must be http(s)://host[:port][/path]", "url")
     return url.rstrip("/")
 
@@ -100,7 +100,7 @@ class CacheDirectory:
     def add(self, actor: Identity | None, name: str, url: str, ca_pem: str | None = None) -> Cache:
         """Register a cache (administrators; `actor` None is the local command line)."""
         self._require_admin(actor)
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise InvalidInput("a cache name is 1 to 64 of a-z, 0-9, '.', '_' and '-'", "name")
         url, ca_pem = _check_url(url), _check_ca(ca_pem)
         with self.db.write() as conn:

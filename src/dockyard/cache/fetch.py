@@ -21,6 +21,7 @@ import httpx
 
 from dockyard.cache.grants import GRANT_PARAMETER
 from dockyard.content.digests import new_hasher
+from dockyard.registry.numbers import parse_count
 from dockyard.storage.cache_store import CacheStore
 
 CHUNK_SIZE = 1 << 20
@@ -167,8 +168,7 @@ class Fetcher:
             if response.status_code != 200:
                 body = await response.aread()
                 raise UpstreamRefused(response.status_code, body[:65536])
-            length = response.headers.get("content-length")
-            transfer.size = int(length) if length and length.isdigit() else None
+            transfer.size = parse_count(response.headers.get("content-length", ""))
             transfer.started.set()
             hasher = new_hasher(transfer.digest.partition(":")[0])
             fd = os.open(transfer.temp, os.O_WRONLY | os.O_CLOEXEC)

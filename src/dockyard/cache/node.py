@@ -27,6 +27,7 @@ from dockyard.content.digests import parse_digest
 from dockyard.content.errors import ContentError
 from dockyard.content.names import validate_name
 from dockyard.registry.errors import error_response
+from dockyard.registry.numbers import parse_count
 from dockyard.registry.routing import resolve
 from dockyard.storage.cache_store import CacheStore
 from dockyard.storage.file_stream import stream_file
@@ -150,10 +151,10 @@ async def _head_upstream(node: CacheNode, name: str, digest: str, grant: str) ->
         return _error(503, "UNAVAILABLE", "the cache cannot reach its upstream; retry later")
     if answer.status_code != 200:
         return Response(status_code=answer.status_code, headers=_VERSION)
-    size = answer.headers.get("content-length", "")
-    if not size.isdigit():
+    size = parse_count(answer.headers.get("content-length", ""))
+    if size is None:
         return _error(502, "UNKNOWN", "the upstream did not say the blob's size")
-    return Response(status_code=200, headers=_blob_headers(digest, int(size)), media_type=_OCTETS)
+    return Response(status_code=200, headers=_blob_headers(digest, size), media_type=_OCTETS)
 
 
 async def ping(request: Request) -> Response:

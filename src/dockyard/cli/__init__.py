@@ -20,7 +20,7 @@ def main() -> None:
     those settings name, and refuse to create a new one unless given --init.
     """
     # Whatever a command writes (TLS files, downloads, the database) is private from the first file on;
-    # the services widen this to the group when data_group_readable is set.
+    # loading the settings (cli/options.py) widens this to the group when data_group_readable is set.
     restrict_process(OWNER_ONLY)
 
 

@@ -126,7 +126,7 @@ def serve(
         raise click.ClickException("--data-dir is required: the directory for the cached blobs")
     listen = listen or str(defaults.get("listen", "0.0.0.0:5001"))
     host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise click.ClickException("--listen must be HOST:PORT, for example 0.0.0.0:5001")
     try:
         max_bytes = max_size or parse_size(str(defaults.get("max_size", "10GiB")))

@@ -14,6 +14,7 @@ from dockyard.auth.errors import AuthError
 from dockyard.config import DEFAULT_CONFIG_FILES, ConfigError, Settings, config_file, load_settings
 from dockyard.db.engine import DatabaseUnavailable
 from dockyard.db.presence import database_initialised
+from dockyard.storage.permissions import modes_for, restrict_process
 
 if TYPE_CHECKING:
     from dockyard.app import Services
@@ -75,9 +76,13 @@ def settings_from(config_file: Path | None, **overrides: Any) -> Settings:
     if config_file is not None:
         os.environ["DOCKYARD_CONFIG"] = str(config_file)
     try:
-        return load_settings(**overrides)
+        settings = load_settings(**overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    # Files libraries make (SQLite's journals, TLS files) get the data directory's modes too; the worker
+    # processes `dockyard serve` forks inherit this umask.
+    restrict_process(modes_for(settings.data_group_readable))
+    return settings
 
 
 def open_services(settings: Settings) -> Services:

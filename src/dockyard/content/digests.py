@@ -10,7 +10,7 @@ from typing import Protocol
 from dockyard.content.errors import DigestInvalid, Unsupported
 
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
-_DIGEST = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+_DIGEST = re.compile(r"([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)")
 
 
 class Hasher(Protocol):
@@ -36,7 +36,7 @@ class Digest:
 
 def parse_digest(value: str) -> Digest:
     """Validate a digest string; unknown algorithms are Unsupported, malformed ones DigestInvalid."""
-    match = _DIGEST.match(value)
+    match = _DIGEST.fullmatch(value)
     if not match:
         raise DigestInvalid(f"invalid digest {value[:200]!r}")
     algorithm, encoded = match.groups()

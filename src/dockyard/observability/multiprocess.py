@@ -19,9 +19,10 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from dockyard.config import ConfigError
 from dockyard.observability.metrics import instruments
+from dockyard.processes import alive
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
-_PID = re.compile(r"_(\d+)\.db$")
+_PID = re.compile(r"_([0-9]+)\.db\Z")
 
 
 def directory() -> Path | None:
@@ -88,20 +89,10 @@ def forget_dead_workers(path: Path) -> None:
     """Drop the live gauges of exited workers (their counters stay: totals never shrink)."""
     pids = {int(match[1]) for name in os.listdir(path) if (match := _PID.search(name))}
     for pid in pids:
-        if not _alive(pid):
+        if not alive(pid):
             mark_process_dead(pid, str(path))  # type: ignore[no-untyped-call]
 
 
 def remove(path: Path) -> None:
     """Delete the directory at shutdown."""
     shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -83,7 +83,8 @@ def _download(
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             announced = response.headers.get("Content-Length")
-            length = int(announced) if announced and announced.isdigit() else None
+            # isascii: str.isdigit() also accepts digits int() refuses, such as "²".
+            length = int(announced) if announced and announced.isascii() and announced.isdigit() else None
             if length is not None and length > max_bytes:
                 raise FetchError(f"{url}: {length} bytes is over the limit of {max_bytes}")
             if on_start is not None:

@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse
 
 from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import InvalidInput, Unauthenticated
+from dockyard.registry.numbers import parse_count
 from dockyard.ui.session import CSRF_FIELD, Viewer, check_form, viewer
 
 if TYPE_CHECKING:
@@ -65,7 +66,8 @@ class Form:
 async def posted(request: Request) -> Form:
     """Parse a bounded url-encoded form and check its origin and CSRF token."""
     length = request.headers.get("content-length")
-    if length is None or not length.isdigit() or int(length) > MAX_FORM_BYTES:
+    size = parse_count(length) if length is not None else None
+    if size is None or size > MAX_FORM_BYTES:
         raise InvalidInput(f"forms are limited to {MAX_FORM_BYTES // 1024} KiB", "form")
     current = await viewer(request)
     data = await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=MAX_FORM_BYTES)

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import AuthError, InvalidInput, NotFound, Unauthenticated
 from dockyard.auth.identity import FreshPassword
+from dockyard.registry.numbers import parse_count
 from dockyard.ui.render import page
 from dockyard.ui.session import Viewer, viewer
 from dockyard.ui.views.common import Form, audit, back, call, notice, posted, services, signed_in
@@ -92,9 +93,10 @@ async def _password(request: Request, form: Form) -> Response:
 
 async def _token(request: Request, form: Form) -> Response:
     days = form.get("expires_in_days")
-    if days and (not days.isdigit() or not 1 <= int(days) <= MAX_TOKEN_DAYS):
+    count = parse_count(days) if days else None
+    if days and (count is None or not 1 <= count <= MAX_TOKEN_DAYS):
         raise InvalidInput(f"the expiry is 1 to {MAX_TOKEN_DAYS} days, or empty for none", "expires_in_days")
-    expires = time.time() + int(days) * 86400 if days else None
+    expires = time.time() + count * 86400 if count else None
     fresh = await _confirm(request, form)
     token, secret = await call(
         services(request).auth.credentials.create_access_token,

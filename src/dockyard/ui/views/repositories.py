@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.auth.errors import AuthError
+from dockyard.registry.numbers import parse_count
 from dockyard.ui.render import page
 from dockyard.ui.session import viewer
 from dockyard.ui.views.common import back, call, notice, posted, repo_url, services, signed_in
@@ -14,7 +15,8 @@ PER_PAGE = 25
 
 
 def _page_number(text: str) -> int:
-    return int(text) if text.isdigit() and len(text) < 7 else 1
+    number = parse_count(text) if len(text) < 7 else None
+    return number or 1
 
 
 async def repositories(request: Request) -> Response:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from dockyard.auth import policy as p
 from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import Conflict, Forbidden, InvalidInput, NotFound
+from dockyard.registry.numbers import parse_count
 from dockyard.scanning.errors import ScanError
 from dockyard.ui.render import page
 from dockyard.ui.session import Viewer, check_form, viewer
@@ -91,7 +92,8 @@ async def import_advisories(request: Request) -> Response:
     _administrator(current)
     limit = services(request).settings.vulndb_max_upload_bytes
     length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > limit + 64 * 1024:
+    size = parse_count(length)
+    if size is None or size > limit + 64 * 1024:
         raise InvalidInput(f"the file is over the limit of {limit} bytes", "file")
     data = await request.form(max_files=1, max_fields=4)
     token = data.get("csrf_token")
@@ -144,7 +146,7 @@ async def audit_log(request: Request) -> Response:
         services(request).auth.audit.events,
         current.identity,
         limit=AUDIT_PAGE + 1,
-        before_id=int(before) if before.isdigit() and len(before) < 19 else None,
+        before_id=parse_count(before),
         action=filters["action"] or None,
         who=filters["actor"] or None,
         since=_moment(params, "from"),
