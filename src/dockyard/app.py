@@ -207,6 +207,7 @@ def build_services(settings: Settings) -> Services:
     scans = ScanService(db, store, manifests, auth.repositories, jobs, auth.audit)
     manifests.push_hooks.append(scans.on_push)
     manifests.push_hooks.append(count_push)
+    listing = RepositoryBrowser(auth.repositories, manifests)
     return Services(
         settings=settings,
         db=db,
@@ -227,8 +228,8 @@ def build_services(settings: Settings) -> Services:
         vulndb_sync=VulnDbSync(scans.vulndb, jobs, settings, auth.audit),
         auth=auth,
         caches=CacheDirectory(db),
-        browser=Browser(db, store, auth.repositories, auth.organizations, manifests),
-        listing=RepositoryBrowser(auth.repositories, manifests),
+        browser=Browser(db, store, auth.repositories, auth.organizations, manifests, listing),
+        listing=listing,
         system_settings=SystemSettings(db, auth.audit),
         cluster=ReplicaRegistry(db, settings),
     )
@@ -417,7 +418,7 @@ def create_app(
                     services.scans,
                     services.vulndb_sync,
                     services.caches,
-                    services.manifests,
+                    services.listing,
                     services.cluster,
                     services.system_settings,
                 ),
@@ -457,6 +458,7 @@ def create_app(
         or PolicyAccess(
             settings, auth.permissions, auth.repositories, auth.authenticator, auth.resolver, auth.audit
         ),
+        listing=services.listing,
         caches=CacheRedirects(
             services.caches, auth.keys, settings.token_issuer, settings.cache_grant_ttl_seconds
         ),

@@ -328,7 +328,7 @@ def test_error_pages_are_styled_and_never_show_a_stack_trace(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("secret internals /etc/shadow")
 
-    monkeypatch.setattr(world.client.app.state.services.browser, "visible", broken)
+    monkeypatch.setattr(world.client.app.state.services.listing, "numbered", broken)
     failed = client.get("/")
     assert failed.status_code == 500
     assert "Something went wrong" in failed.text

@@ -25,7 +25,6 @@ from dockyard.api.system_settings_routes import router as system_settings_router
 from dockyard.api.vulndb_routes import router as vulndb_router
 from dockyard.config import Settings
 from dockyard.content.listing import RepositoryBrowser
-from dockyard.content.manifests import ManifestService
 from dockyard.content.system_settings import SystemSettings
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ def build_api(
     scans: ScanService,
     vulndb: VulnDbSync,
     caches: CacheDirectory,
-    manifests: ManifestService,
+    listing: RepositoryBrowser,
     cluster: ReplicaRegistry,
     system_settings: SystemSettings,
 ) -> FastAPI:
@@ -65,7 +64,7 @@ def build_api(
     api.state.context = Context(auth=auth, settings=settings, scans=scans, vulndb=vulndb, cluster=cluster)
     api.state.caches = caches
     api.state.system_settings = system_settings
-    api.state.browser = RepositoryBrowser(auth.repositories, manifests)
+    api.state.browser = listing
     install_handlers(api)
     api.add_middleware(HeaderGuard)
     api.openapi = lambda: build_schema(api)  # type: ignore[method-assign]

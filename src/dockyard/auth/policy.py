@@ -170,6 +170,32 @@ def may_browse_everything(identity: Identity) -> bool:
     return identity.is_admin
 
 
+@dataclass(frozen=True)
+class BrowseScope:
+    """The BROWSE rule of `access_level`, restated over sets so that listings filter in the database.
+
+    A repository is visible when `everything`; or when it is public and `public`; or, for the signed-in
+    user `user_id`, when it lies in the user's own namespace, or in an organization's namespace that the
+    user owns or where a team of the user holds a namespace grant, or when a team of the user holds a
+    grant on the repository itself and its namespace is an organization. Any grant allows browsing (every
+    level includes read-only) and a read-only token browses what its user browses.
+    `dockyard.db.listing.visible_clause` is the SQL of this rule; tests/db/test_visibility_sql.py compares
+    it with `may(..., Action.BROWSE, ...)` over a generated matrix, so a change here that the SQL does not
+    follow fails there.
+    """
+
+    everything: bool
+    public: bool
+    user_id: int | None
+
+
+def browse_scope(identity: Identity, settings: PolicySettings) -> BrowseScope:
+    """Which repositories the identity may browse, as sets a query can select."""
+    if identity.anonymous:
+        return BrowseScope(everything=False, public=settings.anonymous_pull, user_id=None)
+    return BrowseScope(everything=may_browse_everything(identity), public=True, user_id=identity.user_id)
+
+
 def may_administer(identity: Identity) -> bool:
     """Whether the identity may manage accounts, organizations and the audit log of the whole registry."""
     return identity.is_admin and not identity.read_only

@@ -156,14 +156,10 @@ class PolicyAccess:
         if PUSH in actions:
             await self._ensure_on_push(identity, name, request, scope)
 
-    async def visible(self, request: Request, names: list[str]) -> list[str]:
-        """Names the caller may browse (`require(request, None, [])` has identified the caller)."""
+    def scope(self, request: Request) -> p.BrowseScope:
+        """Which repositories the caller may browse (`require(request, None, [])` identified it)."""
         identity: Identity = getattr(request.state, "identity", ANONYMOUS)
-        if p.may_browse_everything(identity):
-            return names
-        facts = await self._read(self.permissions.facts_many, identity, names)
-        settings = self.permissions.policy_settings
-        return [n for n in names if p.may(identity, facts[n], p.Action.BROWSE, settings)]
+        return p.browse_scope(identity, self.permissions.policy_settings)
 
     async def _caller(self, request: Request, scope: str | None) -> tuple[Claims | None, Identity]:
         try:

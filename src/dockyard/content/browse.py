@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,10 +21,11 @@ from dockyard.auth.errors import Forbidden, InvalidInput, NotFound
 from dockyard.auth.identity import Identity
 from dockyard.auth.organizations import OrganizationService
 from dockyard.content.activity import DAY_SECONDS, day_of
+from dockyard.content.listing import RepositoryBrowser
 from dockyard.content.manifest_format import IMAGE_MANIFESTS, INDEXES
 from dockyard.content.manifests import ManifestService
-from dockyard.content.names import namespace_of, validate_tag
-from dockyard.content.repositories import Repository, RepositoryService
+from dockyard.content.names import namespace_of
+from dockyard.content.repositories import RepositoryService
 from dockyard.db import accounts as aq
 from dockyard.db import activity as aq_activity
 from dockyard.db import browse as q
@@ -32,6 +33,7 @@ from dockyard.db import content as cq
 from dockyard.db import scans as sq
 from dockyard.db.audit import AuditRow
 from dockyard.db.engine import Database
+from dockyard.db.listing import Filters, RepositoryListing
 from dockyard.storage.blobstore import BlobStore
 
 # Config media types of runnable images (as scanning/image.py, which content/ does not import).
@@ -57,7 +59,7 @@ VISIBILITIES = ("public", "private")
 class RepositoryItem:
     """A repository in the list, with when it was last pushed to."""
 
-    repository: Repository
+    repository: RepositoryListing
     last_push: float | None
 
 
@@ -70,6 +72,8 @@ class RepositoryPage:
     page: int
     pages: int
     namespaces: list[str]
+    # More repositories passed the filters than were counted (`total` is the bound).
+    more: bool = False
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,7 @@ class Browser:
         repositories: RepositoryService,
         organizations: OrganizationService,
         manifests: ManifestService,
+        listing: RepositoryBrowser,
     ) -> None:
         self.db = db
         self.store = store
@@ -275,6 +280,7 @@ class Browser:
         self.permissions = repositories.permissions
         self.organizations = organizations
         self.manifests = manifests
+        self.listing = listing
 
     # Repositories
 
@@ -289,7 +295,8 @@ class Browser:
         page: int = 1,
         per_page: int = 25,
     ) -> RepositoryPage:
-        """The repositories the actor may browse, searched by substring, filtered, sorted and paged.
+        """The repositories the actor may browse, searched by substring, filtered, sorted and paged by the
+        listing service (in the database: a fixed number of statements, whatever the number of rows).
 
         Counts and the namespaces offered come from the visible repositories only.
         """
@@ -299,28 +306,10 @@ class Browser:
             raise InvalidInput("sort by name or pushed", "sort")
         if visibility is not None and visibility not in VISIBILITIES:
             raise InvalidInput("visibility is public or private", "visibility")
-        visible = self.visible(actor)
-        namespaces = sorted({ns for r in visible if (ns := namespace_of(r.name))})
-        needle = query.strip().lower()
-        chosen = [
-            r
-            for r in visible
-            if needle in r.name.lower()
-            and (namespace is None or namespace_of(r.name) == namespace)
-            and (visibility is None or r.visibility == visibility)
-        ]
-        pages = max(1, -(-len(chosen) // per_page))
-        page = min(max(page, 1), pages)
-        start = (page - 1) * per_page
-        # Sorted by name, only the page needs its last pushes; sorted by push, every repository does.
-        wanted = chosen if sort == "pushed" else chosen[start : start + per_page]
-        with self.db.read() as conn:
-            pushes = q.last_pushes(conn, [r.name for r in wanted])
-        items = [RepositoryItem(r, pushes.get(r.name)) for r in wanted]
-        if sort == "pushed":
-            items.sort(key=lambda item: (-(item.last_push or 0.0), item.repository.name))
-            items = items[start : start + per_page]
-        return RepositoryPage(items, len(chosen), page, pages, namespaces)
+        filters = Filters(contains=query.strip() or None, namespace=namespace, visibility=visibility)
+        found = self.listing.numbered(actor, filters, by_push=sort == "pushed", page=page, per_page=per_page)
+        items = [RepositoryItem(row, row.last_pushed_at or None) for row in found.items]
+        return RepositoryPage(items, found.total, found.page, found.pages, found.namespaces, found.more)
 
     def dashboard(self, actor: Identity, *, days: int = 14, top: int = 10) -> Dashboard:
         """Storage per namespace, the largest repositories, and pushes, pulls and findings by severity per
@@ -350,51 +339,9 @@ class Browser:
             ],
         )
 
-    def visible(self, actor: Identity) -> list[Repository]:
-        """Every repository the actor may browse, by name, as `AccountService.visible_repositories` answers,
-        in four queries and one policy decision per repository: facts are gathered once per namespace and
-        completed per repository with its visibility and the actor's grants on it."""
-        with self.db.read() as conn:
-            rows = q.all_repository_rows(conn)
-            grants = (
-                q.repository_grant_levels_of_user(conn, actor.user_id) if actor.user_id is not None else {}
-            )
-        everything = p.may_browse_everything(actor)
-        # "ns/-" and "-" are not valid names, so they never exist: their facts describe the namespace alone.
-        probes = {namespace_of(row.name) for row in rows} if not everything else set()
-        by_namespace = self.permissions.facts_many(actor, [f"{ns}/-" if ns else "-" for ns in probes])
-        settings = self.permissions.policy_settings
-        # Repositories alike in namespace, visibility and grants get one decision between them.
-        decided: dict[tuple[str | None, str, tuple[str, ...]], bool] = {}
-        visible = []
-        for row in rows:
-            namespace = namespace_of(row.name)
-            if not everything:
-                key = (namespace, row.visibility, tuple(grants.get(row.id, ())))
-                allowed = decided.get(key)
-                if allowed is None:
-                    base = by_namespace[f"{namespace}/-" if namespace else "-"]
-                    on_repo = key[2] if base.namespace_kind is p.NamespaceKind.ORG else ()
-                    facts = replace(
-                        base,
-                        exists=True,
-                        public=row.visibility == "public",
-                        team_levels=base.team_levels + tuple(p.Level.parse(level) for level in on_repo),
-                    )
-                    allowed = decided[key] = p.may(actor, facts, p.Action.BROWSE, settings)
-                if not allowed:
-                    continue
-            visible.append(
-                Repository(
-                    name=row.name,
-                    namespace=namespace,
-                    visibility=row.visibility,
-                    description=row.description,
-                    created_at=row.created_at,
-                    scan_on_push=row.scan_on_push,
-                )
-            )
-        return visible
+    def visible(self, actor: Identity) -> list[RepositoryListing]:
+        """Every repository the actor may browse, by name (the dashboard's figures count these only)."""
+        return self.listing.visible(actor)
 
     def creatable_namespaces(self, actor: Identity) -> list[str]:
         """Namespaces where the policy lets the actor create a repository: their own and their
@@ -420,12 +367,6 @@ class Browser:
         facts = self.permissions.repo_facts(actor, name)
         actions = p.allowed_actions(actor, facts, list(p.Action), self.permissions.policy_settings)
         return frozenset(action.value for action in actions)
-
-    def delete_tag(self, actor: Identity, name: str, tag: str) -> None:
-        """Delete one tag: the manifest and every other tag pointing at it stay."""
-        validate_tag(tag)
-        self.repo_service.require(actor, name, p.Action.DELETE)
-        self.manifests.untag(name, tag, actor)
 
     def readme(self, actor: Identity, name: str) -> str:
         """The repository's README source (Markdown)."""

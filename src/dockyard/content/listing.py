@@ -12,6 +12,7 @@ from dockyard.auth import policy as p
 from dockyard.auth.errors import Conflict, InvalidInput, NotFound
 from dockyard.auth.identity import Identity
 from dockyard.content.digests import Digest
+from dockyard.content.names import validate_tag
 from dockyard.db import listing as q
 from dockyard.db.listing import ManifestListing, RepositoryListing, TagListing
 
@@ -26,6 +27,10 @@ Sort = Literal["name", "last-push"]
 MAX_PAGE = 500
 WINDOW = 500
 MAX_EXAMINED = 5000
+# A numbered list counts at most this many rows (a longer one says "more than"), and pages within them.
+MAX_COUNTED = 10_000
+# The most namespaces a list offers as filters.
+MAX_NAMESPACES = 500
 
 
 @dataclass(frozen=True)
@@ -56,14 +61,34 @@ def _parse_cursor(after: str | None, sort: Sort) -> tuple[float, str] | None:
     return (value, name)
 
 
+@dataclass(frozen=True)
+class NumberedPage:
+    """Page `page` of `pages` of a list, with how many rows passed its filters (at most MAX_COUNTED: a
+    larger list says `more`) and the namespaces its viewer may filter by."""
+
+    items: list[RepositoryListing]
+    total: int
+    more: bool
+    page: int
+    pages: int
+    namespaces: list[str]
+
+
 class RepositoryBrowser:
-    """Repositories, tags and untagged manifests as a caller may see them."""
+    """Repositories, tags and untagged manifests as a caller may see them: the one listing service of the
+    API, the web UI and the catalog. Which repositories a caller sees is decided in the database by the
+    SQL of the policy's browse rule (`policy.browse_scope`, `db.listing.visible_clause`), so a page costs
+    a fixed number of statements and no row the caller may not see leaves the database."""
 
     def __init__(self, repositories: RepositoryService, manifests: ManifestService) -> None:
         self.repositories = repositories
         self.permissions = repositories.permissions
         self.manifests = manifests
         self.db = manifests.db
+
+    def scope(self, identity: Identity) -> p.BrowseScope:
+        """Which repositories the identity may browse, as the listing queries take it."""
+        return p.browse_scope(identity, self.permissions.policy_settings)
 
     def search(
         self,
@@ -77,45 +102,67 @@ class RepositoryBrowser:
         limit: int = 100,
     ) -> Page[RepositoryListing]:
         """Repositories the identity may browse whose name contains `contains`, optionally of one namespace
-        and one visibility, by name or by last push (newest first). Counts nothing: a private repository the
-        caller may not see leaves no trace, not even in a total."""
+        and one visibility, by name or by last push (newest first), after the cursor `after`. Counts
+        nothing, and every cursor names a repository the caller may browse. By name, no row the caller may
+        not see is read at all (`visible_by_name`); by last push, the database skips them."""
         limit = max(1, min(limit, MAX_PAGE))
         by_push = sort == "last-push"
         position = _parse_cursor(after, sort)
-        found: list[RepositoryListing] = []
-        examined = 0
-        while len(found) < limit:
-            with self.db.read() as conn:
-                window = q.repository_window(
-                    conn,
-                    by_push=by_push,
-                    after=position,
-                    size=WINDOW,
-                    contains=contains,
-                    namespace=namespace,
-                    visibility=visibility,
+        filters = q.Filters(contains=contains, namespace=namespace, visibility=visibility)
+        scope = self.scope(identity)
+        with self.db.read() as conn:
+            if by_push:
+                rows = q.repositories_page(
+                    conn, scope, filters, by_push=True, after=position, limit=limit + 1
                 )
-            examined += WINDOW
-            visible = self._visible(identity, window.rows)
-            if len(found) + len(visible) > limit:
-                found += visible[: limit - len(found)]
-                last = found[-1]
-                return Page(found, _push_cursor(last) if by_push else last.name)
-            found += visible
-            position = window.last
-            if position is None:
-                return Page(found, None)
-            if examined >= MAX_EXAMINED:
-                break
-        assert position is not None
-        return Page(found, f"{position[0]!r},{position[1]}" if by_push else position[1])
+            else:
+                rows = q.visible_by_name(conn, scope, filters, after, limit + 1)
+        return self._keyset(rows, limit, by_push)
 
-    def _visible(self, identity: Identity, rows: list[RepositoryListing]) -> list[RepositoryListing]:
-        if p.may_browse_everything(identity) or not rows:
-            return rows
-        facts = self.permissions.facts_many(identity, [row.name for row in rows])
-        settings = self.permissions.policy_settings
-        return [row for row in rows if p.may(identity, facts[row.name], p.Action.BROWSE, settings)]
+    @staticmethod
+    def _keyset(rows: list[RepositoryListing], limit: int, by_push: bool) -> Page[RepositoryListing]:
+        if len(rows) <= limit:
+            return Page(rows, None)
+        last = rows[limit - 1]
+        return Page(rows[:limit], _push_cursor(last) if by_push else last.name)
+
+    def numbered(
+        self,
+        identity: Identity,
+        filters: q.Filters,
+        *,
+        by_push: bool,
+        page: int,
+        per_page: int,
+    ) -> NumberedPage:
+        """Page `page` (from 1, clamped) of the repositories the identity may browse that pass the filters,
+        with the count and the namespaces on offer, which come from those repositories only. Four
+        statements; no page starts beyond the MAX_COUNTED-th row."""
+        per_page = max(1, min(per_page, MAX_PAGE))
+        scope = self.scope(identity)
+        with self.db.read() as conn:
+            total = q.count_repositories(conn, scope, filters, MAX_COUNTED)
+            more = total > MAX_COUNTED
+            total = min(total, MAX_COUNTED)
+            pages = max(1, -(-total // per_page))
+            page = min(max(page, 1), pages)
+            items = q.repositories_page(
+                conn, scope, filters, by_push=by_push, offset=(page - 1) * per_page, limit=per_page
+            )
+            namespaces = q.visible_namespaces(conn, scope, MAX_NAMESPACES)
+        return NumberedPage(items, total, more, page, pages, namespaces)
+
+    def visible(self, identity: Identity) -> list[RepositoryListing]:
+        """Every repository the identity may browse, by name: one statement (for figures over all of them)."""
+        with self.db.read() as conn:
+            return q.repositories_page(conn, self.scope(identity), q.Filters(), by_push=False, limit=None)
+
+    def catalog(self, scope: p.BrowseScope, last: str | None, limit: int) -> list[str]:
+        """Up to `limit` names `scope` may browse after `last`, in byte order (the /v2/ catalog)."""
+        if scope.everything:
+            return self.manifests.catalog(last, limit)
+        with self.db.read() as conn:
+            return q.visible_names(conn, scope, last, limit)
 
     def repository(self, identity: Identity, name: str) -> RepositoryListing:
         """One repository the identity may browse."""
@@ -159,7 +206,9 @@ class RepositoryBrowser:
 
     def delete_tag(self, identity: Identity, name: str, tag: str) -> str:
         """Delete this tag alone; the manifest stays (untagged if no other tag points at it), and so do the
-        other tags that share its digest. Returns the digest the tag pointed at."""
+        other tags that share its digest. Returns the digest the tag pointed at (audited by the manifest
+        service)."""
+        validate_tag(tag)
         self.repositories.require(identity, name, p.Action.DELETE)
         return self.manifests.untag(name, tag, identity)
 

@@ -9,11 +9,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Select, and_, case, exists, false, func, or_, select, true, union_all, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 
-from dockyard.db.schema import manifest_references, manifests, repositories, tags
+from dockyard.auth.policy import BrowseScope
+from dockyard.db.accounts import ORG, USER
+from dockyard.db.schema import (
+    accounts,
+    manifest_references,
+    manifests,
+    namespace_grants,
+    organization_owners,
+    repositories,
+    repository_grants,
+    tags,
+    team_members,
+    teams,
+)
 
 MANIFEST_REF = "manifest"
 
@@ -51,6 +65,15 @@ class Window:
     last: tuple[float, str] | None
 
 
+@dataclass(frozen=True)
+class Filters:
+    """What a repository list is narrowed to: a name substring, one namespace, one visibility."""
+
+    contains: str | None = None
+    namespace: str | None = None
+    visibility: str | None = None
+
+
 _REPOSITORY_COLUMNS = (
     repositories.c.id,
     repositories.c.name,
@@ -62,50 +85,191 @@ _REPOSITORY_COLUMNS = (
 )
 
 
-def repository_window(
+def _namespace_of(conn: Connection, name: Any) -> Any:
+    """The first component of a repository name, '' for a top-level name (no account is named '')."""
+    if conn.dialect.name == "sqlite":
+        # instr is 0 without a slash, and substr(name, 1, -1) is ''.
+        return func.substr(name, 1, func.instr(name, "/") - 1)
+    return case((func.strpos(name, "/") > 0, func.split_part(name, "/", 1)), else_="")
+
+
+def _whole_namespaces(user: int) -> Select[Any]:
+    """Names of the namespaces the user sees whole: the user's own, and the organizations the user owns or
+    where a team of the user holds a namespace grant."""
+    my_teams = select(team_members.c.team_id).where(team_members.c.user_id == user)
+    owned = select(organization_owners.c.org_id).where(organization_owners.c.user_id == user)
+    namespace_granted = (
+        select(teams.c.org_id)
+        .join(namespace_grants, namespace_grants.c.team_id == teams.c.id)
+        .where(teams.c.id.in_(my_teams))
+    )
+    return select(accounts.c.name).where(
+        or_(
+            and_(accounts.c.id == user, accounts.c.kind == USER),
+            and_(
+                accounts.c.kind == ORG,
+                or_(accounts.c.id.in_(owned), accounts.c.id.in_(namespace_granted)),
+            ),
+        )
+    )
+
+
+def _granted_ids(conn: Connection, user: int) -> Select[Any]:
+    """Ids of the repositories a team of the user holds a grant on, in organization namespaces only (the
+    policy's facts gather repository grants there alone)."""
+    my_teams = select(team_members.c.team_id).where(team_members.c.user_id == user)
+    granted_repo = aliased(repositories)
+    organizations = select(accounts.c.name).where(accounts.c.kind == ORG)
+    return (
+        select(repository_grants.c.repository_id)
+        .join(granted_repo, granted_repo.c.id == repository_grants.c.repository_id)
+        .where(
+            repository_grants.c.team_id.in_(my_teams),
+            _namespace_of(conn, granted_repo.c.name).in_(organizations),
+        )
+    )
+
+
+def visible_clause(conn: Connection, scope: BrowseScope) -> ColumnElement[bool]:
+    """The repositories `scope` may browse, as a condition on `repositories`: the SQL of
+    `dockyard.auth.policy.BrowseScope` (read its rule there). Its subqueries do not depend on the row, so
+    the database evaluates each once per statement, never once per repository."""
+    if scope.everything:
+        return true()
+    parts: list[ColumnElement[bool]] = []
+    if scope.public:
+        parts.append(repositories.c.visibility == "public")
+    if scope.user_id is not None:
+        parts.append(_namespace_of(conn, repositories.c.name).in_(_whole_namespaces(scope.user_id)))
+        parts.append(repositories.c.id.in_(_granted_ids(conn, scope.user_id)))
+    return or_(*parts) if parts else false()
+
+
+def _conditions(conn: Connection, scope: BrowseScope, filters: Filters) -> list[ColumnElement[bool]]:
+    name = _lexical(conn)(repositories.c.name)
+    found = [visible_clause(conn, scope)]
+    if filters.namespace is not None:
+        # A range of the name index: only this namespace's rows are read.
+        found += [name > f"{filters.namespace}/", name < f"{filters.namespace}0"]
+    if filters.visibility is not None:
+        found.append(repositories.c.visibility == filters.visibility)
+    if filters.contains:
+        found.append(repositories.c.name.like(f"%{_like_escaped(filters.contains.lower())}%", escape="\\"))
+    return found
+
+
+def _ordered(conn: Connection, stmt: Select[Any], by_push: bool) -> Select[Any]:
+    name = _lexical(conn)(repositories.c.name)
+    if by_push:
+        return stmt.order_by(repositories.c.last_pushed_at.desc(), name)
+    return stmt.order_by(name)
+
+
+def _after(conn: Connection, by_push: bool, after: tuple[float, str]) -> ColumnElement[bool]:
+    name = _lexical(conn)(repositories.c.name)
+    if by_push:
+        at, last = after
+        pushed = repositories.c.last_pushed_at
+        return or_(pushed < at, and_(pushed == at, name > last))
+    newer: ColumnElement[bool] = name > after[1]
+    return newer
+
+
+def repositories_page(
     conn: Connection,
+    scope: BrowseScope,
+    filters: Filters,
     *,
     by_push: bool,
-    after: tuple[float, str] | None,
-    size: int,
-    contains: str | None,
-    namespace: str | None,
-    visibility: str | None,
-) -> Window:
-    """The next `size` repositories in order (by name; or by last push, newest first, then name), filtered by
-    name substring, namespace and visibility. `after` is where the previous window ended."""
-    lexical = _lexical(conn)
-    name = lexical(repositories.c.name)
-    pushed = repositories.c.last_pushed_at
-    window = select(repositories.c.id, repositories.c.name, pushed)
-    if by_push:
-        window = window.order_by(pushed.desc(), name.desc())
-        if after is not None:
-            at, last_name = after
-            window = window.where(or_(pushed < at, and_(pushed == at, name < last_name)))
-    else:
-        window = window.order_by(name)
-        if namespace is not None:
-            # A range of the name index: the window walks only this namespace.
-            window = window.where(name > f"{namespace}/", name < f"{namespace}0")
-        if after is not None:
-            window = window.where(name > after[1])
-    scanned = window.limit(size).subquery()
-    rows = list(conn.execute(select(scanned.c.name, scanned.c.last_pushed_at)))
-    if not rows:
-        return Window([], None)
-    # The window's last row in its order: the oldest push (then lowest name), or the highest name.
-    edge = min(rows, key=lambda r: (r.last_pushed_at, r.name)) if by_push else max(rows, key=lambda r: r.name)
-    last = (float(edge.last_pushed_at), str(edge.name)) if len(rows) == size else None
-    stmt = select(*_REPOSITORY_COLUMNS).join(scanned, scanned.c.id == repositories.c.id)
-    if contains:
-        stmt = stmt.where(repositories.c.name.like(f"%{_like_escaped(contains)}%", escape="\\"))
-    if namespace is not None:
-        stmt = stmt.where(repositories.c.name.like(f"{_like_escaped(namespace)}/%", escape="\\"))
-    if visibility is not None:
-        stmt = stmt.where(repositories.c.visibility == visibility)
-    stmt = stmt.order_by(pushed.desc(), name.desc()) if by_push else stmt.order_by(name)
-    return Window([RepositoryListing(**row) for row in conn.execute(stmt).mappings()], last)
+    limit: int | None,
+    offset: int = 0,
+    after: tuple[float, str] | None = None,
+) -> list[RepositoryListing]:
+    """At most `limit` (None: all) repositories `scope` may browse that pass the filters, by name or by
+    last push (newest first, then by name), after the keyset position `after` or `offset` rows:
+    one statement."""
+    stmt = select(*_REPOSITORY_COLUMNS).where(*_conditions(conn, scope, filters))
+    if after is not None:
+        stmt = stmt.where(_after(conn, by_push, after))
+    stmt = _ordered(conn, stmt, by_push).offset(offset).limit(limit)
+    return [RepositoryListing(**row) for row in conn.execute(stmt).mappings()]
+
+
+def count_repositories(conn: Connection, scope: BrowseScope, filters: Filters, cap: int) -> int:
+    """How many repositories `scope` may browse pass the filters, counting at most `cap` + 1 rows."""
+    rows = select(repositories.c.id).where(*_conditions(conn, scope, filters)).limit(cap + 1).subquery()
+    return int(conn.execute(select(func.count()).select_from(rows)).scalar_one())
+
+
+def visible_namespaces(conn: Connection, scope: BrowseScope, cap: int) -> list[str]:
+    """The first `cap` namespaces, by name, holding a repository `scope` may browse."""
+    namespace = _namespace_of(conn, repositories.c.name)
+    stmt = (
+        select(namespace)
+        .where(visible_clause(conn, scope), namespace != "")
+        .group_by(namespace)
+        .order_by(_lexical(conn)(namespace))
+        .limit(cap)
+    )
+    return list(map(str, conn.execute(stmt).scalars()))
+
+
+def visible_by_name(
+    conn: Connection, scope: BrowseScope, filters: Filters, after: str | None, limit: int
+) -> list[RepositoryListing]:
+    """The first `limit` repositories `scope` may browse after `after` in byte order that pass the filters,
+    read without examining any other: `visible_clause` taken apart into index ranges, each read up to
+    `limit` rows (public repositories through the visibility index, each namespace the user sees whole
+    through the name index) plus the repositories granted to the user's teams, merged here. The work is
+    bounded by the page and by what the caller may see, however many hidden repositories lie between."""
+    name = _lexical(conn)(repositories.c.name)
+    common: list[ColumnElement[bool]] = [name > (after or "")]
+    if filters.namespace is not None:
+        common += [name > f"{filters.namespace}/", name < f"{filters.namespace}0"]
+    if filters.contains:
+        common.append(repositories.c.name.like(f"%{_like_escaped(filters.contains.lower())}%", escape="\\"))
+    if filters.visibility is not None:
+        common.append(repositories.c.visibility == filters.visibility)
+    if scope.everything:
+        return _rows(conn, [select(*_REPOSITORY_COLUMNS).where(*common).order_by(name).limit(limit)], limit)
+    branches: list[Select[Any]] = []
+    if scope.public and filters.visibility in (None, "public"):
+        public = repositories.c.visibility == "public"
+        branches.append(select(*_REPOSITORY_COLUMNS).where(public, *common).order_by(name).limit(limit))
+    if scope.user_id is not None and filters.visibility in (None, "private"):
+        # Public rows come through the branch above already.
+        others = [repositories.c.visibility != "public"] if scope.public else []
+        whole = list(map(str, conn.execute(_whole_namespaces(scope.user_id)).scalars()))
+        for namespace in whole:
+            if filters.namespace in (None, namespace):
+                inside = [name > f"{namespace}/", name < f"{namespace}0"]
+                branches.append(
+                    select(*_REPOSITORY_COLUMNS).where(*inside, *others, *common).order_by(name).limit(limit)
+                )
+        # Unordered: read through the grants (as many as the user's teams hold), never the name index.
+        granted = repositories.c.id.in_(_granted_ids(conn, scope.user_id))
+        branches.append(select(*_REPOSITORY_COLUMNS).where(granted, *others, *common))
+    return _rows(conn, branches, limit)
+
+
+# Compound statements stay well under SQLite's limit of 500 terms.
+_BRANCHES_PER_STATEMENT = 100
+
+
+def _rows(conn: Connection, branches: list[Select[Any]], limit: int) -> list[RepositoryListing]:
+    found: dict[int, RepositoryListing] = {}
+    for start in range(0, len(branches), _BRANCHES_PER_STATEMENT):
+        chunk = branches[start : start + _BRANCHES_PER_STATEMENT]
+        stmt = chunk[0] if len(chunk) == 1 else union_all(*(select(*b.subquery().c) for b in chunk))
+        for row in conn.execute(stmt).mappings():
+            found[row["id"]] = RepositoryListing(**row)
+    return sorted(found.values(), key=lambda row: row.name)[:limit]
+
+
+def visible_names(conn: Connection, scope: BrowseScope, after: str | None, limit: int) -> list[str]:
+    """Names of the first `limit` repositories `scope` may browse after `after`, in byte order (the
+    catalog's page), read as `visible_by_name` reads them."""
+    return [row.name for row in visible_by_name(conn, scope, Filters(), after, limit)]
 
 
 def repository_listing(conn: Connection, name: str) -> RepositoryListing | None:

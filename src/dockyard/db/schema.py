@@ -49,6 +49,8 @@ repositories = Table(
     # When a manifest was last pushed (0: never), for listing repositories by last push.
     Column("last_pushed_at", Float, nullable=False, server_default="0"),
     Index("ix_repositories_last_pushed_at", "last_pushed_at", "name"),
+    # Public repositories by name: listings read the public ones a caller may see without the private.
+    Index("ix_repositories_visibility_name", "visibility", "name"),
 )
 
 blobs = Table(

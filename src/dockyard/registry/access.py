@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from starlette.requests import Request
 
+from dockyard.auth.policy import BrowseScope
+
 if TYPE_CHECKING:
     from dockyard.auth.identity import Identity
 
@@ -47,8 +49,8 @@ class Access(Protocol):
         mount's pull on its source repository, so one token covers the whole request.
         """
 
-    async def visible(self, request: Request, names: list[str]) -> list[str]:
-        """The subset of repository names the caller may see (for the catalog)."""
+    def scope(self, request: Request) -> BrowseScope:
+        """Which repositories the caller may see (for the catalog), once `require` identified it."""
 
 
 def caller(request: Request) -> Identity | None:
@@ -66,6 +68,6 @@ class OpenAccess:
     ) -> None:
         """Always allowed."""
 
-    async def visible(self, request: Request, names: list[str]) -> list[str]:
+    def scope(self, request: Request) -> BrowseScope:
         """Everything is visible."""
-        return names
+        return BrowseScope(everything=True, public=True, user_id=None)

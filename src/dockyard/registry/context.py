@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dockyard.cache.redirect import CacheRedirects
 from dockyard.content.blobs import BlobService
+from dockyard.content.listing import RepositoryBrowser
 from dockyard.content.manifests import ManifestService
 from dockyard.content.uploads import UploadService
 from dockyard.registry.access import Access
@@ -34,6 +35,8 @@ class RegistryContext:
     uploads: UploadService
     manifests: ManifestService
     access: Access
+    # The listing service: the catalog's visible names.
+    listing: RepositoryBrowser
     # Blob pulls of users whose profile names a cache go there (None: no caches on this registry).
     caches: CacheRedirects | None = None
 

@@ -136,7 +136,7 @@ async def _delete(request: Request, form: Form, name: str) -> Response:
 
 async def _delete_tag(request: Request, form: Form, name: str) -> Response:
     tag = form.get("tag")
-    await call(services(request).browser.delete_tag, form.viewer.identity, name, tag)
+    await call(services(request).listing.delete_tag, form.viewer.identity, name, tag)
     return back(repo_url(name), "deleted")
 
 
