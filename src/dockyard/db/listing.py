@@ -202,16 +202,25 @@ def count_repositories(conn: Connection, scope: BrowseScope, filters: Filters, c
 
 
 def visible_namespaces(conn: Connection, scope: BrowseScope, cap: int) -> list[str]:
-    """The first `cap` namespaces, by name, holding a repository `scope` may browse."""
+    """The first `cap` namespaces, by name, holding a repository `scope` may browse: `visible_clause` taken
+    apart as `visible_by_name` takes it, so the public ones come from the visibility index alone."""
     namespace = _namespace_of(conn, repositories.c.name)
-    stmt = (
-        select(namespace)
-        .where(visible_clause(conn, scope), namespace != "")
-        .group_by(namespace)
-        .order_by(_lexical(conn)(namespace))
-        .limit(cap)
-    )
-    return list(map(str, conn.execute(stmt).scalars()))
+    parts: list[Select[Any]] = []
+    if scope.everything:
+        parts.append(select(namespace).distinct())
+    if scope.public and not scope.everything:
+        parts.append(select(namespace).where(repositories.c.visibility == "public").distinct())
+    if scope.user_id is not None and not scope.everything:
+        whole = _whole_namespaces(scope.user_id).subquery()
+        name = _lexical(conn)(repositories.c.name)
+        held = select(repositories.c.id).where(name > whole.c.name + "/", name < whole.c.name + "0")
+        parts.append(select(whole.c.name).where(held.exists()))
+        granted = repositories.c.id.in_(_granted_ids(conn, scope.user_id))
+        parts.append(select(namespace).where(granted).distinct())
+    found: set[str] = set()
+    for part in parts:
+        found.update(map(str, conn.execute(part).scalars()))
+    return sorted(found - {""})[:cap]
 
 
 def visible_by_name(
