@@ -121,6 +121,8 @@ def _pages(registry: Registry, token: str, counter: StatementCounter, n: str | N
             assert f"last={hidden.replace('/', '%2F')}" not in link, link
         query = parse_qs(urlparse(link.split(";")[0].strip("<>")).query)
         params = {key: values[0] for key, values in query.items()}
+        # The cursor is a name already shown: nothing about the hidden names around it.
+        assert params["last"] in [name for page in pages for name in page], link
         assert len(pages) < 20, seen_links
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from auth_support import ADMIN_PASSWORD, AppFactory, World
+from auth_support import ADMIN_PASSWORD, PASSWORD, AppFactory, World
 from pages_support import SYSTEM, push_image
 from sqlalchemy import event
 
@@ -18,15 +18,17 @@ from dockyard.auth.identity import ANONYMOUS
 
 
 @contextmanager
-def counted(world: World) -> Iterator[list[str]]:
-    """Every query this thread runs meanwhile (the app's background workers run theirs in other threads)."""
+def counted(world: World, any_thread: bool = False) -> Iterator[list[str]]:
+    """Every query this thread runs meanwhile (the app's background workers run theirs in other threads),
+    or with `any_thread` every one the app runs (the API and /v2/ answer from worker threads)."""
     engine = world.client.app.state.services.db.engine
     statements: list[str] = []
     me = threading.get_ident()
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         # Queries only: a new pooled connection's set-up (PRAGMAs) is not the page's cost.
-        if threading.get_ident() == me and statement.lstrip().upper().startswith("SELECT"):
+        mine = any_thread or threading.get_ident() == me
+        if mine and statement.lstrip().upper().startswith("SELECT"):
             statements.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
@@ -91,3 +93,34 @@ def test_the_fast_visible_list_answers_as_the_account_service_does(
     for identity in identities:
         expected = [r.name for r in services.auth.repositories.visible(identity)]
         assert [r.name for r in services.browser.visible(identity)] == expected, identity
+
+
+def test_the_api_search_and_the_catalog_cost_the_same_for_few_and_many_repositories(
+    make_world: AppFactory,
+) -> None:
+    world = make_world(scan_workers=0)
+    accounts = world.client.app.state.services.auth.accounts
+    auth = ("ro", PASSWORD)
+    requests = (
+        "/api/v1/repositories?limit=100",
+        "/api/v1/repositories?limit=100&q=a",
+        "/api/v1/repositories?limit=100&sort=last-push",
+        "/v2/_catalog?n=100",
+    )
+
+    def cost() -> list[int]:
+        costs = []
+        for url in requests:
+            world.client.get(url, auth=auth)  # the credential check's caches warm up first
+            with counted(world, any_thread=True) as statements:
+                response = world.client.get(url, auth=auth)
+            assert response.status_code == 200, response.text
+            costs.append(len(statements))
+        return costs
+
+    few = cost()
+    for index in range(30):
+        accounts.create_repository(SYSTEM, f"acme/many-{index:02d}", "private")
+        accounts.set_repository_grant(SYSTEM, f"acme/many-{index:02d}", "readers", "read-only")
+        accounts.create_repository(SYSTEM, f"alice/many-{index:02d}", "public" if index % 2 else "private")
+    assert cost() == few
