@@ -13,11 +13,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import update
 
+from dockyard.auth.policy import BrowseScope
 from dockyard.content.manifest_format import OCI_MANIFEST
 from dockyard.content.manifests import ManifestService
+from dockyard.db import browse, listing
 from dockyard.db import content as q
 from dockyard.db.engine import Database
+from dockyard.db.schema import repositories
 from support import PostgresServer
 
 TAGS = ["Z", "a", "b", "a-b", "ab", "a_b", "A", "v1.10", "v1.9", "v1-9", "_x", "0", "9"]
@@ -90,3 +94,31 @@ def test_catalog_in_lexical_order(database: Database) -> None:
     for limit in (1, 3):
         assert _pages(service.catalog, limit) == everything
     assert service.catalog("a/b", 100) == [n for n in everything if n > "a/b"]
+
+
+def test_every_listing_of_tags_and_names_uses_the_same_order(database: Database) -> None:
+    """The UI's tag pages, the API's and the lists that filter by visibility follow the same byte order."""
+    _fill(database)
+    with database.write() as conn:
+        for name in NAMES:
+            conn.execute(update(repositories).where(repositories.c.name == name).values(visibility="public"))
+    with database.read() as conn:
+        repo_id = q.repository_id(conn, "order/test")
+        assert repo_id is not None
+
+        def ui_tags(last: str | None, n: int) -> list[str]:
+            return [row.tag for row in browse.tagged_page(conn, repo_id, last or "", n)]
+
+        def api_tags(last: str | None, n: int) -> list[str]:
+            return [row.name for row in listing.tags_page(conn, repo_id, last, n)]
+
+        anyone = BrowseScope(everything=False, public=True, user_id=None)
+
+        def names(last: str | None, n: int) -> list[str]:
+            return listing.visible_names(conn, anyone, last, n)
+
+        for limit in (1, 4):
+            assert _pages(ui_tags, limit) == _pages(api_tags, limit) == sorted(TAGS)
+            assert _pages(names, limit) == sorted(NAMES)
+        rows = listing.repositories_page(conn, anyone, listing.Filters(), by_push=False, limit=None)
+        assert [row.name for row in rows] == sorted(NAMES)

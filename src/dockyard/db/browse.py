@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from dockyard.db.audit import AuditRow, about_repository
 from dockyard.db.batches import batches
+from dockyard.db.listing import lexical
 from dockyard.db.repositories import RepositoryRow
 from dockyard.db.schema import (
     audit_events,
@@ -53,7 +54,9 @@ def tag_count(conn: Connection, repo_id: int) -> int:
 
 
 def tagged_page(conn: Connection, repo_id: int, after: str, limit: int) -> list[TaggedRow]:
-    """A page of tags by name after `after` (keyset: as fast on the last page as the first), one statement."""
+    """A page of tags in byte order after `after` (keyset: as fast on the last page as the first), one
+    statement; the order of the API's tag pages (`db.listing.tags_page`) on both databases."""
+    tag = lexical(conn)(tags.c.name)
     stmt = (
         select(
             tags.c.name,
@@ -65,8 +68,8 @@ def tagged_page(conn: Connection, repo_id: int, after: str, limit: int) -> list[
             tags.c.pushed_by,
         )
         .join(manifests, manifests.c.id == tags.c.manifest_id)
-        .where(tags.c.repository_id == repo_id, tags.c.name > after)
-        .order_by(tags.c.name)
+        .where(tags.c.repository_id == repo_id, tag > after)
+        .order_by(tag)
         .limit(limit)
     )
     return [_tagged(row[0], row[1:6], row[6]) for row in conn.execute(stmt)]

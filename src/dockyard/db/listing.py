@@ -32,8 +32,9 @@ from dockyard.db.schema import (
 MANIFEST_REF = "manifest"
 
 
-def _lexical(conn: Connection) -> Callable[[Any], Any]:
-    # Byte order on both databases (SQLite's BINARY collation; "C" on PostgreSQL), as the catalog pages.
+def lexical(conn: Connection) -> Callable[[Any], Any]:
+    """How to compare a column in byte order on this database (SQLite's BINARY collation; "C" on
+    PostgreSQL), the order of every listing and its cursors."""
     return (lambda column: column) if conn.dialect.name == "sqlite" else (lambda column: column.collate("C"))
 
 
@@ -146,7 +147,7 @@ def visible_clause(conn: Connection, scope: BrowseScope) -> ColumnElement[bool]:
 
 
 def _conditions(conn: Connection, scope: BrowseScope, filters: Filters) -> list[ColumnElement[bool]]:
-    name = _lexical(conn)(repositories.c.name)
+    name = lexical(conn)(repositories.c.name)
     found = [visible_clause(conn, scope)]
     if filters.namespace is not None:
         # A range of the name index: only this namespace's rows are read.
@@ -159,14 +160,14 @@ def _conditions(conn: Connection, scope: BrowseScope, filters: Filters) -> list[
 
 
 def _ordered(conn: Connection, stmt: Select[Any], by_push: bool) -> Select[Any]:
-    name = _lexical(conn)(repositories.c.name)
+    name = lexical(conn)(repositories.c.name)
     if by_push:
         return stmt.order_by(repositories.c.last_pushed_at.desc(), name)
     return stmt.order_by(name)
 
 
 def _after(conn: Connection, by_push: bool, after: tuple[float, str]) -> ColumnElement[bool]:
-    name = _lexical(conn)(repositories.c.name)
+    name = lexical(conn)(repositories.c.name)
     if by_push:
         at, last = after
         pushed = repositories.c.last_pushed_at
@@ -212,7 +213,7 @@ def visible_namespaces(conn: Connection, scope: BrowseScope, cap: int) -> list[s
         parts.append(select(namespace).where(repositories.c.visibility == "public").distinct())
     if scope.user_id is not None and not scope.everything:
         whole = _whole_namespaces(scope.user_id).subquery()
-        name = _lexical(conn)(repositories.c.name)
+        name = lexical(conn)(repositories.c.name)
         held = select(repositories.c.id).where(name > whole.c.name + "/", name < whole.c.name + "0")
         parts.append(select(whole.c.name).where(held.exists()))
         granted = repositories.c.id.in_(_granted_ids(conn, scope.user_id))
@@ -231,7 +232,7 @@ def visible_by_name(
     `limit` rows (public repositories through the visibility index, each namespace the user sees whole
     through the name index) plus the repositories granted to the user's teams, merged here. The work is
     bounded by the page and by what the caller may see, however many hidden repositories lie between."""
-    name = _lexical(conn)(repositories.c.name)
+    name = lexical(conn)(repositories.c.name)
     common: list[ColumnElement[bool]] = [name > (after or "")]
     if filters.namespace is not None:
         common += [name > f"{filters.namespace}/", name < f"{filters.namespace}0"]
@@ -310,7 +311,7 @@ class TagListing:
 
 def tags_page(conn: Connection, repo_id: int, after: str | None, limit: int) -> list[TagListing]:
     """A repository's tags in byte order after `after`, at most `limit` (the primary key's order)."""
-    tag = _lexical(conn)(tags.c.name)
+    tag = lexical(conn)(tags.c.name)
     stmt = (
         select(
             tags.c.name,
