@@ -23,9 +23,7 @@ from dockyard.db.schema import (
     manifests,
     repositories,
     repository_blobs,
-    repository_grants,
     tags,
-    team_members,
 )
 
 MAX_README = 64 * 1024
@@ -114,20 +112,6 @@ def referrer_counts(conn: Connection, repo_id: int, subjects: Collection[str]) -
     return counts
 
 
-def last_pushes(conn: Connection, names: Collection[str]) -> dict[str, float]:
-    """For each repository, when a tag in it was last pushed or moved (repositories without tags absent)."""
-    found: dict[str, float] = {}
-    for batch in batches(sorted(names)):
-        stmt = (
-            select(repositories.c.name, func.max(tags.c.updated_at))
-            .join(tags, tags.c.repository_id == repositories.c.id)
-            .where(repositories.c.name.in_(batch))
-            .group_by(repositories.c.name)
-        )
-        found.update((str(row[0]), float(row[1])) for row in conn.execute(stmt))
-    return found
-
-
 def manifests_by_digests(conn: Connection, repo_id: int, digests: Collection[str]) -> dict[str, bytes]:
     """The bytes of the repository's manifests among `digests` (an index's children), by digest."""
     found: dict[str, bytes] = {}
@@ -177,32 +161,3 @@ def repository_sizes(conn: Connection, names: Collection[str]) -> dict[str, int]
         )
         found.update((str(row[0]), int(row[1] or 0)) for row in conn.execute(stmt))
     return found
-
-
-def all_repository_rows(conn: Connection) -> list[RepositoryRow]:
-    """Every repository's access-control row, by name, in one statement."""
-    stmt = select(
-        repositories.c.id,
-        repositories.c.name,
-        repositories.c.visibility,
-        repositories.c.description,
-        repositories.c.created_at,
-        repositories.c.scan_on_push,
-    ).order_by(repositories.c.name)
-    return [
-        RepositoryRow(int(r[0]), str(r[1]), str(r[2]), str(r[3]), float(r[4]), bool(r[5]))
-        for r in conn.execute(stmt)
-    ]
-
-
-def repository_grant_levels_of_user(conn: Connection, user_id: int) -> dict[int, list[str]]:
-    """Levels the user's teams hold on single repositories, by repository id (no list of ids needed)."""
-    stmt = (
-        select(repository_grants.c.repository_id, repository_grants.c.level)
-        .join(team_members, team_members.c.team_id == repository_grants.c.team_id)
-        .where(team_members.c.user_id == user_id)
-    )
-    levels: dict[int, list[str]] = {}
-    for row in conn.execute(stmt):
-        levels.setdefault(int(row[0]), []).append(str(row[1]))
-    return levels
