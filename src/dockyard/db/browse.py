@@ -15,7 +15,6 @@ from sqlalchemy.engine import Connection
 from dockyard.db.audit import AuditRow, about_repository
 from dockyard.db.batches import batches
 from dockyard.db.listing import lexical
-from dockyard.db.repositories import RepositoryRow
 from dockyard.db.schema import (
     audit_events,
     blobs,

@@ -1,7 +1,7 @@
 """an index of repositories by visibility and name, for listings filtered by visibility in the database
 
 Revision ID: 0018
-Revises: 0014
+Revises: 0016
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0018"
-down_revision = "0014"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
