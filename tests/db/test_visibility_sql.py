@@ -17,11 +17,13 @@ from pathlib import Path
 import pytest
 
 from dockyard.auth import policy as p
-from dockyard.auth.accounts import AccountService, namespace_of
 from dockyard.auth.identity import ANONYMOUS, Identity
+from dockyard.auth.permissions import Permissions
 from dockyard.config import Settings
+from dockyard.content.names import namespace_of
 from dockyard.db import accounts as aq
 from dockyard.db import listing as q
+from dockyard.db import repositories as rq
 from dockyard.db.engine import Database
 
 USERS = ["ann", "ann2", "bob", "cy"]
@@ -54,7 +56,7 @@ def _world(db: Database, seed: int) -> list[str]:
                 if rng.random() < 0.3:
                     aq.set_namespace_grant(conn, team, rng.choice(LEVELS))
         repo_ids = {
-            name: aq.insert_repository(conn, name, rng.choice(["public", "private"])) for name in names
+            name: rq.insert_repository(conn, name, rng.choice(["public", "private"])) for name in names
         }
         for repo_id in repo_ids.values():
             # Any team, any namespace: also grants the policy ignores (a user's namespace, no account).
@@ -95,12 +97,12 @@ def test_the_sql_lists_exactly_what_the_policy_lets_each_viewer_browse(
 ) -> None:
     names = _world(migrated_db, seed)
     for anonymous_pull in (False, True):
-        accounts = AccountService(migrated_db, Settings(data_dir=tmp_path, anonymous_pull=anonymous_pull))
+        accounts = Permissions(migrated_db, Settings(data_dir=tmp_path, anonymous_pull=anonymous_pull))
         for viewer in _viewers(migrated_db):
             _compare(migrated_db, accounts, names, viewer)
 
 
-def _compare(db: Database, accounts: AccountService, names: list[str], viewer: Identity) -> None:
+def _compare(db: Database, accounts: Permissions, names: list[str], viewer: Identity) -> None:
     """Every way the listings read the rule, against the policy's answer per repository."""
     settings = accounts.policy_settings
     facts = accounts.facts_many(viewer, names)
@@ -134,7 +136,7 @@ def _compare(db: Database, accounts: AccountService, names: list[str], viewer: I
 def test_single_repository_facts_agree_with_the_batch(migrated_db: Database, tmp_path: Path) -> None:
     """The matrix reads facts in a batch; `require` reads them one repository at a time: same answers."""
     names = _world(migrated_db, 7)
-    accounts = AccountService(migrated_db, Settings(data_dir=tmp_path))
+    accounts = Permissions(migrated_db, Settings(data_dir=tmp_path))
     for viewer in _viewers(migrated_db):
         batch = accounts.facts_many(viewer, names)
         assert all(accounts.repo_facts(viewer, n) == batch[n] for n in names), viewer

@@ -28,14 +28,14 @@ def leaky(world: World) -> World:
     accounts = world.auth.accounts
     accounts.create_user(None, "gone", PASSWORD)
     for org in ("beta", "hidden"):
-        accounts.create_organization(SYSTEM, org, [])
-        accounts.create_team(SYSTEM, org, "crew")
-        accounts.set_member(SYSTEM, org, "crew", "gone", True)
-        accounts.set_namespace_grant(SYSTEM, org, "crew", "read-only")
+        world.auth.organizations.create_organization(SYSTEM, org, [])
+        world.auth.organizations.create_team(SYSTEM, org, "crew")
+        world.auth.organizations.set_member(SYSTEM, org, "crew", "gone", True)
+        world.auth.grants.set_namespace_grant(SYSTEM, org, "crew", "read-only")
     for name in VISIBLE:
-        accounts.create_repository(SYSTEM, name, "public")
+        world.auth.repositories.create(SYSTEM, name, "public")
     for name in HIDDEN:
-        accounts.create_repository(SYSTEM, name, "private")
+        world.auth.repositories.create(SYSTEM, name, "private")
     return world
 
 

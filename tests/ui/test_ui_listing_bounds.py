@@ -18,7 +18,7 @@ def test_the_count_stops_at_its_bound_and_pages_stay_within_it(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for index in range(12):
-        world.auth.accounts.create_repository(SYSTEM, f"alice/r{index:02d}", "public")
+        world.auth.repositories.create(SYSTEM, f"alice/r{index:02d}", "public")
     monkeypatch.setattr(listing, "MAX_COUNTED", 5)
     service = world.client.app.state.services.listing
     alice = world.auth.accounts.identity(world.auth.accounts.user("alice").id)

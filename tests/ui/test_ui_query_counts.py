@@ -99,7 +99,7 @@ def test_the_api_search_and_the_catalog_cost_the_same_for_few_and_many_repositor
     make_world: AppFactory,
 ) -> None:
     world = make_world(scan_workers=0)
-    accounts = world.client.app.state.services.auth.accounts
+    auth_services = world.client.app.state.services.auth
     auth = ("ro", PASSWORD)
     requests = (
         "/api/v1/repositories?limit=100",
@@ -120,7 +120,9 @@ def test_the_api_search_and_the_catalog_cost_the_same_for_few_and_many_repositor
 
     few = cost()
     for index in range(30):
-        accounts.create_repository(SYSTEM, f"acme/many-{index:02d}", "private")
-        accounts.set_repository_grant(SYSTEM, f"acme/many-{index:02d}", "readers", "read-only")
-        accounts.create_repository(SYSTEM, f"alice/many-{index:02d}", "public" if index % 2 else "private")
+        auth_services.repositories.create(SYSTEM, f"acme/many-{index:02d}", "private")
+        auth_services.grants.set_repository_grant(SYSTEM, f"acme/many-{index:02d}", "readers", "read-only")
+        auth_services.repositories.create(
+            SYSTEM, f"alice/many-{index:02d}", "public" if index % 2 else "private"
+        )
     assert cost() == few
