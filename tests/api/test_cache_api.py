@@ -139,6 +139,7 @@ def test_blob_pull_redirects_with_a_grant_for_that_blob_only(world: World) -> No
     url = f"/v2/acme/private/blobs/{digest}"
     redirect = world.client.get(url, auth=("ro", PASSWORD), follow_redirects=False)
     assert redirect.status_code == 307
+    assert redirect.headers["cache-control"] == "no-store", "the grant expires long before a blob's max-age"
     location = urlsplit(redirect.headers["location"])
     assert f"{location.scheme}://{location.netloc}{location.path}" == f"http://asia.example:5001{url}"
     grant = parse_qs(location.query)["dyg"][0]

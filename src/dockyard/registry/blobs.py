@@ -33,14 +33,11 @@ async def get_blob(request: Request, ctx: RegistryContext, name: str, arg: str) 
             ctx, ctx.caches.location, getattr(request.state, "identity", None), name, digest
         )
         if cache_url is not None:
-            return RedirectResponse(cache_url, status_code=307, headers=headers)
+            return _redirect(cache_url, headers)
     if location.redirect_url and request.method == "GET" and grant is None:
         # Only GETs: a presigned URL is signed for GET, and a HEAD is answered from the record anyway. Not
-        # for a cache's fetch: cache nodes do not follow redirects. Not cached: the URL expires long before
-        # the blob's year-long max-age would.
-        return RedirectResponse(
-            location.redirect_url, status_code=307, headers={**headers, "Cache-Control": "no-store"}
-        )
+        # for a cache's fetch: cache nodes do not follow redirects.
+        return _redirect(location.redirect_url, headers)
     headers["Accept-Ranges"] = "bytes"
     if request.method == "HEAD":
         headers["Content-Length"] = str(location.size)
@@ -64,6 +61,12 @@ async def get_blob(request: Request, ctx: RegistryContext, name: str, arg: str) 
         )
     body = await read(ctx, ctx.blobs.store.read, digest)
     return StreamingResponse(body, headers=headers, media_type=_OCTETS)
+
+
+def _redirect(url: str, headers: dict[str, str]) -> Response:
+    """A 307 to a URL carrying a short-lived grant or signature: never cached, as the blob's year-long
+    max-age would let it be."""
+    return RedirectResponse(url, status_code=307, headers={**headers, "Cache-Control": "no-store"})
 
 
 async def delete_blob(request: Request, ctx: RegistryContext, name: str, arg: str) -> Response:
