@@ -25,6 +25,7 @@ from dockyard.content.digests import parse_digest
 from dockyard.content.errors import DigestInvalid, NameInvalid, TagInvalid
 from dockyard.content.names import validate_name, validate_tag
 from dockyard.db.engine import Database
+from dockyard.events.audit import AuditLog
 from dockyard.observability.multiprocess import _PID
 
 # Each hostile variant of a valid value `v`.
@@ -76,7 +77,7 @@ def test_a_digest_with_a_trailing_newline_is_not_the_digest() -> None:
 
 
 def test_cache_names_and_urls_are_matched_whole(migrated_db: Database) -> None:
-    caches = CacheDirectory(migrated_db)
+    caches = CacheDirectory(migrated_db, AuditLog(migrated_db, 30))
     for name in _variants("asia1"):
         with pytest.raises(InvalidInput):
             caches.add(None, name, "https://asia.example")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from auth_support import PASSWORD, World
+from auth_support import ADMIN_PASSWORD, PASSWORD, World
 from pages_support import SYSTEM, post_form, sign_in
 from starlette.testclient import TestClient
 
@@ -93,3 +93,44 @@ def test_a_ui_action_and_the_same_api_action_record_the_same_event(world: World)
     ]
     actions = [e.action for e in events]
     assert not [a for a in actions if a.startswith(("organization.", "repository.settings"))]
+
+
+def test_caches_and_collections_are_recorded_by_their_services(world: World) -> None:
+    admin = TestClient(world.client.app, raise_server_exceptions=False)
+    admin.__enter__()
+    sign_in(admin, "admin", ADMIN_PASSWORD)
+    api_admin = {"auth": ("admin", ADMIN_PASSWORD)}
+    form = {"name": "by-ui", "url": "https://ui.example:5001", "ca_certificate": ""}
+    assert post_form(admin, "/system", "/system/caches", form).status_code == 303
+    made = world.client.post(
+        "/api/v1/caches", json={"name": "by-api", "url": "https://ui.example:5001"}, **api_admin
+    )
+    assert made.status_code == 201, made.text
+    assert _event(world, "cache.add", "by-ui") == _event(world, "cache.add", "by-api")
+
+    alice = _client(world, "alice")
+    assert post_form(alice, "/profile", "/profile/cache", {"cache": "by-ui"}).status_code == 303
+    ui_choice = _event(world, "user.cache", "alice")
+    chosen = world.client.patch("/api/v1/me", json={"cache": "by-ui"}, auth=("alice", PASSWORD))
+    assert chosen.status_code == 200, chosen.text
+    assert ui_choice[:2] == ("user.cache", "alice") and ui_choice[4] == {"cache": "by-ui"}
+    assert _event(world, "user.cache", "alice") == ui_choice
+
+    assert (
+        post_form(admin, "/system", "/system/caches", {"name": "by-ui", "action": "remove"}).status_code
+        == 303
+    )
+    assert world.client.delete("/api/v1/caches/by-api", **api_admin).status_code == 204
+    assert _event(world, "cache.remove", "by-ui") == _event(world, "cache.remove", "by-api")
+
+    # A collection someone ran is recorded once; a dry run and the periodic collection are not.
+    assert post_form(admin, "/system", "/system/gc", {"mode": "dry-run"}).status_code == 200
+    assert post_form(admin, "/system", "/system/gc", {"mode": "run"}).status_code == 200
+    world.client.app.state.services.gc.run()
+    runs = [e for e in world.auth.audit.events(SYSTEM, action="gc.run", limit=100)]
+    assert [(e.actor, e.target) for e in runs] == [("admin", "blobs")]
+    cache_events = [e.action for e in world.auth.audit.events(SYSTEM, limit=1000) if "cache" in e.action]
+    assert (
+        sorted(cache_events)
+        == ["cache.add", "cache.add", "cache.remove", "cache.remove"] + ["user.cache"] * 2
+    )

@@ -25,6 +25,7 @@ from dockyard.auth.identity import Identity
 from dockyard.db import accounts as aq
 from dockyard.db import caches as q
 from dockyard.db.engine import Database
+from dockyard.events.audit import AuditLog
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 # scheme://host[:port][/path] in plain characters: the URL goes into redirects and pages as it is.
@@ -94,8 +95,9 @@ def _check_ca(pem: str | None) -> str | None:
 class CacheDirectory:
     """Registers caches, records each user's choice, and checks that caches answer."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, audit: AuditLog) -> None:
         self.db = db
+        self.audit = audit
 
     def add(self, actor: Identity | None, name: str, url: str, ca_pem: str | None = None) -> Cache:
         """Register a cache (administrators; `actor` None is the local command line)."""
@@ -108,6 +110,7 @@ class CacheDirectory:
                 raise Conflict(f"a cache named {name} exists")
             q.insert_cache(conn, name, url, ca_pem, time.time())
             row = q.cache_by_name(conn, name)
+            self.audit.add(conn, "cache.add", actor=_by(actor), target=name, url=url)
         assert row is not None
         return _view(row)
 
@@ -117,6 +120,7 @@ class CacheDirectory:
         with self.db.write() as conn:
             if not q.delete_cache(conn, name):
                 raise NotFound(f"no cache named {name}")
+            self.audit.add(conn, "cache.remove", actor=_by(actor), target=name)
 
     def all(self) -> list[Cache]:
         """Every cache (names and URLs are shown to every signed-in user, who picks one)."""
@@ -151,6 +155,7 @@ class CacheDirectory:
             if row is None or row.kind != aq.USER:
                 raise NotFound(f"no user named {user}")
             q.choose_for_account(conn, row.id, self._cache_id(conn, cache))
+            self.audit.add(conn, "user.cache", actor=actor, target=user, cache=cache)
 
     def choose_for_organization(self, actor: Identity, org: str, cache: str | None) -> None:
         """Set an organization's default cache (administrators)."""
@@ -160,6 +165,7 @@ class CacheDirectory:
             if row is None or row.kind != aq.ORG:
                 raise NotFound(f"no organization named {org}")
             q.choose_for_account(conn, row.id, self._cache_id(conn, cache))
+            self.audit.add(conn, "organization.cache", actor=actor, target=org, cache=cache)
 
     def choose_for_team(self, actor: Identity, org: str, team: str, cache: str | None) -> None:
         """Set a team's default cache (administrators)."""
@@ -170,6 +176,7 @@ class CacheDirectory:
             if found is None:
                 raise NotFound(f"no team {org}/{team}")
             q.choose_for_team(conn, found.id, self._cache_id(conn, cache))
+            self.audit.add(conn, "team.cache", actor=actor, target=f"{org}/{team}", cache=cache)
 
     def serving(self, user_id: int) -> q.CacheRow | None:
         """The cache that serves this user now; None when they have none or it is not answering."""
@@ -199,6 +206,11 @@ class CacheDirectory:
     def _require_admin(actor: Identity | None) -> None:
         if actor is not None and not p.may_administer(actor):
             raise Forbidden("only system administrators manage caches")
+
+
+def _by(actor: Identity | None) -> Identity | str:
+    """Who made a change: the caller, or the local command line."""
+    return "cli" if actor is None else actor
 
 
 def _ping(row: q.CacheRow, timeout: float) -> tuple[bool, str, str | None]:

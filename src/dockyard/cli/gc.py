@@ -57,7 +57,7 @@ def gc(
     if retention_seconds is not None:
         services.gc.untagged_retention_seconds = retention_seconds
     try:
-        report = services.gc.run(dry_run=dry_run)
+        report = services.gc.run_by(None, dry_run)
     finally:
         services.db.close()
     _print(report)

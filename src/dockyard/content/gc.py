@@ -14,8 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+from dockyard.auth.accounts import require_admin
+from dockyard.auth.identity import Identity
 from dockyard.db import content as q
 from dockyard.db.engine import Database, DatabaseUnavailable
+from dockyard.events.audit import AuditLog
 from dockyard.storage.blobstore import BlobStore, digest_from_path
 
 log = logging.getLogger(__name__)
@@ -59,12 +62,30 @@ class GarbageCollector:
         grace_seconds: int,
         upload_expiry_seconds: int,
         untagged_retention_seconds: int | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.db = db
+        self.audit = audit
         self.store = store
         self.grace_seconds = grace_seconds
         self.upload_expiry_seconds = upload_expiry_seconds
         self.untagged_retention_seconds = untagged_retention_seconds
+
+    def run_by(self, actor: Identity | None, dry_run: bool = False) -> GcReport:
+        """A collection someone asked for (administrators; `actor` None is the local command line), audited
+        as `gc.run` unless it is a dry run. The periodic collection calls `run` and is not audited."""
+        require_admin(actor)
+        report = self.run(dry_run)
+        if not dry_run and self.audit is not None:
+            self.audit.record(
+                "gc.run",
+                actor="cli" if actor is None else actor,
+                target="blobs",
+                manifests=len(report.manifests),
+                blobs=len(report.blobs),
+                bytes=report.bytes,
+            )
+        return report
 
     def run(self, dry_run: bool = False) -> GcReport:
         """One full collection."""

@@ -132,5 +132,4 @@ async def _cache(request: Request, form: Form) -> Response:
     assert identity.name is not None
     chosen = form.get("cache") or None
     await call(services(request).caches.choose_for_user, identity, identity.name, chosen)
-    await audit(request, form.viewer, "user.cache", identity.name, cache=chosen)
     return back("/profile", "saved")
