@@ -302,8 +302,9 @@ def test_a_good_archive_restores(archive: Path, target: Settings) -> None:
 
 def _as_revision_0005(members: Members) -> Members:
     """The archive as a Dockyard at schema revision 0005 made it: before the cluster state (no signing_keys,
-    leases, replicas; uploads without hash state and writer lease) and the UI's statistics (0014: no
-    daily_activity, vulnerability_snapshots, system_settings; tags without pushed_by)."""
+    leases, replicas; uploads without hash state and writer lease), the UI's statistics (0014: no
+    daily_activity, vulnerability_snapshots, system_settings; tags without pushed_by) and the storage
+    driver's upload state (0016: uploads without storage_state)."""
     later_tables = {
         "signing_keys",
         "leases",
@@ -319,7 +320,9 @@ def _as_revision_0005(members: Members) -> Members:
         if entry["name"] == "uploads":
             assert entry["rows"] == 0
             entry["columns"] = [
-                c for c in entry["columns"] if c not in {"hash_state", "writer", "writer_until"}
+                c
+                for c in entry["columns"]
+                if c not in {"hash_state", "writer", "writer_until", "storage_state"}
             ]
             entry["binary_columns"] = []
     document["tables"] = tables
