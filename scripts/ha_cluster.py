@@ -297,8 +297,9 @@ defaults
     timeout client 1h
     timeout server 1h
     timeout http-request 30s
-    option redispatch
-    retries 2
+    # A connection refused by a replica that died since the last check is retried on another one at once.
+    option redispatch 1
+    retries 3
 frontend registry
     bind 127.0.0.1:{cluster.base_port}
     default_backend replicas
@@ -306,6 +307,9 @@ backend replicas
     balance roundrobin
     option httpchk GET /_ping
     http-check expect status 200
+    # A busy survivor's /_ping may take over a second (the check's default timeout is `inter`); marking
+    # the last replica down for that would answer every request 503 from HAProxy itself.
+    timeout check 4s
 {servers}
 """
 

@@ -44,13 +44,20 @@ class Cluster:
     def wait_whole(self, timeout: float = 180) -> None:
         """Wait until every database member is back and every replica answers its /_ping."""
 
+        last: dict[str, Any] = {}
+
         def whole() -> bool:
-            found = self.status()
-            return len(found["database"]) == len(found["nodes"]) and all(
-                node["ping"] == 200 for node in found["nodes"]
+            last.update(self.status())
+            return len(last["database"]) == len(last["nodes"]) and all(
+                node["ping"] == 200 for node in last["nodes"]
             )
 
-        wait_until("every node up", whole, timeout)
+        try:
+            wait_until("every node up", whole, timeout)
+        except AssertionError as exc:
+            # What was missing, for whoever reads the failure.
+            pings = {node["name"]: node["ping"] for node in last.get("nodes", [])}
+            raise AssertionError(f"{exc}: pings {pings}, database {last.get('database')}") from None
 
     def replica_url(self, index: int) -> str:
         """Node `index`'s own Dockyard replica, not through HAProxy."""
