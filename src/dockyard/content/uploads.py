@@ -157,9 +157,15 @@ class UploadService:
 
     def recover_writers(self) -> int:
         """Free the sessions this replica was writing to when its previous run stopped, so their clients
-        resume at once rather than after the lease; call before serving. How many were freed."""
-        with self.db.write(durable=False) as conn:
-            return q.release_writers_of(conn, self.replica)
+        resume at once rather than after the lease; call before serving. How many were freed.
+
+        Without a quorum nothing is freed (their leases run out by themselves) and the replica still
+        starts, to serve pulls."""
+        freed: list[int] = []
+        self.db.write_if_possible(
+            "upload_writers", lambda conn: freed.append(q.release_writers_of(conn, self.replica)), False
+        )
+        return sum(freed)
 
     def _repository_id(self, name: str, upload_id: str) -> int:
         try:

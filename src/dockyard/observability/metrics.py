@@ -102,7 +102,7 @@ def login_throttled() -> None:
 
 def write_skipped(what: str) -> None:
     """Count one best-effort write left out without quorum; `what` is from a fixed set (audit,
-    login_throttle, last_used, password_rehash, refresh_token)."""
+    login_throttle, last_used, password_rehash, refresh_token, upload_writers)."""
     _safely(lambda: instruments().writes_skipped.labels(what).inc())
 
 
