@@ -20,7 +20,7 @@ import httpx
 import psycopg
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
@@ -28,8 +28,10 @@ from dockyard.app import create_app
 from dockyard.auth import passwords
 from dockyard.auth.errors import Throttled
 from dockyard.auth.identity import Credential, Identity
+from dockyard.auth.keys import KeyRing
 from dockyard.auth.throttle import FallbackCounts, LoginThrottle
 from dockyard.config import Settings
+from dockyard.db import engine as engine_module
 from dockyard.db.accounts import FailureRow
 from dockyard.db.engine import Database, DatabaseReadOnly, DatabaseUnavailable
 from support import PostgresServer
@@ -92,6 +94,53 @@ def test_without_a_writable_member_reads_work_and_writes_say_why(postgres_server
                 pytest.fail("a write must not start")
     finally:
         db.close()
+
+
+def test_reads_skip_the_missing_writable_member_for_a_while(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a real partition each attempt on the writable member costs connect_timeout: after one failed,
+    reads go to any member at once until WRITER_RECHECK_SECONDS have passed; then it is tried again."""
+    _, read_only = _urls(postgres_server)
+    db = Database(read_only)
+    attempts: list[object] = []
+    event.listen(db.engine, "do_connect", lambda *args: attempts.append(args))
+    try:
+        monkeypatch.setattr(engine_module, "WRITER_RECHECK_SECONDS", 3600.0)
+        for _ in range(3):
+            with db.read() as conn:
+                assert list(conn.execute(text("SELECT v FROM facts")).scalars()) == ["kept"]
+        assert len(attempts) == 1
+        monkeypatch.setattr(engine_module, "WRITER_RECHECK_SECONDS", 0.0)
+        for expected in (2, 3):
+            with db.read() as conn:
+                assert list(conn.execute(text("SELECT v FROM facts")).scalars()) == ["kept"]
+            assert len(attempts) == expected
+        with pytest.raises(DatabaseReadOnly), db.write():
+            pytest.fail("a write must not start")
+    finally:
+        db.close()
+
+
+def test_a_replica_starting_without_quorum_signs_with_a_key_due_for_rotation(
+    postgres_server: PostgresServer,
+) -> None:
+    writable, read_only = _urls(postgres_server)
+    with psycopg.connect(_conninfo(postgres_server, writable)) as admin:
+        role = make_url(read_only).username
+        admin.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {role}")
+    leader = Database(writable)
+    leader.migrate()
+    first = KeyRing(leader, token_ttl_seconds=300).current
+    leader.close()
+    survivor = Database(read_only)
+    try:
+        # The key is due: a writable database would rotate it now; this one keeps signing with it.
+        ring = KeyRing(survivor, token_ttl_seconds=300, rotation_seconds=0.001)
+        assert ring.current.kid == first.kid
+        assert ring.public_key(first.kid) is not None
+    finally:
+        survivor.close()
 
 
 def test_no_member_at_all_is_unavailable_not_read_only() -> None:

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import Connection
 
 from dockyard.db import keys as q
-from dockyard.db.engine import Database, DatabaseUnavailable
+from dockyard.db.engine import Database, DatabaseReadOnly, DatabaseUnavailable
 
 ALGORITHM = "ES256"
 # How stale a replica's copy of the key set may get before signing re-reads it.
@@ -139,16 +139,27 @@ class KeyRing:
         with self.db.read() as conn:
             rows = q.live_keys(conn, now)
         if self._needs_change(rows, now):
-            with self.db.write() as conn:
-                q.lock_key_set(conn)
-                # Another replica may have done it while this one waited for the lock.
-                rows = q.live_keys(conn, now)
-                if self._needs_change(rows, now):
-                    first = not any(row.retired_at is None for row in rows)
-                    if not (first and self._import_legacy(conn, now)):
-                        self._rotate(conn, now)
-                    rows = q.live_keys(conn, now)
+            try:
+                rows = self._change(now)
+            except DatabaseReadOnly:
+                if not any(row.retired_at is None for row in rows):
+                    raise
+                # A replica (re)started without quorum still signs, with the key due for rotation.
+                log.warning("the signing key is due for rotation, but the database takes no writes")
         self._install(rows)
+
+    def _change(self, now: float) -> list[q.KeyRow]:
+        """Create the first key set or rotate, under the key set's lock; the live keys after."""
+        with self.db.write() as conn:
+            q.lock_key_set(conn)
+            # Another replica may have done it while this one waited for the lock.
+            rows = q.live_keys(conn, now)
+            if self._needs_change(rows, now):
+                first = not any(row.retired_at is None for row in rows)
+                if not (first and self._import_legacy(conn, now)):
+                    self._rotate(conn, now)
+                rows = q.live_keys(conn, now)
+        return rows
 
     def _needs_change(self, rows: list[q.KeyRow], now: float) -> bool:
         current = next((row for row in rows if row.retired_at is None), None)

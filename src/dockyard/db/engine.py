@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -71,6 +72,9 @@ _CONNECTION_CLASS = "08"
 _SERIALIZATION_STATES = frozenset({"40001", "40P01"})
 # `write_retrying`: total time for all attempts of one transaction, and the pauses between them.
 RETRY_SECONDS = 5.0
+# After the writable member could not be reached, reads go straight to any member for this long: on a real
+# partition each attempt costs the URL's connect_timeout, which every pull would otherwise pay.
+WRITER_RECHECK_SECONDS = 2.0
 _RETRY_FIRST_PAUSE = 0.05
 _RETRY_MAX_PAUSE = 1.0
 T = TypeVar("T")
@@ -139,6 +143,7 @@ class Database:
             )
         if self.is_sqlite:
             self._configure_sqlite()
+        self._writer_missed_at = -math.inf
         self._migrate_lock = threading.Lock()
         self._quick_statements: dict[Select[Any], _QuickStatement] = {}
         self._quick_local = threading.local()
@@ -173,15 +178,21 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read transaction: on the writable member, or on any member when none is writable."""
+        """A read transaction: on the writable member, or on any member when none is writable (and, for
+        WRITER_RECHECK_SECONDS after that was found, on any member straight away)."""
         try:
             with ExitStack() as stack:
-                try:
-                    conn = stack.enter_context(self.engine.begin())
-                except OperationalError:
-                    if self._standby is None:
-                        raise
+                recently_missed = time.monotonic() - self._writer_missed_at < WRITER_RECHECK_SECONDS
+                if self._standby is not None and recently_missed:
                     conn = stack.enter_context(self._standby.begin())
+                else:
+                    try:
+                        conn = stack.enter_context(self.engine.begin())
+                    except OperationalError:
+                        if self._standby is None:
+                            raise
+                        self._writer_missed_at = time.monotonic()
+                        conn = stack.enter_context(self._standby.begin())
                 yield conn
         except OperationalError as exc:
             raise DatabaseUnavailable(str(exc.orig)) from exc
