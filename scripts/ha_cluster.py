@@ -291,8 +291,12 @@ def haproxy_config(cluster: Cluster) -> str:
     )
     return f"""global
     maxconn 4096
+    # One line per request in haproxy.log: which replica answered what (and HAProxy's own 503s).
+    log stdout format raw local0
 defaults
     mode http
+    log global
+    option httplog
     timeout connect 5s
     timeout client 1h
     timeout server 1h
