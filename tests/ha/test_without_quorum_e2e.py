@@ -74,6 +74,7 @@ def test_without_quorum_pulls_and_logins_work_pushes_say_why_and_writes_come_bac
         # Pulls: every image, byte for byte, and skopeo through HAProxy.
         for tag, image in pushed.items():
             assert client.pull(tag) == image, f"{tag} came back different"
+        assert _skopeo_pull(tools, cluster, "ha/skopeo:v1", tmp_path / "pulled") == images.multilayer.digest
 
         # Logins: a token with the password, docker login's kind (no refresh token can be stored now).
         login = httpx.get(
