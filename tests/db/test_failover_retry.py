@@ -235,3 +235,17 @@ def test_a_tag_delete_cut_by_a_failover_is_a_clean_503_not_retried(registry: _Re
     assert answer.json()["errors"][0]["code"] == "UNAVAILABLE"
     assert registry.killed == 1
     assert registry.get("kept").content == registry.manifest
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["SAVEPOINT", "SELECT repositories.scan_on_push", "INSERT INTO daily_activity", "RELEASE SAVEPOINT"],
+)
+def test_a_manifest_put_cut_inside_a_push_hook_is_retried_whole(registry: _Registry, statement: str) -> None:
+    """A push hook's failure is its own (a savepoint), but a failover during a hook cuts the push's whole
+    transaction: it is run again as a whole, not committed on a dead connection (that was a 500)."""
+    registry.statement, registry.kills_left = statement, 1
+    answer = registry.put(f"hooked-{len(statement)}")
+    assert answer.status_code == 201, answer.text
+    assert registry.killed == 1
+    assert registry.get(f"hooked-{len(statement)}").content == registry.manifest

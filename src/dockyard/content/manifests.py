@@ -227,6 +227,10 @@ class ManifestService:
                 with conn.begin_nested():
                     hook(conn, repo_id, name, digest, media_type)
             except Exception:
+                if conn.invalidated:
+                    # The connection itself is gone (a failover): the push's whole transaction is lost,
+                    # not only the hook's part; it fails, or is run again, as a whole.
+                    raise
                 log.exception("push hook failed for %s@%s; the push itself succeeded", name, digest)
 
     def pulled(self, name: str, reference: Digest | str, digest: str, actor: Identity | None) -> None:

@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Select, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from dockyard.db.writer_gate import WriterGate
@@ -238,6 +238,12 @@ class Database:
                     if not durable and not self.is_sqlite:
                         conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                     yield conn
+            except InvalidRequestError as exc:
+                # A statement failed on a connection lost mid-transaction and the block went on with it
+                # (PendingRollbackError at COMMIT): the transaction was cut all the same.
+                if raw.invalidated:
+                    raise TransactionCut("the database failed over during the transaction") from exc
+                raise
             except DBAPIError as exc:
                 cut = self._cut(exc)
                 if cut is not None:
