@@ -20,7 +20,6 @@ from registry_images import (
     REPO,
     TAR_GZIP,
     descriptor,
-    push_blob,
     push_image,
     push_manifest,
     size_of,
@@ -33,6 +32,7 @@ from dockyard.auth.identity import Identity
 from dockyard.config import load_settings
 from dockyard.content.manifest_format import OCI_INDEX, OCI_MANIFEST
 from support import dockyard_executable
+from support.pushing import push_blob
 
 CORPUS = cases()
 CHILD = Path(__file__).with_name("walk_child.py")

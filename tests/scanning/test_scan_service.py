@@ -19,7 +19,6 @@ from registry_images import (
     TAR_GZIP,
     Pushed,
     descriptor,
-    push_blob,
     push_image,
     push_manifest,
     push_multiarch,
@@ -38,6 +37,7 @@ from dockyard.jobs.queue import Job
 from dockyard.scanning.results import FindingFilter
 from dockyard.scanning.service import SCAN_JOB
 from support import PostgresServer
+from support.pushing import push_blob
 
 ADMIN = Identity(user_id=0, name="root", is_admin=True)
 
