@@ -57,8 +57,11 @@ def advisories() -> Path:
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
-def test_refuses_to_create_a_registry_in_the_default_place(command: list[str], advisories: Path) -> None:
-    default = default_data_dir()  # /var/lib/dockyard as root, else under HOME (a fresh one here)
+def test_refuses_to_create_a_registry_in_the_default_place(
+    command: list[str], advisories: Path, tmp_path: Path
+) -> None:
+    default = default_data_dir()  # the system directory as root, else under HOME: fresh ones (conftest)
+    assert default.is_relative_to(tmp_path), "the test watches its own default, not the machine's"
     existed, before = default.exists(), files_under(Path.cwd())
     result = cli(*command)
     assert result.exit_code != 0
@@ -80,6 +83,16 @@ def test_refuses_an_empty_data_dir_or_database(command: list[str], advisories: P
     result = cli(*command, "--database-url", f"sqlite:///{missing}")
     assert result.exit_code != 0 and "database" in result.output and "--init" in result.output
     assert not missing.exists()
+
+
+def test_with_nothing_said_init_uses_the_default_place(tmp_path: Path) -> None:
+    default = default_data_dir()
+    assert default.is_relative_to(tmp_path)
+    assert cli("admin", "create-user", "--init", "--password-stdin", "alice").exit_code == 0
+    assert (default / "dockyard.db").exists()
+    listed = cli("admin", "list-users")
+    assert listed.exit_code == 0 and "alice" in listed.output
+    assert files_under(Path.cwd()) == []
 
 
 def test_init_creates_and_later_commands_find_it(tmp_path: Path) -> None:
@@ -165,5 +178,7 @@ def test_readme_flow_a_user_created_by_the_cli_can_log_in(tmp_path: Path) -> Non
             timeout=10,
         )
         assert token.status_code == 200, token.text
+    # alice logged in: the command wrote to the registry the server found through ./dockyard.toml. (Whether
+    # the default place is left alone is the in-process tests' to say: these processes would look at the
+    # machine's own default, which a test must not depend on.)
     assert (work / "data" / "dockyard.db").exists()
-    assert not (default_data_dir() / "dockyard.db").exists()
