@@ -217,7 +217,7 @@ def cut_off(
             monkeypatch.delenv(name)
     writable, read_only = _urls(postgres_server)
     common: dict[str, Any] = {
-        "storage_path": tmp_path / "blobs",
+        "storage": {"filesystem": {"path": tmp_path / "blobs"}},
         "admin_password": "admin-password-1",
         "anonymous_pull": True,
         "login_throttle_threshold": 3,
