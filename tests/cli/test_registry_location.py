@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +13,7 @@ from click.testing import CliRunner, Result
 from dockyard.cli import main
 from dockyard.config import default_data_dir
 from support import free_port
-from support.servers import dockyard_executable
+from support.servers import dockyard_executable, serving
 
 # Every command that opens a registry, with arguments that would otherwise work on an empty one.
 COMMANDS = [
@@ -134,38 +131,13 @@ def test_options_and_environment_beat_the_settings_file(
     assert not Path("from-file").exists()
 
 
-@contextlib.contextmanager
-def serve_in(directory: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`dockyard serve --listen 127.0.0.1:PORT` started in `directory`, stopped at the end."""
-    env = {**os.environ, "DOCKYARD_ADMIN_PASSWORD": "location-admin"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(dockyard_executable()), "serve", "--listen", f"127.0.0.1:{port}", "--workers", "1"],
-            cwd=directory, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/_ping", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def test_readme_flow_a_user_created_by_the_cli_can_log_in(tmp_path: Path) -> None:
     work = Path.cwd()
     (work / "dockyard.toml").write_text('data_dir = "data"\n')
     port = free_port()
-    with serve_in(work, port, tmp_path / "serve.log"):
+    env = {**os.environ, "DOCKYARD_ADMIN_PASSWORD": "location-admin"}
+    args = ["--listen", f"127.0.0.1:{port}", "--workers", "1"]
+    with serving(args, port, tmp_path / "serve.log", env, cwd=work):
         created = subprocess.run(
             [str(dockyard_executable()), "admin", "create-user", "--password-stdin", "alice"],
             cwd=work, input="alice-password-1\n", capture_output=True, text=True, timeout=60, check=False,
