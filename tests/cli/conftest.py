@@ -7,17 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
 from dockyard import config
-from dockyard.auth import passwords
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("DOCKYARD_"):
-            monkeypatch.delenv(name)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cheap_hashes: None) -> Iterator[None]:
     # An empty working directory: no ./dockyard.toml unless a test writes one. HOME and the system data
     # directory too, so the default data directory (~/.local/share/dockyard, or /var/lib/dockyard as root)
     # is a fresh one the test can watch, whatever registry the machine holds.
@@ -27,7 +22,6 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
     monkeypatch.setattr(config, "SYSTEM_DATA_DIR", tmp_path / "system" / "dockyard")
-    monkeypatch.setattr(passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
     yield
     # `--config` sets DOCKYARD_CONFIG in the process; monkeypatch restores the rest.
     os.environ.pop("DOCKYARD_CONFIG", None)
