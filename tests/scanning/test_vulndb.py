@@ -17,9 +17,9 @@ from advisories import URLLIB3_GHSA, URLLIB3_PYSEC_ID
 from alembic import command
 from alembic.config import Config
 from click.testing import CliRunner
+from scan_support import OSV_DIR
 from sqlalchemy import delete, func, select
 
-from conftest import OSV_DIR
 from dockyard.cli import main
 from dockyard.db.engine import MIGRATIONS, Database
 from dockyard.db.schema import advisory_keys
