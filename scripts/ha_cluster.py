@@ -262,7 +262,7 @@ def start_dockyard(cluster: Cluster, node: Node) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("DOCKYARD_")}
     env.update(
         DOCKYARD_DATABASE_URL=cluster.database_url(),
-        DOCKYARD_STORAGE_PATH=str(cluster.path / "blobs"),
+        DOCKYARD_STORAGE__FILESYSTEM__PATH=str(cluster.path / "blobs"),
         DOCKYARD_ADMIN_PASSWORD=ADMIN_PASSWORD,
         DOCKYARD_EXTERNAL_URL=cluster.url,
         DOCKYARD_LOG_LEVEL="warning",

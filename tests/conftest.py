@@ -7,6 +7,7 @@ atexit hook if the session itself is interrupted.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,6 +45,24 @@ def pytest_configure(config: pytest.Config) -> None:
     # A run stopped with SIGTERM (a CI time limit, `kill`) becomes an interrupt, so fixtures still tear
     # down and stop the processes they started instead of leaving them running.
     signal.signal(signal.SIGTERM, _interrupt)
+
+
+@pytest.fixture(autouse=True)
+def _no_developer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the DOCKYARD_* variables of whoever runs the suite: settings read them."""
+    for name in list(os.environ):
+        if name.startswith("DOCKYARD_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2 with its cheapest parameters: the production ones cost ~0.1 s per password check."""
+    from argon2 import PasswordHasher
+
+    from dockyard.auth import passwords
+
+    monkeypatch.setattr(passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture(scope="session")

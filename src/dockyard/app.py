@@ -130,6 +130,7 @@ def build_auth(settings: Settings, db: Database) -> AuthServices:
         passphrase=passphrase.get_secret_value().encode() if passphrase else None,
         rotation_seconds=settings.signing_key_rotation_days * 86400 or None,
         legacy_dir=settings.data_dir / "keys",
+        audit=audit,
     )
     issuer = TokenIssuer(keys, settings.token_issuer, settings.service, settings.token_ttl_seconds)
     throttle = LoginThrottle(

@@ -16,11 +16,15 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from dockyard.auth.proxies import parse_networks
 
+# The data directory of a registry run as root when nothing else is said (tests point it elsewhere).
+SYSTEM_DATA_DIR = Path("/var/lib/dockyard")
+
 
 def default_data_dir() -> Path:
-    """Where Dockyard keeps its state when nothing else is said."""
+    """Where Dockyard keeps its state when nothing else is said: SYSTEM_DATA_DIR as root, else the
+    user's XDG data directory."""
     if os.geteuid() == 0:
-        return Path("/var/lib/dockyard")
+        return SYSTEM_DATA_DIR
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "dockyard"
 

@@ -14,6 +14,7 @@ from sqlalchemy import event
 
 from dockyard.auth.identity import ANONYMOUS, Identity
 from dockyard.db import repositories as q
+from support.policy_oracle import browsable
 
 NAMES = [
     "acme/private",
@@ -110,11 +111,11 @@ def test_more_repositories_than_one_statement_may_bind(tmp_path: Path) -> None:
         world.auth.grants.set_namespace_grant(SYSTEM, "acme", "everything", "read-only")
         reader = accounts.identity(accounts.account("nsreader").id)
         assert reader is not None
-        admin_view = world.auth.repositories.visible(SYSTEM)
-        reader_view = {repository.name for repository in world.auth.repositories.visible(reader)}
+        admin_view = browsable(world.auth.permissions, SYSTEM)
+        reader_view = set(browsable(world.auth.permissions, reader))
         outsider = accounts.identity(accounts.account("outsider").id)
         assert outsider is not None
-        outsider_view = {repository.name for repository in world.auth.repositories.visible(outsider)}
+        outsider_view = set(browsable(world.auth.permissions, outsider))
     finally:
         world.client.__exit__(None, None, None)
     assert len(admin_view) >= 1200

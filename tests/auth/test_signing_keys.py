@@ -98,7 +98,7 @@ def test_rotation_is_seen_by_every_replica_without_a_restart(databases: list[Dat
     old_kid = signer.keys.current.kid
     verifier.verify(old_token)
 
-    rotated = KeyRing(databases[2], token_ttl_seconds=TTL).rotate()
+    rotated = KeyRing(databases[2], token_ttl_seconds=TTL).rotate().key
     assert rotated.kid != old_kid
     # The signer re-reads the set (refresh_seconds=0 here; 10 s by default) and signs with the new key.
     new_token, _, _ = signer.issue(ALICE, PULL)
@@ -123,7 +123,7 @@ def test_a_retired_key_goes_once_its_tokens_have_expired(
     assert other.public_key(old) is None
     assert {kid for kid, _, _ in _stored(databases[0])} == {ring.current.kid, old}
     # The next rotation deletes it for good.
-    newest = other.rotate()
+    newest = other.rotate().key
     assert {kid for kid, _, _ in _stored(databases[0])} == {ring.current.kid, newest.kid}
 
 
@@ -133,7 +133,7 @@ def test_prune_withdraws_old_keys_from_every_replica(databases: list[Database]) 
     token, _, _ = a.issue(ALICE, PULL)
     a.keys.rotate()
     assert b.verify(token).subject == "alice"
-    assert a.keys.prune() != []
+    assert a.keys.rotate(prune=True).removed != []
     # b re-reads the set before it next trusts the remembered token.
     b.keys.current  # noqa: B018 (the read refreshes)
     with pytest.raises(TokenInvalid):

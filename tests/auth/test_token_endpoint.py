@@ -165,7 +165,7 @@ def test_jwks_publishes_the_signing_key_and_rotation_keeps_old_tokens_valid(worl
     decoded = jwt.decode(old_token, public, algorithms=["ES256"], audience="dockyard", issuer="dockyard")
     assert decoded["sub"] == "alice"
 
-    new = keys.rotate()
+    new = keys.rotate().key
     assert jwt.get_unverified_header(world.token("alice"))["kid"] == new.kid
     assert {k["kid"] for k in world.client.get("/auth/jwks.json").json()["keys"]} == {
         new.kid,
@@ -173,7 +173,7 @@ def test_jwks_publishes_the_signing_key_and_rotation_keeps_old_tokens_valid(worl
     }
     headers = {"Authorization": f"Bearer {old_token}"}
     assert world.client.get("/v2/alice/private/tags/list", headers=headers).status_code == 200
-    keys.prune()
+    keys.rotate(prune=True)
     assert world.client.get("/v2/alice/private/tags/list", headers=headers).status_code == 401
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -14,11 +13,12 @@ from sqlalchemy import select
 from dockyard.app import Services
 from dockyard.backup.archive import TableEntry, parse_manifest
 from dockyard.config import Settings, load_settings
-from dockyard.content.digests import parse_digest
+from dockyard.content.digests import digest_of
 from dockyard.content.manifest_format import OCI_MANIFEST
 from dockyard.db.engine import Database
 from dockyard.db.schema import metadata
 from support import PostgresServer
+from support.pushing import push_blob
 
 CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -30,22 +30,6 @@ def settings_on(backend: str, request: pytest.FixtureRequest, data_dir: Path) ->
         return load_settings(data_dir=data_dir)
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return load_settings(data_dir=data_dir, database_url=server.create_database())
-
-
-def digest_of(data: bytes) -> str:
-    """sha256 digest string."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def push_blob(services: Services, name: str, data: bytes) -> str:
-    """Upload `data` in one append and commit it, as a client's upload would; its digest."""
-    status = services.uploads.start(name)
-    appender = services.uploads.append(name, status.id, 0)
-    appender.write(data)
-    appender.finish()
-    digest = digest_of(data)
-    services.uploads.complete(name, status.id, parse_digest(digest))
-    return digest
 
 
 def push_image(services: Services, name: str, tag: str, label: str) -> str:

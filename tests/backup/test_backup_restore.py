@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backup_support import archive_tables, database_rows, push_blob, push_image, settings_on
+from backup_support import archive_tables, database_rows, push_image, settings_on
 
 from dockyard.app import Services, build_services
 from dockyard.auth.identity import Identity
@@ -16,6 +16,7 @@ from dockyard.backup.create import BackupFailed, create_backup
 from dockyard.backup.restore import RestoreFailed, restore_backup
 from dockyard.config import Settings
 from dockyard.db.backup import RUNTIME_TABLES
+from support.pushing import push_blob
 
 PG = pytest.mark.postgres
 PASSWORD = "a-long-enough-password"

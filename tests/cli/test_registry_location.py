@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +13,7 @@ from click.testing import CliRunner, Result
 from dockyard.cli import main
 from dockyard.config import default_data_dir
 from support import free_port
-from support.servers import dockyard_executable
+from support.servers import dockyard_executable, serving
 
 # Every command that opens a registry, with arguments that would otherwise work on an empty one.
 COMMANDS = [
@@ -57,8 +54,11 @@ def advisories() -> Path:
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
-def test_refuses_to_create_a_registry_in_the_default_place(command: list[str], advisories: Path) -> None:
-    default = default_data_dir()  # /var/lib/dockyard as root, else under HOME (a fresh one here)
+def test_refuses_to_create_a_registry_in_the_default_place(
+    command: list[str], advisories: Path, tmp_path: Path
+) -> None:
+    default = default_data_dir()  # the system directory as root, else under HOME: fresh ones (conftest)
+    assert default.is_relative_to(tmp_path), "the test watches its own default, not the machine's"
     existed, before = default.exists(), files_under(Path.cwd())
     result = cli(*command)
     assert result.exit_code != 0
@@ -80,6 +80,16 @@ def test_refuses_an_empty_data_dir_or_database(command: list[str], advisories: P
     result = cli(*command, "--database-url", f"sqlite:///{missing}")
     assert result.exit_code != 0 and "database" in result.output and "--init" in result.output
     assert not missing.exists()
+
+
+def test_with_nothing_said_init_uses_the_default_place(tmp_path: Path) -> None:
+    default = default_data_dir()
+    assert default.is_relative_to(tmp_path)
+    assert cli("admin", "create-user", "--init", "--password-stdin", "alice").exit_code == 0
+    assert (default / "dockyard.db").exists()
+    listed = cli("admin", "list-users")
+    assert listed.exit_code == 0 and "alice" in listed.output
+    assert files_under(Path.cwd()) == []
 
 
 def test_init_creates_and_later_commands_find_it(tmp_path: Path) -> None:
@@ -121,38 +131,13 @@ def test_options_and_environment_beat_the_settings_file(
     assert not Path("from-file").exists()
 
 
-@contextlib.contextmanager
-def serve_in(directory: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`dockyard serve --listen 127.0.0.1:PORT` started in `directory`, stopped at the end."""
-    env = {**os.environ, "DOCKYARD_ADMIN_PASSWORD": "location-admin"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(dockyard_executable()), "serve", "--listen", f"127.0.0.1:{port}", "--workers", "1"],
-            cwd=directory, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/_ping", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def test_readme_flow_a_user_created_by_the_cli_can_log_in(tmp_path: Path) -> None:
     work = Path.cwd()
     (work / "dockyard.toml").write_text('data_dir = "data"\n')
     port = free_port()
-    with serve_in(work, port, tmp_path / "serve.log"):
+    env = {**os.environ, "DOCKYARD_ADMIN_PASSWORD": "location-admin"}
+    args = ["--listen", f"127.0.0.1:{port}", "--workers", "1"]
+    with serving(args, port, tmp_path / "serve.log", env, cwd=work):
         created = subprocess.run(
             [str(dockyard_executable()), "admin", "create-user", "--password-stdin", "alice"],
             cwd=work, input="alice-password-1\n", capture_output=True, text=True, timeout=60, check=False,
@@ -165,5 +150,7 @@ def test_readme_flow_a_user_created_by_the_cli_can_log_in(tmp_path: Path) -> Non
             timeout=10,
         )
         assert token.status_code == 200, token.text
+    # alice logged in: the command wrote to the registry the server found through ./dockyard.toml. (Whether
+    # the default place is left alone is the in-process tests' to say: these processes would look at the
+    # machine's own default, which a test must not depend on.)
     assert (work / "data" / "dockyard.db").exists()
-    assert not (default_data_dir() / "dockyard.db").exists()

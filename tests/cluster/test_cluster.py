@@ -4,20 +4,17 @@ database takes writes, for system administrators only (API and CLI); /_ping says
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from click.testing import CliRunner
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from dockyard import __version__
 from dockyard.app import create_app
-from dockyard.auth import passwords
 from dockyard.auth.errors import Forbidden
 from dockyard.auth.identity import Identity
 from dockyard.cli import main
@@ -32,11 +29,8 @@ ADMIN_PASSWORD = "admin-password-1"
 
 
 @pytest.fixture(autouse=True)
-def _cheap_and_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("DOCKYARD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+def _cheap(cheap_hashes: None) -> None:
+    """Password hashes need not be slow."""
 
 
 @pytest.fixture

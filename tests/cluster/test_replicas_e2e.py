@@ -26,7 +26,7 @@ def replicas(dockyard_server: DockyardFactory, tmp_path: Path) -> list[DockyardS
     """Three replicas, each with its own data directory, sharing the database and the blob store."""
     shared = {
         "DOCKYARD_DATABASE_URL": f"sqlite:///{tmp_path / 'shared' / 'dockyard.db'}",
-        "DOCKYARD_STORAGE_PATH": str(tmp_path / "shared" / "storage"),
+        "DOCKYARD_STORAGE__FILESYSTEM__PATH": str(tmp_path / "shared" / "storage"),
         "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
     }
     return [

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from pushing import push_blob
 
 from dockyard.app import Services
 from dockyard.auth.identity import Identity
@@ -17,6 +16,7 @@ from dockyard.content import activity
 from dockyard.content.activity import PullCounter, day_of, take_vulnerability_snapshot
 from dockyard.db import activity as q
 from dockyard.db.engine import Database
+from support.pushing import push_blob
 
 ADMIN = Identity(user_id=0, name="root", is_admin=True)
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -11,13 +11,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from click.testing import CliRunner
-from pushing import digest_of as _digest
-from pushing import push_blob as _push
 from sqlalchemy import update
 
 from dockyard.app import Services
 from dockyard.cli import main
 from dockyard.config import Settings
+from dockyard.content.digests import digest_of as _digest
 from dockyard.content.digests import parse_digest
 from dockyard.content.errors import (
     BlobUnknown,
@@ -30,6 +29,7 @@ from dockyard.content.manifest_format import OCI_INDEX, OCI_MANIFEST
 from dockyard.db import content as q
 from dockyard.db.schema import blobs
 from dockyard.storage.blobstore import blob_path, upload_path
+from support.pushing import push_blob as _push
 
 
 def _manifest(services: Services, name: str, config: bytes, layer: bytes, tag: str = "v1") -> str:

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pushing import digest_of as _digest
-from pushing import push_blob as _blob
 from sqlalchemy import select
 
 from dockyard.app import Services
 from dockyard.cli import main
 from dockyard.config import ConfigError, Settings, load_settings
+from dockyard.content.digests import digest_of as _digest
 from dockyard.content.digests import parse_digest
 from dockyard.content.errors import ManifestUnknown
 from dockyard.content.gc import GarbageCollector, GcReport
 from dockyard.content.manifest_format import OCI_INDEX, OCI_MANIFEST
 from dockyard.db.schema import manifests
+from support.pushing import push_blob as _blob
 
 EMPTY = b"{}"
 CONFIG = "application/vnd.oci.image.config.v1+json"

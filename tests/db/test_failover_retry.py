@@ -185,12 +185,7 @@ class _Registry:
 
 
 @pytest.fixture
-def registry(
-    postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[_Registry]:
-    for name in list(os.environ):
-        if name.startswith("DOCKYARD_"):
-            monkeypatch.delenv(name)
+def registry(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[_Registry]:
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=postgres_server.create_database(),

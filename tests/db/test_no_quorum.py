@@ -19,13 +19,11 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
 from dockyard.app import create_app
-from dockyard.auth import passwords
 from dockyard.auth.errors import Throttled
 from dockyard.auth.identity import Credential, Identity
 from dockyard.auth.keys import KeyRing
@@ -205,19 +203,12 @@ def _push(client: TestClient, repository: str, layer: bytes) -> tuple[bytes, dic
 
 
 @pytest.fixture
-def cut_off(
-    postgres_server: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[_CutOff]:
+def cut_off(postgres_server: PostgresServer, tmp_path: Path, cheap_hashes: None) -> Iterator[_CutOff]:
     """Alice's public and private images pushed through a writable app; then an app whose database role
     only reads (the standby of a cluster without quorum), on the same blob store."""
-    # argon2 with production parameters costs ~0.1 s per check.
-    monkeypatch.setattr(passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-    for name in list(os.environ):
-        if name.startswith("DOCKYARD_"):
-            monkeypatch.delenv(name)
     writable, read_only = _urls(postgres_server)
     common: dict[str, Any] = {
-        "storage_path": tmp_path / "blobs",
+        "storage": {"filesystem": {"path": tmp_path / "blobs"}},
         "admin_password": "admin-password-1",
         "anonymous_pull": True,
         "login_throttle_threshold": 3,

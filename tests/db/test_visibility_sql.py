@@ -25,6 +25,7 @@ from dockyard.db import accounts as aq
 from dockyard.db import listing as q
 from dockyard.db import repositories as rq
 from dockyard.db.engine import Database
+from support.policy_oracle import browsable
 
 USERS = ["ann", "ann2", "bob", "cy"]
 ORGS = ["o1", "o10", "o1-x", "acme"]
@@ -104,10 +105,8 @@ def test_the_sql_lists_exactly_what_the_policy_lets_each_viewer_browse(
 
 def _compare(db: Database, accounts: Permissions, names: list[str], viewer: Identity) -> None:
     """Every way the listings read the rule, against the policy's answer per repository."""
-    settings = accounts.policy_settings
-    facts = accounts.facts_many(viewer, names)
-    expected = [n for n in names if p.may(viewer, facts[n], p.Action.BROWSE, settings)]
-    scope = p.browse_scope(viewer, settings)
+    expected = browsable(accounts, viewer, names)
+    scope = p.browse_scope(viewer, accounts.policy_settings)
     with db.read() as conn:
         everything = q.repositories_page(conn, scope, q.Filters(), by_push=False, limit=None)
         assert [row.name for row in everything] == expected, viewer

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import subprocess
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
 import pytest
 from e2e_support import DOCKYARD, clean_env, free_port, run
+
+from support.servers import serving
 
 pytestmark = pytest.mark.e2e
 
@@ -123,38 +123,6 @@ def test_config_file_with_a_bad_value_is_a_clean_error(tmp_path: Path) -> None:
     assert_clean_error(dockyard("serve", "--config", config), "listen")
 
 
-@contextlib.contextmanager
-def serving(args: list[str | Path], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`dockyard serve ARGS` in the background; stopped (killed if need be) on exit."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(DOCKYARD), "serve", *(str(a) for a in args)],
-            stdout=out, stderr=subprocess.STDOUT, env=clean_env(**env),
-        )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-def wait_for_ping(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 60) -> None:
-    """Until GET http://127.0.0.1:PORT/_ping answers 200."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"dockyard serve exited with {proc.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/_ping", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing answered on port {port}:\n{log.read_text()}")
-
-
 def not_listening(port: int) -> bool:
     """Nothing accepts connections on 127.0.0.1:PORT."""
     try:
@@ -187,11 +155,10 @@ def test_config_file_is_honoured(tmp_path: Path, layered: dict[str, tuple[int, P
     port, data_dir = layered["file"]
     config = write_config(tmp_path, port, data_dir)
     log = tmp_path / "serve.log"
-    with serving([], {"DOCKYARD_CONFIG": str(config)}, log) as proc:
-        wait_for_ping(proc, port, log)
+    with serving([], port, log, clean_env(DOCKYARD_CONFIG=str(config))):
         assert (data_dir / "dockyard.db").exists()
-    with serving(["--config", config], {}, log) as proc:
-        wait_for_ping(proc, port, log)
+    with serving(["--config", config], port, log, clean_env()) as served:
+        assert served.running
 
 
 def test_environment_overrides_the_file(tmp_path: Path, layered: dict[str, tuple[int, Path]]) -> None:
@@ -201,8 +168,7 @@ def test_environment_overrides_the_file(tmp_path: Path, layered: dict[str, tuple
     env = {"DOCKYARD_CONFIG": str(config), "DOCKYARD_LISTEN": f"127.0.0.1:{env_port}",
            "DOCKYARD_DATA_DIR": str(env_dir)}  # fmt: skip
     log = tmp_path / "serve.log"
-    with serving([], env, log) as proc:
-        wait_for_ping(proc, env_port, log)
+    with serving([], env_port, log, clean_env(**env)):
         assert not_listening(file_port)
         assert (env_dir / "dockyard.db").exists()
         assert not file_dir.exists()
@@ -212,8 +178,7 @@ def test_environment_alone_is_honoured(tmp_path: Path, layered: dict[str, tuple[
     port, data_dir = layered["env"]
     env = {"DOCKYARD_LISTEN": f"127.0.0.1:{port}", "DOCKYARD_DATA_DIR": str(data_dir)}
     log = tmp_path / "serve.log"
-    with serving([], env, log) as proc:
-        wait_for_ping(proc, port, log)
+    with serving([], port, log, clean_env(**env)):
         assert (data_dir / "dockyard.db").exists()
 
 
@@ -225,8 +190,8 @@ def test_options_override_environment_and_file(tmp_path: Path, layered: dict[str
     env = {"DOCKYARD_CONFIG": str(config), "DOCKYARD_LISTEN": f"127.0.0.1:{env_port}",
            "DOCKYARD_DATA_DIR": str(env_dir)}  # fmt: skip
     log = tmp_path / "serve.log"
-    with serving(["--listen", f"127.0.0.1:{option_port}", "--data-dir", option_dir], env, log) as proc:
-        wait_for_ping(proc, option_port, log)
+    options = ["--listen", f"127.0.0.1:{option_port}", "--data-dir", option_dir]
+    with serving(options, option_port, log, clean_env(**env)):
         assert not_listening(env_port) and not_listening(file_port)
         assert (option_dir / "dockyard.db").exists()
         assert not env_dir.exists() and not file_dir.exists()

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-import pytest
 from auth_support import SYSTEM
 from click.testing import CliRunner
 
@@ -36,9 +34,7 @@ def _imports(data: Path) -> list[tuple[str | None, str | None, str, dict[str, An
     return [(r.actor, r.target, r.outcome, json.loads(r.detail)) for r in rows]
 
 
-def test_the_cli_import_records_its_outcome(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable in [v for v in os.environ if v.startswith("DOCKYARD_")]:
-        monkeypatch.delenv(variable)
+def test_the_cli_import_records_its_outcome(tmp_path: Path) -> None:
     data = tmp_path / "data"
     good = tmp_path / "good.json"
     good.write_text(json.dumps(RECORD))

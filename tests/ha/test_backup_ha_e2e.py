@@ -68,7 +68,7 @@ def test_backup_of_a_serving_cluster_restores_elsewhere(
     try:
         made = _run(
             "backup", "--database-url", database_url, "--data-dir", tmp_path / "cli", "--with-blobs", archive,
-            env=environment_without("DOCKYARD_", {"DOCKYARD_STORAGE_PATH": str(blobs)}),
+            env=environment_without("DOCKYARD_", {"DOCKYARD_STORAGE__FILESYSTEM__PATH": str(blobs)}),
         )  # fmt: skip
     finally:
         stop.set()

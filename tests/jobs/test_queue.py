@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -124,10 +123,3 @@ def test_prune_forgets_old_finished_jobs_only(queue: JobQueue) -> None:
     assert job is not None and queue.complete(job)
     assert queue.prune(timedelta(seconds=-1)) == 1
     assert set(queue.state("scan", ["done", "waiting"])) == {"waiting"}
-
-
-@pytest.fixture(autouse=True)
-def _quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("DOCKYARD_"):
-            monkeypatch.delenv(name)

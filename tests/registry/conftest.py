@@ -5,27 +5,20 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from registry_support import open_client, sqlite_settings
 from starlette.testclient import TestClient
 
-from dockyard.auth import passwords
 from dockyard.config import Settings, load_settings
 from support import PostgresServer
 
 
 @pytest.fixture(autouse=True)
-def _quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The developer's DOCKYARD_* variables must not leak in; the admin password hash need not be slow.
-    for name in list(os.environ):
-        if name.startswith("DOCKYARD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+def _cheap(cheap_hashes: None) -> None:
+    """The admin password hash need not be slow."""
 
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -9,16 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-# Beside the repository (`/work/main` → `/work/shared`), or further up for a worktree (`/work/wt/<name>`).
-OSV_DIR = next(
-    (
-        p / "shared" / "data" / "osv"
-        for p in Path(__file__).resolve().parents[3:]
-        if (p / "shared" / "data" / "osv").is_dir()
-    ),
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "osv",
-)
+from scan_support import OSV_DIR
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from dockyard.app import Services, build_services
 from dockyard.config import load_settings
 from dockyard.content.digests import digest_of, parse_digest
 from dockyard.content.manifest_format import OCI_INDEX, OCI_MANIFEST
+from support.pushing import push_blob
 
 REPO = "team/app"
 OS_DEBIAN = b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
@@ -49,19 +50,6 @@ def dist_info(name: str, version: str) -> tuple[str, str, bytes]:
 def registry(tmp_path: Path) -> Services:
     """The registry's real services on a fresh SQLite database and filesystem store."""
     return build_services(load_settings(data_dir=tmp_path / "data"))
-
-
-def push_blob(services: Services, name: str, data: bytes) -> str:
-    """Upload `data` in two chunks through an upload session; returns its digest."""
-    status = services.uploads.start(name)
-    half = len(data) // 2
-    for start, chunk in ((0, data[:half]), (half, data[half:])):
-        appender = services.uploads.append(name, status.id, start)
-        appender.write(chunk)
-        appender.finish()
-    digest = digest_of(data)
-    services.uploads.complete(name, status.id, parse_digest(digest))
-    return digest
 
 
 def descriptor(media_type: str, digest: str, size: int, **extra: object) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""Helpers of the scanning tests: layer blobs built in memory with `tarfile`."""
+"""Helpers of the scanning tests: layer blobs built in memory with `tarfile`, where the OSV snapshots are."""
 
 from __future__ import annotations
 
@@ -6,10 +6,21 @@ import gzip
 import hashlib
 import io
 import tarfile
+from pathlib import Path
 
 import zstandard
 
 from dockyard.scanning.layers import Layer
+
+# Beside the repository (`/work/main` → `/work/shared`), or further up for a worktree (`/work/wt/<name>`).
+OSV_DIR = next(
+    (
+        p / "shared" / "data" / "osv"
+        for p in Path(__file__).resolve().parents[3:]
+        if (p / "shared" / "data" / "osv").is_dir()
+    ),
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "osv",
+)
 
 
 def tar_bytes(entries: list[tuple[str, ...] | tuple[str, str, bytes]], compression: str = "gzip") -> bytes:

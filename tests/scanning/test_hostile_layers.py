@@ -13,14 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from hostile_layers import Case, cases
 from registry_images import (
     OS_DEBIAN,
     REPO,
     TAR_GZIP,
     descriptor,
-    push_blob,
     push_image,
     push_manifest,
     size_of,
@@ -28,11 +26,11 @@ from registry_images import (
 from scan_support import tar_bytes
 
 from dockyard.app import Services, build_services
-from dockyard.auth import passwords
 from dockyard.auth.identity import Identity
 from dockyard.config import load_settings
 from dockyard.content.manifest_format import OCI_INDEX, OCI_MANIFEST
 from support import dockyard_executable
+from support.pushing import push_blob
 
 CORPUS = cases()
 CHILD = Path(__file__).with_name("walk_child.py")
@@ -111,12 +109,8 @@ def _peak_rss_kib(command: list[str], log: Path) -> int:
 
 
 @pytest.fixture
-def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
+def services(tmp_path: Path, cheap_hashes: None) -> Iterator[Services]:
     """The registry's services on a fresh SQLite database."""
-    for name in list(os.environ):
-        if name.startswith("DOCKYARD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
     built = build_services(load_settings(data_dir=tmp_path / "data"))
     try:
         yield built

@@ -19,7 +19,6 @@ from registry_images import (
     Pushed,
     descriptor,
     dist_info,
-    push_blob,
     push_image,
     push_manifest,
     push_multiarch,
@@ -42,6 +41,7 @@ from dockyard.scanning.image import (
 )
 from dockyard.scanning.layers import Limits
 from dockyard.scanning.packages import DEB
+from support.pushing import push_blob
 
 
 @pytest.fixture

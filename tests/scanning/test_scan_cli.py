@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,9 +27,6 @@ def data(
 ) -> Iterator[tuple[Path, Services, Pushed]]:
     """A data directory (and, for PostgreSQL, DOCKYARD_DATABASE_URL, which the commands read) with
     advisories imported and a two-platform index pushed (not scanned yet)."""
-    for name in list(os.environ):
-        if name.startswith("DOCKYARD_"):
-            monkeypatch.delenv(name)
     if request.param == "postgres":
         server: PostgresServer = request.getfixturevalue("postgres_server")
         monkeypatch.setenv("DOCKYARD_DATABASE_URL", server.create_database())

@@ -5,13 +5,11 @@ Every test runs on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from advisories import GLIBC, REQUESTS, ZLIB
-from argon2 import PasswordHasher
 from registry_images import (
     OS_DEBIAN,
     REPO,
@@ -19,7 +17,6 @@ from registry_images import (
     TAR_GZIP,
     Pushed,
     descriptor,
-    push_blob,
     push_image,
     push_manifest,
     push_multiarch,
@@ -28,7 +25,6 @@ from registry_images import (
 from scan_support import tar_bytes
 
 from dockyard.app import Services, build_services
-from dockyard.auth import passwords
 from dockyard.auth.errors import Forbidden, InvalidInput, NotFound
 from dockyard.auth.identity import Identity
 from dockyard.config import load_settings
@@ -38,19 +34,14 @@ from dockyard.jobs.queue import Job
 from dockyard.scanning.results import FindingFilter
 from dockyard.scanning.service import SCAN_JOB
 from support import PostgresServer
+from support.pushing import push_blob
 
 ADMIN = Identity(user_id=0, name="root", is_admin=True)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def services(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Services]:
+def services(request: pytest.FixtureRequest, tmp_path: Path, cheap_hashes: None) -> Iterator[Services]:
     """The registry's services with scanning, on a fresh database."""
-    for name in list(os.environ):
-        if name.startswith("DOCKYARD_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
     url = None
     if request.param == "postgres":
         server: PostgresServer = request.getfixturevalue("postgres_server")

@@ -7,7 +7,6 @@ the others see the import as it was.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +17,9 @@ from advisories import URLLIB3_GHSA, URLLIB3_PYSEC_ID
 from alembic import command
 from alembic.config import Config
 from click.testing import CliRunner
+from scan_support import OSV_DIR
 from sqlalchemy import delete, func, select
 
-from conftest import OSV_DIR
 from dockyard.cli import main
 from dockyard.db.engine import MIGRATIONS, Database
 from dockyard.db.schema import advisory_keys
@@ -177,12 +176,8 @@ def test_cli_import_and_status(
     database_url: str,
     request: pytest.FixtureRequest,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     go_advisories: list[Advisory],
 ) -> None:
-    # The developer's DOCKYARD_* variables must not pick another database.
-    for variable in [v for v in os.environ if v.startswith("DOCKYARD_")]:
-        monkeypatch.delenv(variable)
     record = _raw_record(go_advisories)
     file = tmp_path / "one.json"
     file.write_text(json.dumps(record))

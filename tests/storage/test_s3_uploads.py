@@ -4,7 +4,6 @@ under its digest only once complete."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from sqlalchemy import update
 
 from dockyard.app import Services, build_services
 from dockyard.config import load_settings
-from dockyard.content.digests import parse_digest
+from dockyard.content.digests import digest_of, parse_digest
 from dockyard.content.errors import BlobUploadInvalid, DigestInvalid
 from dockyard.db.schema import uploads
 from dockyard.storage.blobstore import blob_path
@@ -69,6 +68,24 @@ def _upload(replicas: list[Services], chunks: list[bytes], digest: str) -> int:
     raise AssertionError("no chunks")
 
 
+def _first_chunk(services: Services, data: bytes) -> str:
+    """A new upload session holding `data` as its first chunk; its id."""
+    status = services.uploads.start(NAME)
+    first = services.uploads.append(NAME, status.id, 0)
+    first.write(data)
+    first.finish()
+    return status.id
+
+
+def _first_chunk_without_hash_state(services: Services, data: bytes) -> str:
+    """A session holding `data` whose running hash is lost (as if written by a replica without resumable
+    hashing); its id."""
+    upload_id = _first_chunk(services, data)
+    with services.db.write() as conn:
+        conn.execute(update(uploads).where(uploads.c.id == upload_id).values(hash_state=None))
+    return upload_id
+
+
 def _leftovers(moto_server: MotoServer, bucket: str) -> tuple[list[str], list[str]]:
     client = moto_server.client
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="uploads/").get("Contents", [])]
@@ -81,7 +98,7 @@ def test_chunks_on_three_replicas_make_one_blob(
     # Chunks across part boundaries: a part is sent by one replica from bytes another replica received.
     chunks = [os.urandom(MIN_PART_SIZE + 300_000), os.urandom(3 << 20), os.urandom((2 << 20) + 17)]
     data = b"".join(chunks)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = digest_of(data)
     assert _upload(replicas, chunks, digest) == len(data)
     for services in replicas:
         assert b"".join(services.store.read(digest)) == data
@@ -93,10 +110,10 @@ def test_chunks_on_three_replicas_make_one_blob(
 def test_small_chunks_and_an_empty_blob(replicas: list[Services]) -> None:
     chunks = [b"a" * 1000, b"b" * 10, b"c"]
     data = b"".join(chunks)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = digest_of(data)
     assert _upload(replicas, chunks, digest) == len(data)
     assert b"".join(replicas[2].store.read(digest)) == data
-    empty = "sha256:" + hashlib.sha256(b"").hexdigest()
+    empty = digest_of(b"")
     assert _upload(replicas, [b""], empty) == 0
     assert replicas[1].store.size(empty) == 0
 
@@ -107,27 +124,15 @@ def test_without_a_hash_state_the_committed_bytes_are_hashed(replicas: list[Serv
     a, b, _ = replicas
     chunks = [os.urandom(70_000), os.urandom(50_000)]
     data = b"".join(chunks)
-    status = a.uploads.start(NAME)
-    first = a.uploads.append(NAME, status.id, 0)
-    first.write(chunks[0])
-    first.finish()
-    with a.db.write() as conn:
-        conn.execute(update(uploads).where(uploads.c.id == status.id).values(hash_state=None))
-    wrong = b.uploads.append(NAME, status.id, len(chunks[0]))
+    wrong = b.uploads.append(NAME, _first_chunk_without_hash_state(a, chunks[0]), len(chunks[0]))
     wrong.write(chunks[1])
-    bad_digest = "sha256:" + hashlib.sha256(data + b"x").hexdigest()
+    bad_digest = digest_of(data + b"x")
     with pytest.raises(DigestInvalid):
         wrong.complete(parse_digest(bad_digest))
     with pytest.raises(PathNotFound):
         b.store.driver.stat(blob_path(bad_digest))
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    status = a.uploads.start(NAME)
-    first = a.uploads.append(NAME, status.id, 0)
-    first.write(chunks[0])
-    first.finish()
-    with a.db.write() as conn:
-        conn.execute(update(uploads).where(uploads.c.id == status.id).values(hash_state=None))
-    last = b.uploads.append(NAME, status.id, len(chunks[0]))
+    digest = digest_of(data)
+    last = b.uploads.append(NAME, _first_chunk_without_hash_state(a, chunks[0]), len(chunks[0]))
     last.write(chunks[1])
     assert last.complete(parse_digest(digest)) == len(data)
     assert b"".join(b.store.read(digest)) == data
@@ -137,7 +142,7 @@ def test_a_wrong_digest_leaves_nothing_behind(
     replicas: list[Services], moto_server: MotoServer, bucket: str
 ) -> None:
     chunks = [os.urandom(MIN_PART_SIZE + 5), b"end"]
-    wrong = "sha256:" + hashlib.sha256(b"something else").hexdigest()
+    wrong = digest_of(b"something else")
     with pytest.raises(DigestInvalid):
         _upload(replicas, chunks, wrong)
     assert replicas[0].store.size(wrong) is None
@@ -152,16 +157,13 @@ def test_a_session_whose_stored_bytes_are_gone_must_restart(
     answers NoSuchUpload; moto answers it with a 500, so the test removes the upload's tail instead.)"""
     a, b, _ = replicas
     data = os.urandom(MIN_PART_SIZE + 10)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    status = a.uploads.start(NAME)
-    first = a.uploads.append(NAME, status.id, 0)
-    first.write(data)
-    first.finish()
+    digest = digest_of(data)
+    upload_id = _first_chunk(a, data)
     client = moto_server.client
     for entry in client.list_objects_v2(Bucket=bucket, Prefix="uploads/")["Contents"]:
         client.delete_object(Bucket=bucket, Key=entry["Key"])
     with pytest.raises(BlobUploadInvalid, match="restart the upload"):
-        b.uploads.complete(NAME, status.id, parse_digest(digest))
+        b.uploads.complete(NAME, upload_id, parse_digest(digest))
     with pytest.raises(BlobUploadInvalid, match="restart the upload"):
-        b.uploads.append(NAME, status.id, len(data))
+        b.uploads.append(NAME, upload_id, len(data))
     assert b.store.size(digest) is None

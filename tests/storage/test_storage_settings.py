@@ -3,8 +3,6 @@ file, the environment or a secret file, and clear refusals of bad values."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,15 +12,6 @@ from dockyard.storage.factory import open_driver
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.permissions import OWNER_ONLY
 from dockyard.storage.s3 import S3Driver
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No DOCKYARD_* variable of the developer's, and the settings file only where a test writes one."""
-    for name in list(os.environ):
-        if name.startswith("DOCKYARD_"):
-            monkeypatch.delenv(name)
-    yield
 
 
 def _from_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> object:

@@ -106,11 +106,13 @@ class Service:
         argv: Sequence[str | os.PathLike[str]],
         log_path: Path,
         env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.argv = [str(a) for a in argv]
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
         # Signal the group at most once per start: once empty, its number may belong to someone else.
         self._group_live = False
@@ -131,6 +133,7 @@ class Service:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,
+                cwd=self.cwd,
                 start_new_session=True,
             )
         self._group_live = True

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +26,27 @@ def environment_without(prefix: str, extra: Mapping[str, str] | None = None) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefix)}
     env.update(extra or {})
     return env
+
+
+@contextlib.contextmanager
+def serving(
+    args: Sequence[str | Path],
+    port: int,
+    log: Path,
+    env: Mapping[str, str],
+    *,
+    cwd: Path | None = None,
+    timeout: float = 60,
+) -> Iterator[Service]:
+    """`dockyard serve ARGS` with exactly the environment `env` (in `cwd`), once GET /_ping on
+    127.0.0.1:PORT answers 200 (where the arguments, settings file or environment put it); stopped at the end.
+    For tests of how serve finds its settings; DockyardServer is the usual way to run one."""
+    service = Service("dockyard serve", [dockyard_executable(), "serve", *args], log, env, cwd)
+    service.start(lambda: http_status(f"http://127.0.0.1:{port}/_ping") == 200, timeout)
+    try:
+        yield service
+    finally:
+        service.stop()
 
 
 class _OnLoopback:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +15,6 @@ from dockyard.tls.layout import TlsLayout
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # Settings read DOCKYARD_* and DOCKYARD_CONFIG; a developer's own setup must not leak in.
-    for name in list(os.environ):
-        if name.startswith("DOCKYARD_"):
-            monkeypatch.delenv(name)
     # `--config` sets DOCKYARD_CONFIG in the process; make sure it is gone again after each test.
     monkeypatch.setenv("DOCKYARD_CONFIG", "")
     monkeypatch.delenv("DOCKYARD_CONFIG")

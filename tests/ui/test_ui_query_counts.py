@@ -15,6 +15,7 @@ from pages_support import SYSTEM, push_image
 from sqlalchemy import event
 
 from dockyard.auth.identity import ANONYMOUS
+from support.policy_oracle import browsable
 
 
 @contextmanager
@@ -91,7 +92,7 @@ def test_the_fast_visible_list_answers_as_the_account_service_does(
         assert identity is not None
         identities += [identity, replace(identity, read_only=True)]
     for identity in identities:
-        expected = [r.name for r in services.auth.repositories.visible(identity)]
+        expected = browsable(services.auth.permissions, identity)
         assert [r.name for r in services.browser.visible(identity)] == expected, identity
 
 

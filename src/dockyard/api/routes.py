@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
@@ -16,19 +16,12 @@ from dockyard.api.errors import documented
 from dockyard.api.paging import AFTER, DEFAULT_PAGE, MAX_AUDIT_PAGE, PAGED, Limit, Paging, link_next
 from dockyard.auth.authenticate import client_address
 from dockyard.auth.credentials import AccessToken
-from dockyard.auth.errors import Unauthenticated
 from dockyard.auth.identity import Identity
 from dockyard.content.listing import RepositoryBrowser
 from dockyard.db.accounts import USER, AccountRow
 
 router = APIRouter(responses=documented())
 NO_CONTENT = status.HTTP_204_NO_CONTENT
-
-
-def _record(
-    ctx: Ctx, request: Request, action: str, actor: Identity | str | None, target: str, **detail: Any
-) -> None:
-    ctx.auth.audit.record(action, actor=actor, address=client_address(request), target=target, **detail)
 
 
 def _user_out(row: AccountRow) -> m.UserOut:
@@ -116,15 +109,9 @@ def update_me(body: m.MePatch, ctx: Ctx, caches: Caches, identity: User) -> m.Me
 @router.put("/me/password", tags=["me"], status_code=NO_CONTENT, responses=documented(403))
 def change_password(body: m.PasswordChange, request: Request, ctx: Ctx, identity: User) -> None:
     """Change the current user's password; every docker login (refresh token) of theirs ends."""
-    assert identity.name is not None
-    try:
-        fresh = ctx.auth.authenticator.confirm_password(
-            identity, body.current_password, client_address(request)
-        )
-    except Unauthenticated:
-        _record(ctx, request, "user.password.change", identity, identity.name, outcome="failure")
-        raise
-    ctx.auth.accounts.set_password(identity, identity.name, body.new_password, fresh)
+    ctx.auth.authenticator.change_own_password(
+        identity, body.current_password, body.new_password, client_address(request)
+    )
 
 
 @router.get(

@@ -162,6 +162,22 @@ class Authenticator:
         self.throttle.succeeded(reservation)
         return FreshPassword(reservation.account.id)
 
+    def change_own_password(
+        self, identity: Identity, current_password: str | None, new_password: str, address: str | None
+    ) -> None:
+        """Change the caller's own password, confirmed with the current one (`confirm_password`); a wrong
+        or missing current password is recorded as a failed `user.password.change`, whichever surface
+        asked, and the change as a successful one (by the account service)."""
+        assert identity.name is not None
+        try:
+            fresh = self.confirm_password(identity, current_password, address)
+        except Unauthenticated:
+            self.audit.record(
+                "user.password.change", actor=identity, address=address, target=identity.name, outcome=FAILURE
+            )
+            raise
+        self.accounts.set_password(identity, identity.name, new_password, fresh)
+
     def from_claims(self, claims: Claims) -> Identity:
         """The identity a verified registry token stands for; anonymous when the user is gone."""
         if claims.user_id is None:

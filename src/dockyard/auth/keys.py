@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from dockyard.db import keys as q
 from dockyard.db.engine import Database, DatabaseReadOnly, DatabaseUnavailable
+from dockyard.events.audit import Actor, AuditLog
 
 ALGORITHM = "ES256"
 # How stale a replica's copy of the key set may get before signing re-reads it.
@@ -81,6 +82,14 @@ class SigningKey:
         return self.private.public_key()
 
 
+@dataclass(frozen=True)
+class Rotation:
+    """What a rotation did: the new signing key, and the ids of the older keys it deleted (with prune)."""
+
+    key: SigningKey
+    removed: list[str]
+
+
 class KeyRing:
     """This replica's copy of the cluster's key set: the signing key and every key still verifying."""
 
@@ -93,8 +102,11 @@ class KeyRing:
         rotation_seconds: float | None = None,
         refresh_seconds: float = REFRESH_SECONDS,
         legacy_dir: Path | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.db = db
+        # Where rotations someone asked for are recorded (build_auth gives the cluster's audit log).
+        self.audit = audit
         self.retire_after_seconds = token_ttl_seconds + _RETIRE_MARGIN_SECONDS
         self.passphrase = passphrase
         self.rotation_seconds = rotation_seconds
@@ -179,21 +191,18 @@ class KeyRing:
             self._keys, self._current = keys, current
             self._loaded_at = time.monotonic()
 
-    def rotate(self) -> SigningKey:
-        """Make a new signing key for the cluster; the previous one verifies until its tokens expire."""
+    def rotate(self, actor: Actor = None, *, prune: bool = False) -> Rotation:
+        """Make a new signing key for the cluster; the previous one verifies until its tokens expire, or
+        with `prune` every older key is deleted at once (tokens they signed stop working). Recorded as
+        `key.rotate` by `actor` in the same transaction."""
         with self.db.write() as conn:
             q.lock_key_set(conn)
             kid = self._rotate(conn, time.time())
+            removed = q.delete_retired(conn) if prune else []
+            if self.audit is not None:
+                self.audit.add(conn, "key.rotate", actor=actor, target=kid, pruned=removed)
         self.load()
-        return self._keys[kid]
-
-    def prune(self) -> list[str]:
-        """Delete every key but the signing one (tokens they signed stop working); the ids removed."""
-        with self.db.write() as conn:
-            q.lock_key_set(conn)
-            removed = q.delete_retired(conn)
-        self.load()
-        return removed
+        return Rotation(self._keys[kid], removed)
 
     def jwks(self) -> dict[str, Any]:
         """The public keys as a JWK Set."""

@@ -60,11 +60,6 @@ class Permissions:
         """The policy's answer for one repository and action."""
         return p.may(identity, self.repo_facts(identity, name), action, self.policy_settings)
 
-    def visible_names(self, identity: Identity, names: list[str]) -> list[str]:
-        """The names among `names` the identity may browse, in their order."""
-        facts = self.facts_many(identity, names)
-        return [n for n in names if p.may(identity, facts[n], p.Action.BROWSE, self.policy_settings)]
-
     def facts(
         self, conn: Connection, identity: Identity, name: str, row: rq.RepositoryRow | None
     ) -> p.RepoFacts:

@@ -13,6 +13,7 @@ import click
 from dockyard.app import AuthServices
 from dockyard.auth.identity import Identity
 from dockyard.cli.options import local_services, registry_options
+from dockyard.events.audit import CLI
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -131,10 +132,9 @@ def rotate_key(
     have expired (or until --prune).
     """
     with _auth(config_file, data_dir, database_url) as auth:
-        key = auth.keys.rotate()
-        removed = auth.keys.prune() if prune else []
-        auth.audit.record("key.rotate", actor="cli", target=key.kid, pruned=removed)
-    click.echo(f"new signing key {key.kid}" + (f"; removed {len(removed)} older keys" if removed else ""))
+        rotation = auth.keys.rotate(CLI, prune=prune)
+    removed = f"; removed {len(rotation.removed)} older keys" if rotation.removed else ""
+    click.echo(f"new signing key {rotation.key.kid}{removed}")
 
 
 def _cli_identity() -> Identity:

@@ -25,7 +25,7 @@ from dockyard.content.listing import RepositoryBrowser
 from dockyard.content.manifest_format import IMAGE_MANIFESTS, INDEXES
 from dockyard.content.manifests import ManifestService
 from dockyard.content.names import namespace_of
-from dockyard.content.repositories import RepositoryService
+from dockyard.content.repositories import VISIBILITIES, RepositoryService
 from dockyard.db import accounts as aq
 from dockyard.db import activity as aq_activity
 from dockyard.db import browse as q
@@ -52,7 +52,6 @@ SIGNATURE_TYPES = frozenset(
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_QUERY = 100
 SORTS = ("name", "pushed")
-VISIBILITIES = ("public", "private")
 
 
 @dataclass(frozen=True)

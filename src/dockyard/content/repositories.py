@@ -121,15 +121,6 @@ class RepositoryService:
         """A repository the actor may browse."""
         return _repository(self.require(actor, name, p.Action.BROWSE))
 
-    def visible(self, identity: Identity, namespace: str | None = None) -> list[Repository]:
-        """Every repository the identity may browse, by name."""
-        with self.db.read() as conn:
-            names = q.all_repository_names(conn, namespace)
-        wanted = self.permissions.visible_names(identity, names)
-        with self.db.read() as conn:
-            rows = q.repositories_by_names(conn, wanted)
-        return [_repository(rows[n]) for n in wanted if n in rows]
-
     def update(
         self,
         actor: Identity,

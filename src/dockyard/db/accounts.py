@@ -480,6 +480,15 @@ def insert_refresh_token(
     )
 
 
+# The columns refresh tokens and sessions share with access tokens (which map onto TokenRow whole).
+_TOKEN_COLUMNS = ("id", "public_id", "user_id", "secret_hash", "created_at", "expires_at", "access_token_id")
+
+
+def _credential_row(row: RowMapping, **fields: Any) -> TokenRow:
+    """A refresh token's or a session's row as a TokenRow: never read-only, `fields` for the rest."""
+    return TokenRow(**{column: row[column] for column in _TOKEN_COLUMNS}, read_only=False, **fields)
+
+
 def refresh_token_by_public_id(conn: Connection, public_id: str) -> TokenRow | None:
     """A refresh token by its public part."""
     row = (
@@ -487,18 +496,8 @@ def refresh_token_by_public_id(conn: Connection, public_id: str) -> TokenRow | N
     )
     if row is None:
         return None
-    return TokenRow(
-        id=row["id"],
-        public_id=row["public_id"],
-        user_id=row["user_id"],
-        secret_hash=row["secret_hash"],
-        name=row["client_id"],
-        read_only=False,
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        last_used_at=row["last_used_at"],
-        revoked_at=row["revoked_at"],
-        access_token_id=row["access_token_id"],
+    return _credential_row(
+        row, name=row["client_id"], last_used_at=row["last_used_at"], revoked_at=row["revoked_at"]
     )
 
 
@@ -545,20 +544,8 @@ def session_by_public_id(conn: Connection, public_id: str) -> TokenRow | None:
     row = conn.execute(select(sessions).where(sessions.c.public_id == public_id)).mappings().first()
     if row is None:
         return None
-    return TokenRow(
-        id=row["id"],
-        public_id=row["public_id"],
-        user_id=row["user_id"],
-        secret_hash=row["secret_hash"],
-        name="session",
-        read_only=False,
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        last_used_at=None,
-        revoked_at=None,
-        access_token_id=row["access_token_id"],
-        csrf_token=row["csrf_token"],
-    )
+    csrf_token = row["csrf_token"]
+    return _credential_row(row, name="session", last_used_at=None, revoked_at=None, csrf_token=csrf_token)
 
 
 def delete_session(conn: Connection, session_id: int) -> None:

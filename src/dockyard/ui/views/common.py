@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
-from dockyard.auth.authenticate import client_address
 from dockyard.auth.errors import InvalidInput, Unauthenticated
 from dockyard.registry.numbers import parse_count
 from dockyard.ui.session import CSRF_FIELD, Viewer, check_form, viewer
@@ -74,19 +73,6 @@ async def posted(request: Request) -> Form:
     fields = {key: value for key, value in data.items() if isinstance(value, str)}
     check_form(request, current, fields.get(CSRF_FIELD, ""))
     return Form(fields, current)
-
-
-async def audit(request: Request, current: Viewer, action: str, target: str, **detail: Any) -> None:
-    """Record what the viewer did, as the API does (`via` tells the surfaces apart)."""
-    await call(
-        services(request).auth.audit.record,
-        action,
-        actor=current.identity,
-        address=client_address(request),
-        target=target,
-        via="ui",
-        **detail,
-    )
 
 
 def signed_in(current: Viewer) -> None:

@@ -13,7 +13,7 @@ from dockyard.auth.identity import FreshPassword
 from dockyard.registry.numbers import parse_count
 from dockyard.ui.render import page
 from dockyard.ui.session import Viewer, viewer
-from dockyard.ui.views.common import Form, audit, back, call, notice, posted, services, signed_in
+from dockyard.ui.views.common import Form, back, call, notice, posted, services, signed_in
 
 MAX_TOKEN_DAYS = 3650
 
@@ -77,17 +77,15 @@ async def _name(request: Request, form: Form) -> Response:
 
 
 async def _password(request: Request, form: Form) -> Response:
-    identity = form.viewer.identity
-    assert identity.name is not None
-    auth = services(request).auth
     if form.get("new_password") != form.get("repeat_password"):
         raise InvalidInput("the two new passwords differ", "repeat_password")
-    try:
-        fresh = await _confirm(request, form)
-    except Unauthenticated:
-        await audit(request, form.viewer, "user.password.change", identity.name, outcome="failure")
-        raise
-    await call(auth.accounts.set_password, identity, identity.name, form.get("new_password"), fresh)
+    await call(
+        services(request).auth.authenticator.change_own_password,
+        form.viewer.identity,
+        form.get("current_password") or None,
+        form.get("new_password"),
+        client_address(request),
+    )
     return back("/profile", "password")
 
 

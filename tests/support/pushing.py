@@ -1,20 +1,13 @@
-"""Helpers for the content tests: blobs pushed through the upload service, as a client's upload would."""
+"""Blobs pushed through the real upload service, as a client's upload would (for tests that need content)."""
 
 from __future__ import annotations
 
-import hashlib
-
 from dockyard.app import Services
-from dockyard.content.digests import parse_digest
-
-
-def digest_of(data: bytes) -> str:
-    """The sha256 digest of `data`."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from dockyard.content.digests import digest_of, parse_digest
 
 
 def push_blob(services: Services, name: str, data: bytes) -> str:
-    """Upload `data` in one append and commit it; its digest."""
+    """Upload `data` in one append of an upload session and commit it; its digest."""
     status = services.uploads.start(name)
     appender = services.uploads.append(name, status.id, 0)
     appender.write(data)
