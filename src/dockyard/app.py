@@ -46,7 +46,7 @@ from dockyard.content.manifests import ManifestService
 from dockyard.content.repositories import RepositoryService
 from dockyard.content.system_settings import SystemSettings
 from dockyard.content.uploads import UploadService
-from dockyard.db.engine import Database
+from dockyard.db.engine import Database, DatabaseUnavailable
 from dockyard.events.audit import AuditLog
 from dockyard.jobs.leases import Leases, PeriodicTask
 from dockyard.jobs.queue import JobQueue
@@ -323,6 +323,8 @@ async def _flush_pulls(services: Services) -> None:
             await asyncio.sleep(services.settings.activity_flush_seconds)
             try:
                 await run_in_threadpool(services.manifests.pulls.flush, services.db)
+            except DatabaseUnavailable as exc:
+                log.warning("pull counts wait for the database (kept for the next try): %s", exc)
             except Exception:
                 log.exception("adding pull counts to the database failed; they are kept for the next try")
     finally:

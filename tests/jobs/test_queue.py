@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -123,3 +126,27 @@ def test_prune_forgets_old_finished_jobs_only(queue: JobQueue) -> None:
     assert job is not None and queue.complete(job)
     assert queue.prune(timedelta(seconds=-1)) == 1
     assert set(queue.state("scan", ["done", "waiting"])) == {"waiting"}
+
+
+def test_the_runner_waits_for_a_database_that_is_away_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a quorum every poll fails: a warning line each time, not a traceback, and the loop goes on."""
+    db = Database("postgresql+psycopg://x@/d?host=127.0.0.1:1&connect_timeout=1")
+    runner = JobRunner(JobQueue(db), {"scan": lambda job: None}, poll_seconds=0.05)
+
+    async def run_a_while() -> None:
+        task = asyncio.create_task(runner.run())
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="dockyard.jobs.worker"):
+            asyncio.run(run_a_while())
+    finally:
+        db.close()
+    waits = [r for r in caplog.records if "waits for the database" in r.getMessage()]
+    assert len(waits) >= 2
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in caplog.records)

@@ -73,6 +73,8 @@ def renewing(renew: Callable[[], object], every: float) -> Iterator[None]:
         while not stop.wait(every):
             try:
                 renew()
+            except DatabaseUnavailable as exc:
+                log.warning("renewing a lease waits for the database: %s", exc)
             except Exception:
                 log.exception("renewing a lease failed; trying again in %.0f s", every)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 
 from starlette.concurrency import run_in_threadpool
 
+from dockyard.db.engine import DatabaseUnavailable
 from dockyard.jobs.leases import renewing, worker_name
 from dockyard.jobs.queue import Job, JobQueue
 from dockyard.observability import metrics
@@ -89,6 +90,10 @@ class JobRunner:
                 ran = await run_in_threadpool(self.run_pending, 100)
                 if not ran and self.idle is not None:
                     await run_in_threadpool(self.idle)
+            except DatabaseUnavailable as exc:
+                # Without a quorum no job can be taken: one line, not a traceback every poll.
+                log.warning("the job runner waits for the database: %s", exc)
+                ran = 0
             except Exception:
                 log.exception("the job runner failed; retrying in %.0f s", self.poll_seconds)
                 ran = 0
