@@ -86,9 +86,10 @@ USER_PASSWORD = "user-password-1"
 
 
 @contextlib.contextmanager
-def guarded(data_dir: Path, users: Sequence[str] = ()) -> Iterator[TestClient]:
-    """An app with access control on (no scan workers), with `admin` and these users (USER_PASSWORD)."""
-    settings = sqlite_settings(data_dir, admin_password=ADMIN_PASSWORD, scan_workers=0)
+def guarded(data_dir: Path, users: Sequence[str] = (), **extra: Any) -> Iterator[TestClient]:
+    """An app with access control on (no scan workers), with `admin` and these users (USER_PASSWORD);
+    `extra` settings on top."""
+    settings = sqlite_settings(data_dir, admin_password=ADMIN_PASSWORD, scan_workers=0, **extra)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         for user in users:
             services_of(client).auth.accounts.create_user(None, user, USER_PASSWORD)

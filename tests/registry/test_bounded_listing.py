@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ class Registry:
         return registry_token(self.client, user, scope.split(" "))
 
 
+_BACKGROUND = re.compile(r"\b(replicas|leases|jobs|daily_activity|vulnerability_snapshots)\b")
+
+
 class StatementCounter:
     """Counts every statement the database runs: through SQLAlchemy and through quick_rows."""
 
@@ -72,14 +76,18 @@ class StatementCounter:
 
         monkeypatch.setattr(db, "quick_rows", counted)
 
-    def _seen(self, *_args: Any) -> None:
-        self.count += 1
+    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # The process's own periodic bookkeeping (heartbeat, leases, jobs, activity) may land inside a
+        # request on a slow machine: it is not the request's work.
+        if not _BACKGROUND.search(statement):
+            self.count += 1
 
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[Registry]:
     """Access control on, on SQLite; no scan workers, whose queries would be counted too."""
-    with guarded(tmp_path / "data", ["alice"]) as client:
+    # The account standing is read once per window: a slow machine must not land it in a counted request.
+    with guarded(tmp_path / "data", ["alice"], token_account_check_seconds=60) as client:
         services = services_of(client)
         with services.db.write() as conn:
             rows = [{"name": n, "created_at": 0.0} for n in HIDDEN_BEFORE + HIDDEN_AFTER]
