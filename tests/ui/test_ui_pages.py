@@ -220,6 +220,46 @@ def test_signing_out_ends_the_session_on_the_server(world: World) -> None:
     assert replay.get("/profile", follow_redirects=False).headers["location"].startswith("/sign-in")
 
 
+DEACTIVATED = "This account is deactivated"
+
+
+def test_a_deactivated_users_session_says_so_to_its_holder_alone(world: World) -> None:
+    alice = as_user(world, "alice")
+    cookie = alice.cookies.get("dockyard_session")
+    assert cookie is not None
+    world.auth.accounts.set_active(SYSTEM, "alice", False)
+    home = alice.get("/")
+    assert home.status_code == 200 and DEACTIVATED in home.text
+    assert "Sign out" not in home.text and "alice/private" not in home.text
+    # A page for signed-in viewers sends to the sign-in page, which says why too.
+    profile = alice.get("/profile")
+    assert profile.url.path == "/sign-in" and DEACTIVATED in profile.text
+    posted = post_form(alice, "/sign-in", "/profile/token", {"name": "t"})
+    assert posted.status_code == 401 and DEACTIVATED in posted.text
+    # The API refuses the session too, and says why to the holder.
+    refused = alice.get("/api/v1/me")
+    assert refused.status_code == 401 and "deactivated" in refused.text
+    # No one else learns anything: a wrong secret on the same session id, another session's format,
+    # garbage, no cookie.
+    public_id, secret = cookie[4:20], cookie[21:]
+    wrong = "dys_" + public_id + "_" + ("A" if secret[0] != "A" else "B") + secret[1:]
+    for sent in (wrong, "dys_" + "0" * 16 + "_" + "A" * 43, "garbage", None):
+        other = _client(world)
+        if sent is not None:
+            other.cookies.set("dockyard_session", sent)
+        for path in ("/", "/sign-in"):
+            page = other.get(path)
+            assert page.status_code == 200 and DEACTIVATED not in page.text, (sent, path)
+        assert "alice" not in other.get("/sign-in").text, sent
+    # Signing in again with the right password says it as well; another account signs in as usual.
+    token = csrf_of(alice.get("/sign-in").text)
+    form = {"csrf_token": token, "username": "alice", "password": PASSWORD}
+    again = alice.post("/sign-in", data=form, follow_redirects=False)
+    assert again.status_code == 401 and "deactivated" in again.text
+    outsider = sign_in(alice, "outsider", PASSWORD).get("/").text
+    assert DEACTIVATED not in outsider and "Sign out" in outsider
+
+
 def test_a_read_only_token_signs_in_to_a_read_only_session(world: World) -> None:
     alice = world.auth.accounts.identity(world.auth.accounts.user("alice").id)
     assert alice is not None
