@@ -12,6 +12,7 @@ from auth_support import ADMIN_PASSWORD, PASSWORD, AppFactory, World
 from pages_support import SYSTEM, csrf_of, post_form, push_image, sign_in
 from starlette.testclient import TestClient
 
+from dockyard.auth.errors import Forbidden
 from dockyard.auth.identity import FreshPassword
 
 PRIVATE = ("acme/private", "alice/private")
@@ -396,7 +397,38 @@ def test_system_pages_are_for_administrators(world: World) -> None:
     page = admin.get("/system").text
     assert "database</th><td>ok" in page and "blob store</th><td>ok" in page
     dry = post_form(admin, "/system", "/system/gc", {"mode": "dry-run"})
-    assert dry.status_code == 200 and "Would remove 0 blobs" in dry.text
+    assert dry.status_code == 200 and "Would remove 0 untagged manifests, 0 blobs" in dry.text
+
+
+def _last_collection(client: TestClient) -> str:
+    match = re.search(r'<p id="gc-last">(.*?)</p>', client.get("/system").text, re.S)
+    assert match
+    return match.group(1)
+
+
+def test_the_system_page_shows_the_last_collection_whoever_ran_it(world: World) -> None:
+    services = world.client.app.state.services
+    admin = as_user(world, "admin")
+    # The collection the server ran as it started, or none yet.
+    assert "run by" not in _last_collection(admin)
+    # A blob nothing refers to, old enough to go: the collection's result counts it.
+    digest = push_image(world.client, "acme/public", "gone", ("admin", ADMIN_PASSWORD))
+    world.client.delete(f"/v2/acme/public/manifests/{digest}", auth=("admin", ADMIN_PASSWORD))
+    services.gc.grace_seconds = 0
+    ran = post_form(admin, "/system", "/system/gc", {"mode": "run"})
+    assert ran.status_code == 200 and "Removed 0 untagged manifests, 2 blobs" in ran.text
+    last = _last_collection(admin)
+    assert "run by admin" in last and "removed 0 untagged manifests, 2 blobs" in last
+    # The periodic collection (no one asked) is the last one now; a dry run changes nothing.
+    services.gc.run()
+    post_form(admin, "/system", "/system/gc", {"mode": "dry-run"})
+    last = _last_collection(admin)
+    assert "periodic" in last and "run by" not in last and "removed 0 untagged manifests, 0 blobs" in last
+    # Only for administrators, whatever the surface.
+    with pytest.raises(Forbidden):
+        services.gc.last(services.auth.accounts.identity(services.auth.accounts.user("adm").id))
+    # The settings' "last changed" is about settings alone.
+    assert services.system_settings.get(SYSTEM).updated_at is None
 
 
 def test_advisories_uploaded_through_the_page(world: World) -> None:

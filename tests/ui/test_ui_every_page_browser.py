@@ -6,31 +6,22 @@ Signed in as an administrator (who sees the most controls), and anonymously."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from playwright.sync_api import Page
-from ui_support import ADMIN_PASSWORD, Watched, shot, sign_in, write_image
+from features_support import PASSWORD, admin_api, make_team, skopeo_push
+from playwright.sync_api import Page, expect
+from test_ui_browser_checks import ADVISORY, SITE
+from ui_support import ADMIN_PASSWORD, Watched, live_server, shot, sign_in, write_image
 
 from support import DockyardServer
 
 REPO = "acme/kbd"
 PUBLIC = "acme/kbd-public"
-SITE = "usr/lib/python3.11/site-packages/urllib3-1.24.1.dist-info/METADATA"
-ADVISORY = {
-    "id": "PYSEC-KBD-0001",
-    "summary": "urllib3: test advisory",
-    "affected": [
-        {
-            "package": {"ecosystem": "PyPI", "name": "urllib3"},
-            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.24.2"}]}],
-        }
-    ],
-}
+ADMIN = f"admin:{ADMIN_PASSWORD}"
 # Roles of things people operate; each needs a name to be told apart by a screen reader.
 CONTROL_ROLES = frozenset(
     {
@@ -56,71 +47,31 @@ _FOCUSABLE = """
 """
 
 
-def _push_layout(client: httpx.Client, layout: Path, target: str) -> None:
-    """Push an OCI layout's one image through /v2/ (monolithic uploads)."""
-    repo, tag = target.split(":")
-    index = json.loads((layout / "index.json").read_text())
-    descriptor = index["manifests"][0]
-
-    def blob(digest: str) -> bytes:
-        return (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
-
-    manifest = json.loads(blob(descriptor["digest"]))
-    for item in [manifest["config"], *manifest["layers"]]:
-        sent = client.post(
-            f"/v2/{repo}/blobs/uploads/", params={"digest": item["digest"]}, content=blob(item["digest"])
-        )
-        assert sent.status_code == 201, sent.text
-    put = client.put(
-        f"/v2/{repo}/manifests/{tag}",
-        content=blob(descriptor["digest"]),
-        headers={"Content-Type": descriptor["mediaType"]},
-    )
-    assert put.status_code == 201, put.text
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
     """This module's own registry: anonymous pulls allowed, so anonymous visitors have pages to see."""
-    base = tmp_path_factory.mktemp("kbd-server")
-    env = {"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD, "DOCKYARD_ANONYMOUS_PULL": "true"}
-    server = DockyardServer(base / "data", base / "serve.log", env=env)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from live_server(tmp_path_factory, "ui-every-page", {"DOCKYARD_ANONYMOUS_PULL": "true"})
 
 
 @pytest.fixture(scope="module")
-def site(server: DockyardServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """An organization with a team, member and grant; a private repository with a scanned, vulnerable
-    image, an untagged manifest and a README; a public one; a token; an advisory imported. Returns the
-    image page's path."""
-    auth = ("admin", ADMIN_PASSWORD)
-    with httpx.Client(base_url=server.url, auth=auth, timeout=60) as client:
-        api = "/api/v1"
-        client.post(f"{api}/users", json={"name": "member", "password": "member-password"}).raise_for_status()
-        client.post(f"{api}/organizations", json={"name": "acme", "owners": ["admin"]}).raise_for_status()
-        client.post(f"{api}/organizations/acme/teams", json={"name": "builders"}).raise_for_status()
-        client.put(f"{api}/organizations/acme/teams/builders/members/member").raise_for_status()
-        client.post(f"{api}/repositories", json={"name": REPO, "description": "keyboard"}).raise_for_status()
-        client.post(f"{api}/repositories", json={"name": PUBLIC, "visibility": "public"}).raise_for_status()
-        client.put(
-            f"{api}/organizations/acme/teams/builders/repositories/{REPO}", json={"level": "read-write"}
-        ).raise_for_status()
+def site(server: DockyardServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Organization acme with team devs (member `member`, read-write on both repositories); a private
+    repository with a scanned, vulnerable image pushed with skopeo, an untagged manifest; a public one; an
+    advisory imported. Returns the image page's path."""
+    make_team(server, {REPO: "private", PUBLIC: "public"})
+    with admin_api(server) as api:
         files = {"file": ("osv.json", json.dumps([ADVISORY]).encode(), "application/json")}
-        client.post(f"{api}/vulndb/imports", files=files, data={"source": "PyPI"}).raise_for_status()
-        layouts = tmp_path_factory.mktemp("kbd")
-        for tag, version in (("latest", b"1.24.1"), ("old", b"1.24.0")):
+        api.post("/vulndb/imports", files=files, data={"source": "PyPI"}).raise_for_status()
+        layouts = tmp_path_factory.mktemp("every-page")
+        for seed, version in (("vulnerable", b"1.24.1"), ("older", b"1.24.0")):
             metadata = b"Metadata-Version: 2.1\nName: urllib3\nVersion: " + version + b"\n"
-            write_image(layouts / tag, tag, [({SITE: metadata}, "RUN pip install urllib3")])
-            _push_layout(client, layouts / tag, f"{REPO}:{tag}")
-        _push_layout(client, layouts / "latest", f"{PUBLIC}:latest")
+            write_image(layouts / seed, "latest", [({SITE: metadata}, "RUN pip install urllib3")])
+        skopeo_push(server, layouts / "older", f"{REPO}:old", ADMIN)
         # Moving `old` leaves its first image untagged.
-        _push_layout(client, layouts / "latest", f"{REPO}:old")
-        digest = client.get(f"{api}/repositories/{REPO}/tags").json()[0]["digest"]
-    yield {"image": f"/repositories/{REPO}/-/image/{digest}"}
+        for target in (f"{REPO}:latest", f"{REPO}:old", f"{PUBLIC}:latest"):
+            skopeo_push(server, layouts / "vulnerable", target, ADMIN)
+        digest = api.get(f"/repositories/{REPO}/tags").json()[0]["digest"]
+    return {"image": f"/repositories/{REPO}/-/image/{digest}"}
 
 
 def _wait_for_findings(page: Page, path: str, timeout: float = 60) -> None:
@@ -228,3 +179,120 @@ def test_every_page_by_keyboard_with_names_and_in_a_narrow_window(
     _wait_for_findings(admin, site["image"])
     for path, name in [*ADMIN_PAGES, (site["image"], "image")]:
         _check(admin, path, f"kbd-{name}", 404 if "not-found" in name else 200)
+
+
+def _submit(page: Page, button: str) -> None:
+    page.get_by_role("button", name=button, exact=True).click()
+    page.wait_for_load_state()
+
+
+def _user_row(page: Page, name: str) -> list[str]:
+    """The cells of the user's row in the users table: name, full name, administrator, active, created."""
+    page.goto("/users")
+    row = page.locator("#users tbody tr").filter(has=page.get_by_role("cell", name=name, exact=True))
+    return row.locator("td").all_inner_texts()
+
+
+def test_an_administrator_deactivates_promotes_and_resets_a_user_in_the_page(
+    site: dict[str, str], viewers: Callable[[], Watched]
+) -> None:
+    member = viewers().page()
+    sign_in(member, "member", PASSWORD)
+    admin = viewers().page()
+    sign_in(admin, "admin", ADMIN_PASSWORD)
+
+    admin.goto("/users")
+    admin.locator("#active-name").fill("member")
+    admin.get_by_label("Active (may sign in)").uncheck()
+    _submit(admin, "Set active")
+    assert _user_row(admin, "member")[2:4] == ["no", "no"]
+    # The member's open session: signed out, and told why; a page for members goes to the sign-in page.
+    member.goto("/")
+    expect(member.get_by_role("alert")).to_contain_text("This account is deactivated")
+    expect(member.get_by_role("button", name="Sign out")).to_have_count(0)
+    member.goto("/profile")
+    expect(member).to_have_url(re.compile(r"/sign-in\?next=/profile"))
+    expect(member.get_by_role("alert")).to_contain_text("This account is deactivated")
+    shot(member, "deactivated-session")
+    # Nobody else sees it.
+    stranger = viewers().page()
+    stranger.goto("/sign-in")
+    expect(stranger.get_by_role("alert")).to_have_count(0)
+
+    admin.goto("/users")
+    admin.locator("#active-name").fill("member")
+    admin.get_by_label("Active (may sign in)").check()
+    _submit(admin, "Set active")
+    member.goto("/")
+    expect(member.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(member.get_by_role("link", name="System")).to_have_count(0)
+
+    admin.goto("/users")
+    admin.locator("#admin-name").fill("member")
+    admin.get_by_label("Administrator", exact=True).check()
+    _submit(admin, "Set administrator")
+    member.goto("/")
+    expect(member.get_by_role("link", name="System")).to_be_visible()
+    assert _user_row(admin, "member")[2:4] == ["yes", "yes"]
+    admin.locator("#admin-name").fill("member")
+    admin.get_by_label("Administrator", exact=True).uncheck()
+    _submit(admin, "Set administrator")
+    member.goto("/system")
+    expect(member.locator("h1")).to_contain_text("Not allowed")
+
+    admin.goto("/users")
+    admin.locator("#reset-name").fill("member")
+    admin.locator("#reset-password").fill("a-new-member-password")
+    _submit(admin, "Reset password")
+    again = viewers().page()
+    again.goto("/sign-in")
+    again.get_by_label("User name").fill("member")
+    again.get_by_label("Password or personal access token").fill(PASSWORD)
+    _submit(again, "Sign in")
+    expect(again.get_by_role("alert")).to_be_visible()
+    sign_in(again, "member", "a-new-member-password")
+    expect(again.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def test_copy_buttons_put_the_text_on_the_clipboard(
+    site: dict[str, str], viewers: Callable[[], Watched]
+) -> None:
+    person = viewers()
+    person.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = person.page()
+    sign_in(page, "admin", ADMIN_PASSWORD)
+    page.goto(f"/repositories/{REPO}")
+    pull = page.locator(".pull input").input_value()
+    assert pull.startswith("docker pull ") and pull.endswith(REPO)
+    page.get_by_role("button", name="Copy the pull command").click()
+    expect(page.get_by_role("button", name="Copy the pull command")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == pull
+    digest = site["image"].rsplit("/", 1)[1]
+    page.get_by_role("button", name="Copy the digest of latest").click()
+    assert page.evaluate("navigator.clipboard.readText()") == digest
+    # By keyboard too.
+    page.get_by_role("button", name="Copy the pull command").focus()
+    page.keyboard.press("Enter")
+    assert page.evaluate("navigator.clipboard.readText()") == pull
+
+
+def test_the_api_docs_work_with_no_internet(server: DockyardServer, viewers: Callable[[], Watched]) -> None:
+    person = viewers()
+    elsewhere: list[str] = []
+
+    def offline(route: Any) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    person.context.route("**/*", offline)
+    page = person.page()
+    page.goto("/api/v1/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Dockyard management API")
+    expect(page.locator(".opblock").first).to_be_visible()
+    page.locator(".opblock-summary").first.click()
+    expect(page.locator(".opblock-body").first).to_be_visible()
+    shot(page, "api-docs")
+    assert elsewhere == []
