@@ -1,6 +1,7 @@
 """The tags tab names each image's platform: recorded from the image's config when it is pushed (the page
 stays one bounded query, no blob read per row), an index's from its list, nothing for an artifact; a config
-that says something else than a platform name records nothing."""
+that says something else than a platform name records nothing. Signatures and other referrers are counted
+on the tags tab and grouped by artifact type on the image page; an index's page lists its platforms."""
 
 from __future__ import annotations
 
@@ -152,3 +153,73 @@ def test_an_image_stored_before_platforms_were_recorded_gets_its_own_when_pushed
         "pushed_at",
         "pushed_by",
     }
+
+
+def _referrer(client: TestClient, subject: str, artifact_type: str, payload: bytes, tag: str) -> str:
+    """Push an artifact whose subject is `subject` (by a tag, as some clients do, or by digest)."""
+    empty = _blob(client, b"{}")
+    layer = _blob(client, payload)
+    document = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", **empty},
+        "layers": [{"mediaType": "application/octet-stream", **layer}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": 1},
+    }
+    return _manifest(client, tag, document, OCI_MANIFEST)
+
+
+def test_signatures_and_other_referrers_on_the_tags_tab_and_the_image_page(world: World) -> None:
+    client = world.client
+    signed = push_image(client, REPO, "signed", ADMIN)
+    sbom_only = push_image(client, REPO, "with-sbom", ADMIN, seed="sbom")
+    push_image(client, REPO, "plain", ADMIN, seed="plain")
+    signature = _referrer(client, signed, "application/vnd.cncf.notary.signature", b"sig", "sig-1")
+    _referrer(client, signed, "application/spdx+json", b"sbom 1", "sbom-1")
+    _referrer(client, sbom_only, "application/spdx+json", b"sbom 2", "sbom-2")
+    admin = sign_in(TestClient(world.client.app).__enter__(), "admin", ADMIN_PASSWORD)
+    html = admin.get(f"/repositories/{REPO}").text
+
+    def referrers(tag: str) -> str:
+        row = re.search(rf'<tr data-tag="{re.escape(tag)}">(.*?)</tr>', html, re.S)
+        assert row
+        cells = re.findall(r"<td>(.*?)</td>", row.group(1), re.S)
+        return re.sub(r"<[^>]+>", "", cells[-2] if "Delete" in row.group(1) else cells[-1]).strip()
+
+    assert referrers("signed") == "signed 2"
+    assert referrers("with-sbom") == "1"
+    assert referrers("plain") == "—"
+    image = admin.get(f"/repositories/{REPO}/-/image/{signed}").text
+    grouped = image[image.index('id="referrers-heading"') :]
+    assert (
+        "<h3>application/spdx+json</h3>" in grouped
+        and "<h3>application/vnd.cncf.notary.signature</h3>" in grouped
+    )
+    assert signature[:19] in grouped
+
+
+def test_an_index_page_lists_its_platforms(world: World) -> None:
+    client = world.client
+    children = []
+    for arch in ("amd64", "arm64"):
+        digest = push_image(
+            client, REPO, arch, ADMIN, config=_image_config(os="linux", architecture=arch), seed=arch
+        )
+        size = len(client.get(f"/v2/{REPO}/manifests/{digest}", auth=ADMIN).content)
+        children.append(
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": digest,
+                "size": size,
+                "platform": {"os": "linux", "architecture": arch},
+            }
+        )
+    index = _manifest(
+        client, "both", {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}, OCI_INDEX
+    )
+    admin = sign_in(TestClient(world.client.app).__enter__(), "admin", ADMIN_PASSWORD)
+    page = admin.get(f"/repositories/{REPO}/-/image/{index}").text
+    platforms = page[page.index('id="platforms-heading"') :]
+    rows = re.findall(r"<tr><td>([^<]*)</td><td><a href=\"[^\"]*/-/image/([^\"]+)\"", platforms)
+    assert rows == [("linux/amd64", children[0]["digest"]), ("linux/arm64", children[1]["digest"])]
