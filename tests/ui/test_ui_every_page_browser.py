@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from features_support import PASSWORD, admin_api, make_team, skopeo_push
 from playwright.sync_api import Page, expect
@@ -266,6 +267,7 @@ def test_copy_buttons_put_the_text_on_the_clipboard(
     assert pull.startswith("docker pull ") and pull.endswith(REPO)
     page.get_by_role("button", name="Copy the pull command").click()
     expect(page.get_by_role("button", name="Copy the pull command")).to_have_text("Copied")
+    expect(page.locator("#announce")).to_have_text("Copied the pull command")  # said by screen readers
     assert page.evaluate("navigator.clipboard.readText()") == pull
     digest = site["image"].rsplit("/", 1)[1]
     page.get_by_role("button", name="Copy the digest of latest").click()
@@ -296,3 +298,37 @@ def test_the_api_docs_work_with_no_internet(server: DockyardServer, viewers: Cal
     expect(page.locator(".opblock-body").first).to_be_visible()
     shot(page, "api-docs")
     assert elsewhere == []
+
+
+def test_people_change_their_own_full_name_and_password(
+    site: dict[str, str], server: DockyardServer, viewers: Callable[[], Watched]
+) -> None:
+    with admin_api(server) as api:
+        api.post("/users", json={"name": "pat", "password": "pat-password-1"}).raise_for_status()
+    page = viewers().page()
+    sign_in(page, "pat", "pat-password-1")
+    page.goto("/profile")
+    page.get_by_role("textbox", name="Full name").fill("Pat <b>Smith</b>")
+    page.get_by_role("button", name="Save").first.click()
+    expect(page.get_by_role("status")).to_contain_text("Saved.")
+    expect(page.get_by_role("textbox", name="Full name")).to_have_value("Pat <b>Smith</b>")
+
+    def change(current: str, new: str, again: str) -> None:
+        page.get_by_label("Current password").first.fill(current)
+        page.get_by_label("New password", exact=True).fill(new)
+        page.get_by_label("New password again").fill(again)
+        _submit(page, "Change password")
+
+    change("pat-password-1", "pat-password-2", "pat-password-3")
+    expect(page.get_by_role("alert")).to_contain_text("differ")
+    page.goto("/profile")
+    change("not-my-password", "pat-password-2", "pat-password-2")
+    expect(page.get_by_role("alert")).to_be_visible()
+    page.goto("/profile")
+    change("pat-password-1", "pat-password-2", "pat-password-2")
+    expect(page.get_by_role("status")).to_contain_text("Password changed.")
+    with httpx.Client(base_url=server.url, timeout=30) as anyone:
+        assert anyone.get("/api/v1/me", auth=("pat", "pat-password-1")).status_code == 401
+        assert (
+            anyone.get("/api/v1/me", auth=("pat", "pat-password-2")).json()["full_name"] == "Pat <b>Smith</b>"
+        )
