@@ -75,7 +75,7 @@ def site(server: DockyardServer, tmp_path_factory: pytest.TempPathFactory) -> di
     return {"image": f"/repositories/{REPO}/-/image/{digest}"}
 
 
-def _wait_for_findings(page: Page, path: str, timeout: float = 60) -> None:
+def _wait_for_findings(page: Page, path: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     page.goto(path)
     while not page.locator("#findings").count() and time.monotonic() < deadline:
