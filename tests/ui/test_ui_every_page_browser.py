@@ -332,3 +332,37 @@ def test_people_change_their_own_full_name_and_password(
         assert (
             anyone.get("/api/v1/me", auth=("pat", "pat-password-2")).json()["full_name"] == "Pat <b>Smith</b>"
         )
+
+
+def _listed(page: Page) -> list[str]:
+    return page.locator("table.list tbody tr td:first-child").all_inner_texts()
+
+
+def test_searching_filtering_and_sorting_repositories_in_the_page(
+    site: dict[str, str], viewers: Callable[[], Watched]
+) -> None:
+    admin = viewers().page()
+    sign_in(admin, "admin", ADMIN_PASSWORD)
+    admin.get_by_role("searchbox", name="Search").fill("kbd")
+    admin.keyboard.press("Enter")
+    admin.wait_for_url(re.compile(r"\?q=kbd"))
+    assert sorted(_listed(admin)) == [REPO, PUBLIC]
+    admin.get_by_label("Visibility").select_option("private")
+    admin.get_by_role("button", name="Apply").click()
+    admin.wait_for_load_state()
+    assert _listed(admin) == [REPO]
+    expect(admin.get_by_role("searchbox", name="Search")).to_have_value("kbd")
+    admin.get_by_label("Visibility").select_option("")
+    admin.get_by_label("Namespace").select_option("acme")
+    admin.get_by_label("Sort by").select_option("pushed")
+    admin.get_by_role("button", name="Apply").click()
+    admin.wait_for_load_state()
+    # The public repository got the last push (site pushed it after the private one).
+    assert _listed(admin) == [PUBLIC, REPO]
+    expect(admin.locator("#count")).to_have_text("2 repositories")
+    # Anonymous visitors (anonymous pulls are on here) find the public one only, and no trace of the other.
+    anonymous = viewers().page()
+    anonymous.goto("/?q=kbd")
+    assert _listed(anonymous) == [PUBLIC]
+    expect(anonymous.locator("#count")).to_have_text("1 repository")
+    assert REPO + "<" not in anonymous.content() and f"{REPO}/" not in anonymous.content()
