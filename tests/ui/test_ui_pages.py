@@ -490,6 +490,21 @@ def test_repository_administrators_change_settings_and_delete_with_confirmation(
     assert "<td>acme/private</td>" not in events
 
 
+def test_the_activity_tab_lists_the_repositorys_events_for_its_administrators(world: World) -> None:
+    push_image(world.client, "acme/private", "v1", ("rw", PASSWORD))
+    push_image(world.client, "acme/private", "v1", ("rw", PASSWORD), seed="moved")
+    push_image(world.client, "acme/public", "other", ("admin", ADMIN_PASSWORD))
+    page = as_user(world, "owner").get("/repositories/acme/private?tab=activity").text
+    rows = re.findall(
+        r"<tr><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", page
+    )
+    assert rows[:2] == [("rw", "registry.push", "acme/private:v1", "success")] * 2
+    assert not any("acme/public" in target for _, _, target, _ in rows)
+    # A writer is no administrator of it: no tab, and the tags tab instead of the events.
+    writer = as_user(world, "rw").get("/repositories/acme/private?tab=activity").text
+    assert "registry.push" not in writer and "?tab=activity" not in writer
+
+
 def test_new_repository_offers_only_namespaces_where_the_viewer_may_create(world: World) -> None:
     def offered(user: str) -> set[str]:
         html = as_user(world, user).get("/new-repository").text
