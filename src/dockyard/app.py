@@ -203,7 +203,9 @@ def build_services(settings: Settings) -> Services:
     db.migrate()
     store = build_store(settings, modes)
     auth = build_auth(settings, db)
-    manifests = ManifestService(db, settings.max_manifest_bytes, auth.audit, audit_pulls=settings.audit_pulls)
+    manifests = ManifestService(
+        db, settings.max_manifest_bytes, auth.audit, audit_pulls=settings.audit_pulls, store=store
+    )
     jobs = JobQueue(db)
     scans = ScanService(db, store, manifests, auth.repositories, jobs, auth.audit)
     manifests.push_hooks.append(scans.on_push)

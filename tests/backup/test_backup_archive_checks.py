@@ -304,7 +304,8 @@ def _as_revision_0005(members: Members) -> Members:
     """The archive as a Dockyard at schema revision 0005 made it: before the cluster state (no signing_keys,
     leases, replicas; uploads without hash state and writer lease), the UI's statistics (0014: no
     daily_activity, vulnerability_snapshots, system_settings; tags without pushed_by) and the storage
-    driver's upload state (0016: uploads without storage_state)."""
+    driver's upload state (0016: uploads without storage_state) and images' platforms (0020: manifests
+    without platform)."""
     later_tables = {
         "signing_keys",
         "leases",
@@ -327,7 +328,8 @@ def _as_revision_0005(members: Members) -> Members:
             entry["binary_columns"] = []
     document["tables"] = tables
     kept = [(i, d) for i, d in members if i.name not in {f"tables/{t}.jsonl.gz" for t in later_tables}]
-    return _without_column(_with_manifest(kept, document), "tags", "pushed_by")
+    older = _without_column(_with_manifest(kept, document), "tags", "pushed_by")
+    return _without_column(older, "manifests", "platform")
 
 
 def _without_column(members: Members, table: str, column: str) -> Members:

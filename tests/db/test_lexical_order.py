@@ -18,8 +18,8 @@ from sqlalchemy import update
 from dockyard.auth.policy import BrowseScope
 from dockyard.content.manifest_format import OCI_MANIFEST
 from dockyard.content.manifests import ManifestService
-from dockyard.db import browse, listing
 from dockyard.db import content as q
+from dockyard.db import listing
 from dockyard.db.engine import Database
 from dockyard.db.schema import repositories
 from support import PostgresServer
@@ -107,7 +107,7 @@ def test_every_listing_of_tags_and_names_uses_the_same_order(database: Database)
         assert repo_id is not None
 
         def ui_tags(last: str | None, n: int) -> list[str]:
-            return [row.tag for row in browse.tagged_page(conn, repo_id, last or "", n)]
+            return [row.name for row in listing.tags_page(conn, repo_id, last, n, with_content=True)]
 
         def api_tags(last: str | None, n: int) -> list[str]:
             return [row.name for row in listing.tags_page(conn, repo_id, last, n)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
-from ui_support import ADMIN_PASSWORD, CHROMIUM, CHROMIUM_ARGS, Watched, watched
+from ui_support import CHROMIUM, CHROMIUM_ARGS, Watched, live_server, watched
 
 from support import DockyardServer
 
@@ -33,15 +33,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
     """A live registry with the web UI, its own data directory, admin password known."""
-    base = tmp_path_factory.mktemp("ui")
-    server = DockyardServer(
-        base / "data", base / "serve.log", env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD}
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from live_server(tmp_path_factory, "ui")
 
 
 @pytest.fixture(scope="session")

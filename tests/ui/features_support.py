@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from ui_support import ADMIN_PASSWORD, write_image
+from ui_support import ADMIN_PASSWORD, live_server, write_image
 
 from support import DockyardServer
 
@@ -19,17 +19,7 @@ PASSWORD = "feature-user-pw"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
     """A live registry whose processes add their pull counts to the database every second."""
-    base = tmp_path_factory.mktemp("ui-features")
-    server = DockyardServer(
-        base / "data",
-        base / "serve.log",
-        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD, "DOCKYARD_ACTIVITY_FLUSH_SECONDS": "1"},
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from live_server(tmp_path_factory, "ui-features", {"DOCKYARD_ACTIVITY_FLUSH_SECONDS": "1"})
 
 
 def admin_api(server: DockyardServer) -> httpx.Client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from html.parser import HTMLParser
 
 import pytest
@@ -12,6 +13,7 @@ from auth_support import ADMIN_PASSWORD, PASSWORD, AppFactory, World
 from pages_support import SYSTEM, csrf_of, post_form, push_image, sign_in
 from starlette.testclient import TestClient
 
+from dockyard.auth.errors import Forbidden
 from dockyard.auth.identity import FreshPassword
 
 PRIVATE = ("acme/private", "alice/private")
@@ -220,6 +222,46 @@ def test_signing_out_ends_the_session_on_the_server(world: World) -> None:
     assert replay.get("/profile", follow_redirects=False).headers["location"].startswith("/sign-in")
 
 
+DEACTIVATED = "This account is deactivated"
+
+
+def test_a_deactivated_users_session_says_so_to_its_holder_alone(world: World) -> None:
+    alice = as_user(world, "alice")
+    cookie = alice.cookies.get("dockyard_session")
+    assert cookie is not None
+    world.auth.accounts.set_active(SYSTEM, "alice", False)
+    home = alice.get("/")
+    assert home.status_code == 200 and DEACTIVATED in home.text
+    assert "Sign out" not in home.text and "alice/private" not in home.text
+    # A page for signed-in viewers sends to the sign-in page, which says why too.
+    profile = alice.get("/profile")
+    assert profile.url.path == "/sign-in" and DEACTIVATED in profile.text
+    posted = post_form(alice, "/sign-in", "/profile/token", {"name": "t"})
+    assert posted.status_code == 401 and DEACTIVATED in posted.text
+    # The API refuses the session too, and says why to the holder.
+    refused = alice.get("/api/v1/me")
+    assert refused.status_code == 401 and "deactivated" in refused.text
+    # No one else learns anything: a wrong secret on the same session id, another session's format,
+    # garbage, no cookie.
+    public_id, secret = cookie[4:20], cookie[21:]
+    wrong = "dys_" + public_id + "_" + ("A" if secret[0] != "A" else "B") + secret[1:]
+    for sent in (wrong, "dys_" + "0" * 16 + "_" + "A" * 43, "garbage", None):
+        other = _client(world)
+        if sent is not None:
+            other.cookies.set("dockyard_session", sent)
+        for path in ("/", "/sign-in"):
+            page = other.get(path)
+            assert page.status_code == 200 and DEACTIVATED not in page.text, (sent, path)
+        assert "alice" not in other.get("/sign-in").text, sent
+    # Signing in again with the right password says it as well; another account signs in as usual.
+    token = csrf_of(alice.get("/sign-in").text)
+    form = {"csrf_token": token, "username": "alice", "password": PASSWORD}
+    again = alice.post("/sign-in", data=form, follow_redirects=False)
+    assert again.status_code == 401 and "deactivated" in again.text
+    outsider = sign_in(alice, "outsider", PASSWORD).get("/").text
+    assert DEACTIVATED not in outsider and "Sign out" in outsider
+
+
 def test_a_read_only_token_signs_in_to_a_read_only_session(world: World) -> None:
     alice = world.auth.accounts.identity(world.auth.accounts.user("alice").id)
     assert alice is not None
@@ -356,7 +398,41 @@ def test_system_pages_are_for_administrators(world: World) -> None:
     page = admin.get("/system").text
     assert "database</th><td>ok" in page and "blob store</th><td>ok" in page
     dry = post_form(admin, "/system", "/system/gc", {"mode": "dry-run"})
-    assert dry.status_code == 200 and "Would remove 0 blobs" in dry.text
+    assert dry.status_code == 200 and "Would remove 0 untagged manifests, 0 blobs" in dry.text
+
+
+def _last_collection(client: TestClient) -> str:
+    match = re.search(r'<p id="gc-last">(.*?)</p>', client.get("/system").text, re.S)
+    assert match
+    return match.group(1)
+
+
+def test_the_system_page_shows_the_last_collection_whoever_ran_it(world: World) -> None:
+    services = world.client.app.state.services
+    admin = as_user(world, "admin")
+    # The periodic collection runs as the app starts: wait for it, so it cannot land after the next one.
+    deadline = time.monotonic() + 30
+    while services.gc.last(SYSTEM) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "periodic" in _last_collection(admin)
+    # A blob nothing refers to, old enough to go: the collection's result counts it.
+    digest = push_image(world.client, "acme/public", "gone", ("admin", ADMIN_PASSWORD))
+    world.client.delete(f"/v2/acme/public/manifests/{digest}", auth=("admin", ADMIN_PASSWORD))
+    services.gc.grace_seconds = 0
+    ran = post_form(admin, "/system", "/system/gc", {"mode": "run"})
+    assert ran.status_code == 200 and "Removed 0 untagged manifests, 2 blobs" in ran.text
+    last = _last_collection(admin)
+    assert "run by admin" in last and "removed 0 untagged manifests, 2 blobs" in last
+    # The periodic collection (no one asked) is the last one now; a dry run changes nothing.
+    services.gc.run()
+    post_form(admin, "/system", "/system/gc", {"mode": "dry-run"})
+    last = _last_collection(admin)
+    assert "periodic" in last and "run by" not in last and "removed 0 untagged manifests, 0 blobs" in last
+    # Only for administrators, whatever the surface.
+    with pytest.raises(Forbidden):
+        services.gc.last(services.auth.accounts.identity(services.auth.accounts.user("adm").id))
+    # The settings' "last changed" is about settings alone.
+    assert services.system_settings.get(SYSTEM).updated_at is None
 
 
 def test_advisories_uploaded_through_the_page(world: World) -> None:
@@ -412,6 +488,21 @@ def test_repository_administrators_change_settings_and_delete_with_confirmation(
     assert done.status_code == 303 and not world.auth.repositories.exists("acme/private")
     events = admin.get("/repositories/acme/public?tab=activity").text
     assert "<td>acme/private</td>" not in events
+
+
+def test_the_activity_tab_lists_the_repositorys_events_for_its_administrators(world: World) -> None:
+    push_image(world.client, "acme/private", "v1", ("rw", PASSWORD))
+    push_image(world.client, "acme/private", "v1", ("rw", PASSWORD), seed="moved")
+    push_image(world.client, "acme/public", "other", ("admin", ADMIN_PASSWORD))
+    page = as_user(world, "owner").get("/repositories/acme/private?tab=activity").text
+    rows = re.findall(
+        r"<tr><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", page
+    )
+    assert rows[:2] == [("rw", "registry.push", "acme/private:v1", "success")] * 2
+    assert not any("acme/public" in target for _, _, target, _ in rows)
+    # A writer is no administrator of it: no tab, and the tags tab instead of the events.
+    writer = as_user(world, "rw").get("/repositories/acme/private?tab=activity").text
+    assert "registry.push" not in writer and "?tab=activity" not in writer
 
 
 def test_new_repository_offers_only_namespaces_where_the_viewer_may_create(world: World) -> None:

@@ -106,6 +106,7 @@ def test_admin_sets_up_a_team_and_the_member_pushes_and_browses(
     expect(tags).to_have_count(2)
     expect(member.locator("tr[data-tag='v1']")).to_contain_text("image")
     expect(member.locator("tr[data-tag='v1']")).to_contain_text(digest[:19])
+    expect(member.locator("tr[data-tag='v1'] td.platforms")).to_have_text("linux/amd64")
     expect(member.get_by_role("button", name="Copy the pull command")).to_be_visible()
     shot(member, "repository-tags")
 
@@ -142,6 +143,8 @@ def test_admin_sets_up_a_team_and_the_member_pushes_and_browses(
     sign_in(with_token, "member", secret)
     with_token.goto("/profile")
     expect(with_token.locator("h1")).to_contain_text("member")
+    member.goto("/profile")
+    expect(member.locator("tr[data-token] td").nth(4)).to_have_text("just now")  # last used
 
     member.get_by_role("button", name="Revoke token laptop").click()
     member.wait_for_load_state()

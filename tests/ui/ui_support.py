@@ -8,11 +8,15 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Dialog, Page
+
+from support import DockyardServer
 
 CHROMIUM = "/usr/bin/chromium"
 # Playwright's own browser download does not work here; Debian's Chromium with these flags does.
@@ -29,6 +33,22 @@ ADMIN_PASSWORD = "ui-admin-password"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, name: str, env: dict[str, str] | None = None
+) -> Iterator[DockyardServer]:
+    """A live registry with the web UI in its own data directory, the admin password known, and `env`
+    (DOCKYARD_* settings) on top: the body of a module's `server` fixture."""
+    base = tmp_path_factory.mktemp(name)
+    server = DockyardServer(
+        base / "data", base / "serve.log", env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})}
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def tar_gz(files: dict[str, bytes]) -> bytes:

@@ -49,7 +49,8 @@ def repository_out(row: RepositoryListing) -> m.RepositoryOut:
 
 
 def _tag_out(row: TagListing) -> m.TagOut:
-    return m.TagOut(**row.__dict__)
+    # The listing's attributes the API names (not the manifest bytes or platform the web UI reads).
+    return m.TagOut.model_validate(row, from_attributes=True)
 
 
 def _manifest_out(row: ManifestListing) -> m.ManifestOut:

@@ -249,7 +249,8 @@ class CredentialService:
         return secret, csrf
 
     def session(self, cookie: str) -> tuple[Identity, str] | None:
-        """(identity, CSRF token) of a live session cookie."""
+        """(identity, CSRF token) of a live session cookie. Raises AccountDisabled for a live session of
+        a deactivated user (only its holder learns it: the secret was right)."""
         found = self._holder(cookie, SESSION_PREFIX, q.session_by_public_id, Credential.SESSION)
         return (found[1], found[0].csrf_token) if found is not None else None
 
@@ -262,7 +263,7 @@ class CredentialService:
     ) -> tuple[q.TokenRow, Identity] | None:
         """The row of a live refresh token or session and the active user it stands for; None when the
         secret is wrong, the row expired or revoked, the access token it was obtained with is no longer
-        usable, or the user is deactivated or gone."""
+        usable, or the user is gone. AccountDisabled when the user is deactivated."""
         parts = _split(secret, prefix)
         if parts is None:
             return None
@@ -277,7 +278,17 @@ class CredentialService:
         identity = self.accounts.identity(
             row.user_id, token_id=row.access_token_id, read_only=pat.read_only if pat else False
         )
-        return (row, replace(identity, credential=credential)) if identity is not None else None
+        if identity is None:
+            self._refuse_if_deactivated(row.user_id)
+            return None
+        return row, replace(identity, credential=credential)
+
+    def _refuse_if_deactivated(self, user_id: int) -> None:
+        """AccountDisabled when the user exists but is deactivated (the caller proved the secret)."""
+        with self.db.read() as conn:
+            owner = q.account_by_id(conn, user_id)
+        if owner is not None and owner.kind == q.USER and not owner.is_active:
+            raise AccountDisabled(owner.name)
 
     def end_session(self, cookie: str) -> None:
         """Log out a session."""

@@ -12,7 +12,8 @@ Each surface is an audience, and accepts only the credentials meant for it:
 
 A registry token never opens the API or the UI, and a refresh token only buys registry tokens. Refusals
 are typed: CredentialRefused (401; `invalid_token` when a bearer token is bad), AccountDisabled (401, after a
-correct secret, or a registry token of a user deactivated since: see auth/standing.py), Throttled (429).
+correct secret, a session or a registry token of a user deactivated since: see auth/standing.py),
+Throttled (429).
 """
 
 from __future__ import annotations

@@ -25,21 +25,19 @@ from dockyard.content.listing import RepositoryBrowser
 from dockyard.content.manifest_format import IMAGE_MANIFESTS, INDEXES
 from dockyard.content.manifests import ManifestService
 from dockyard.content.names import namespace_of
+from dockyard.content.platforms import IMAGE_CONFIGS
 from dockyard.content.repositories import VISIBILITIES, RepositoryService
 from dockyard.db import accounts as aq
 from dockyard.db import activity as aq_activity
 from dockyard.db import browse as q
 from dockyard.db import content as cq
+from dockyard.db import listing as listing_q
 from dockyard.db import scans as sq
 from dockyard.db.audit import AuditRow
 from dockyard.db.engine import Database
 from dockyard.db.listing import Filters, RepositoryListing
 from dockyard.storage.blobstore import BlobStore
 
-# Config media types of runnable images (as scanning/image.py, which content/ does not import).
-IMAGE_CONFIGS = frozenset(
-    {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
-)
 # Artifact types that sign their subject (Notary v2 / notation, cosign, sigstore bundles).
 SIGNATURE_TYPES = frozenset(
     {
@@ -396,10 +394,10 @@ class Browser:
         row = self.repo_service.require(actor, name, p.Action.BROWSE)
         with self.db.read() as conn:
             total = q.tag_count(conn, row.id)
-            rows = q.tagged_page(conn, row.id, after, limit + 1)
+            rows = listing_q.tags_page(conn, row.id, after, limit + 1, with_content=True)
             more = len(rows) > limit
             rows = rows[:limit]
-            documents = {r.digest: _document(r.content) for r in rows}
+            documents = {r.digest: _document(r.content or b"") for r in rows}
             children = {
                 r.digest: _descriptors(documents[r.digest], "manifests")
                 for r in rows
@@ -425,7 +423,7 @@ class Browser:
                 platforms = [_platform(c) for c in children[r.digest]]
                 size: int | None = sum(image_size(child_docs.get(d, {})) for d in own)
             else:
-                platforms = []
+                platforms = [r.platform] if kind == "image" and r.platform else []
                 size = image_size(document)
             totals: dict[str, int] | None = None
             for digest in own:
@@ -435,19 +433,19 @@ class Browser:
             by_type = referrers.get(r.digest, {})
             views.append(
                 TagView(
-                    name=r.tag,
+                    name=r.name,
                     digest=r.digest,
                     kind=kind,
                     platforms=platforms,
                     size=size,
-                    pushed_at=r.updated_at,
+                    pushed_at=r.pushed_at,
                     pushed_by=r.pushed_by,
                     vulnerabilities=totals,
                     referrers=sum(by_type.values()),
                     signed=any(t in SIGNATURE_TYPES for t in by_type),
                 )
             )
-        return TagPage(views, total, rows[-1].tag if more and rows else None)
+        return TagPage(views, total, rows[-1].name if more and rows else None)
 
     # Images
 

@@ -17,6 +17,7 @@ from functools import partial
 from dockyard.auth.accounts import require_admin
 from dockyard.auth.identity import Identity
 from dockyard.db import content as q
+from dockyard.db import system_settings as settings_q
 from dockyard.db.engine import Database, DatabaseUnavailable
 from dockyard.events.audit import AuditLog
 from dockyard.storage.blobstore import BlobStore, digest_from_path
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 # indexes the previous pass removed, up to this nesting depth per run (deeper ones go at the next run).
 _PAGE = 500
 _MAX_PASSES = 8
+# The fields of LastCollection after `at` and `by`, in order, as stored.
+_COUNTS = ("manifests", "blobs", "uploads", "orphan_files", "bytes", "failures")
 
 
 @dataclass
@@ -46,6 +49,21 @@ class GcReport:
     def bytes(self) -> int:
         """Bytes freed (or that would be)."""
         return sum(size for _, size in self.blobs) + sum(size for _, size in self.orphan_files)
+
+
+@dataclass(frozen=True)
+class LastCollection:
+    """What the last collection (not a dry run) removed, when it ended, and who ran it (None: the periodic
+    collection)."""
+
+    at: float
+    by: str | None
+    manifests: int
+    blobs: int
+    uploads: int
+    orphan_files: int
+    bytes: int
+    failures: int
 
 
 class GarbageCollector:
@@ -75,7 +93,7 @@ class GarbageCollector:
         """A collection someone asked for (administrators; `actor` None is the local command line), audited
         as `gc.run` unless it is a dry run. The periodic collection calls `run` and is not audited."""
         require_admin(actor)
-        report = self.run(dry_run)
+        report = self.run(dry_run, by="cli" if actor is None else actor.name)
         if not dry_run and self.audit is not None:
             self.audit.record(
                 "gc.run",
@@ -87,8 +105,22 @@ class GarbageCollector:
             )
         return report
 
-    def run(self, dry_run: bool = False) -> GcReport:
-        """One full collection."""
+    def last(self, actor: Identity | None) -> LastCollection | None:
+        """The result of the last collection on any replica (administrators); None before the first."""
+        require_admin(actor)
+        with self.db.read() as conn:
+            row = settings_q.setting(conn, settings_q.LAST_COLLECTION)
+        if row is None or not isinstance(row.value, dict):
+            return None
+        counts = [row.value.get(k) for k in _COUNTS]
+        numbers = [v for v in counts if isinstance(v, int)]
+        if len(numbers) != len(_COUNTS):
+            return None
+        return LastCollection(row.updated_at, row.updated_by, *numbers)
+
+    def run(self, dry_run: bool = False, by: str | None = None) -> GcReport:
+        """One full collection; unless a dry run, its result is kept for `last` (`by`: who asked for it,
+        None for the periodic collection)."""
         report = GcReport(dry_run=dry_run)
         now = time.time()
         self._expire_uploads(report, now - self.upload_expiry_seconds)
@@ -106,7 +138,17 @@ class GarbageCollector:
             )
         if report.failures:
             log.warning("gc: %d removals failed and are retried at the next run", report.failures)
+        if not dry_run:
+            self._attempt(report, partial(self._remember, report, by))
         return report
+
+    def _remember(self, report: GcReport, by: str | None) -> bool:
+        found = (report.manifests, report.blobs, report.uploads, report.orphan_files)
+        values = [len(items) for items in found] + [report.bytes, report.failures]
+        counts = dict(zip(_COUNTS, values, strict=True))
+        with self.db.write() as conn:
+            settings_q.put_setting(conn, settings_q.LAST_COLLECTION, counts, time.time(), by)
+        return True
 
     def _attempt(self, report: GcReport, action: Callable[[], bool]) -> bool:
         """Run one removal; a database failure (a full disk) is counted and the collection goes on, since

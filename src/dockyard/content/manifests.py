@@ -29,10 +29,12 @@ from dockyard.content.manifest_format import (
     parse_manifest,
     parse_stored_annotations,
 )
+from dockyard.content.platforms import pushed_platform
 from dockyard.db import content as q
 from dockyard.db import listing as listing_q
 from dockyard.db.engine import Database
 from dockyard.events.audit import FAILURE, AuditLog
+from dockyard.storage.blobstore import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +129,11 @@ class ManifestService:
         audit: AuditLog | None = None,
         *,
         audit_pulls: bool = False,
+        store: BlobStore | None = None,
     ) -> None:
         self.db = db
+        # Where an image's config is read at push for its platform (None: platforms are not recorded).
+        self.store = store
         self.max_manifest_bytes = max_manifest_bytes
         self._cache = _ContentCache()
         self.push_hooks: list[PushHook] = []
@@ -167,9 +172,11 @@ class ManifestService:
             raise DigestInvalid(
                 f"manifest content has digest {digest}, not {reference}", detail={"digest": digest}
             )
+        # Read before the transaction: no storage round trip while rows are locked.
+        platform = pushed_platform(self.store, parsed) if self.store is not None else None
         # Idempotent (the same rows and tag however often it runs): a failover that cuts it is retried.
         self.db.write_retrying(
-            lambda conn: self._store(conn, name, reference, parsed, digest, content, actor)
+            lambda conn: self._store(conn, name, reference, parsed, digest, content, actor, platform)
         )
         self._cache.put(digest, content)
         return PushResult(digest, parsed.subject.digest if parsed.subject else None)
@@ -183,6 +190,7 @@ class ManifestService:
         digest: str,
         content: bytes,
         actor: Identity | None,
+        platform: str | None,
     ) -> None:
         """The push's one transaction: the manifest, its references checked and locked, the tag and who
         set it, and its audit record (a retry after a cut COMMIT that had landed may record the push
@@ -204,6 +212,7 @@ class ManifestService:
             content=content,
             artifact_type=parsed.artifact_type,
             subject=parsed.subject.digest if parsed.subject else None,
+            platform=platform,
             blob_refs=blobs,
             manifest_refs=children,
         )

@@ -36,7 +36,8 @@ class SystemSettings:
         with self.db.read() as conn:
             stored = q.all_settings(conn)
             default = q.scan_on_push_default(conn)
-        latest = max(stored.values(), key=lambda row: row.updated_at, default=None)
+        changed = [row for name, row in stored.items() if name in q.SETTINGS]
+        latest = max(changed, key=lambda row: row.updated_at, default=None)
         return SystemSettingsView(
             scan_on_push_default=default,
             updated_at=latest.updated_at if latest else None,

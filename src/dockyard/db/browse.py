@@ -1,4 +1,5 @@
-"""Read queries for browsing (the web UI): pages of tags with their manifests, last pushes, referrer counts.
+"""Read queries for browsing (the web UI): manifests with their bytes, referrer counts, READMEs, activity
+(the pages of tags are `db.listing.tags_page`, shared with the API).
 
 Each answers for a whole page in one statement (or one per batch of 500), never one per row.
 """
@@ -14,7 +15,6 @@ from sqlalchemy.engine import Connection
 
 from dockyard.db.audit import AuditRow, about_repository
 from dockyard.db.batches import batches
-from dockyard.db.listing import lexical
 from dockyard.db.schema import (
     audit_events,
     blobs,
@@ -48,28 +48,6 @@ def _tagged(tag: Any, row: Sequence[Any], pushed_by: str | None = None) -> Tagge
 def tag_count(conn: Connection, repo_id: int) -> int:
     """How many tags the repository has."""
     return int(conn.execute(select(func.count()).where(tags.c.repository_id == repo_id)).scalar_one())
-
-
-def tagged_page(conn: Connection, repo_id: int, after: str, limit: int) -> list[TaggedRow]:
-    """A page of tags in byte order after `after` (keyset: as fast on the last page as the first), one
-    statement; the order of the API's tag pages (`db.listing.tags_page`) on both databases."""
-    tag = lexical(conn)(tags.c.name)
-    stmt = (
-        select(
-            tags.c.name,
-            tags.c.updated_at,
-            manifests.c.digest,
-            manifests.c.media_type,
-            manifests.c.artifact_type,
-            manifests.c.content,
-            tags.c.pushed_by,
-        )
-        .join(manifests, manifests.c.id == tags.c.manifest_id)
-        .where(tags.c.repository_id == repo_id, tag > after)
-        .order_by(tag)
-        .limit(limit)
-    )
-    return [_tagged(row[0], row[1:6], row[6]) for row in conn.execute(stmt)]
 
 
 def manifest_with_content(conn: Connection, repo_id: int, digest: str) -> TaggedRow | None:

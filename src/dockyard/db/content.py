@@ -313,8 +313,10 @@ def insert_manifest(
     subject: str | None,
     blob_refs: Iterable[str],
     manifest_refs: Iterable[str],
+    platform: str | None = None,
 ) -> int:
-    """Store a manifest and what it references; an identical existing one is kept. Returns its id.
+    """Store a manifest and what it references; an identical existing one is kept (given its image's
+    platform when it had none: stored before platforms were recorded). Returns its id.
 
     A new manifest counts as untagged from now until `set_tag` points a tag at it.
     """
@@ -324,6 +326,12 @@ def insert_manifest(
     found = select(manifests.c.id).where(manifests.c.repository_id == repo_id, manifests.c.digest == digest)
     existing = conn.execute(_locking(conn, found, shared=False)).scalar_one_or_none()
     if existing is not None:
+        if platform is not None:
+            conn.execute(
+                update(manifests)
+                .where(manifests.c.id == existing, manifests.c.platform.is_(None))
+                .values(platform=platform)
+            )
         return int(existing)
     now = time.time()
     manifest_id: int = conn.execute(
@@ -336,6 +344,7 @@ def insert_manifest(
             size=len(content),
             artifact_type=artifact_type,
             subject=subject,
+            platform=platform,
             created_at=now,
             untagged_at=now,
         )

@@ -298,7 +298,8 @@ def record_push(conn: Connection, repo_id: int) -> None:
 
 @dataclass(frozen=True)
 class TagListing:
-    """A tag and the manifest it points at."""
+    """A tag and the manifest it points at (its bytes too, when asked for: the web UI reads kinds, sizes
+    and platforms of indexes from them)."""
 
     name: str
     digest: str
@@ -307,21 +308,31 @@ class TagListing:
     artifact_type: str | None
     pushed_at: float
     pushed_by: str | None
+    # An image's `os/architecture[/variant]`, recorded at push (None: an index, an artifact, or older).
+    platform: str | None
+    content: bytes | None = None
 
 
-def tags_page(conn: Connection, repo_id: int, after: str | None, limit: int) -> list[TagListing]:
-    """A repository's tags in byte order after `after`, at most `limit` (the primary key's order)."""
+def tags_page(
+    conn: Connection, repo_id: int, after: str | None, limit: int, *, with_content: bool = False
+) -> list[TagListing]:
+    """A repository's tags in byte order after `after`, at most `limit` (keyset on the primary key: as
+    fast on the last page as on the first), one statement; the API's and the web UI's tag pages."""
     tag = lexical(conn)(tags.c.name)
+    columns = [
+        tags.c.name,
+        manifests.c.digest,
+        manifests.c.media_type,
+        manifests.c.size,
+        manifests.c.artifact_type,
+        tags.c.updated_at.label("pushed_at"),
+        tags.c.pushed_by,
+        manifests.c.platform,
+    ]
+    if with_content:
+        columns.append(manifests.c.content)
     stmt = (
-        select(
-            tags.c.name,
-            manifests.c.digest,
-            manifests.c.media_type,
-            manifests.c.size,
-            manifests.c.artifact_type,
-            tags.c.updated_at.label("pushed_at"),
-            tags.c.pushed_by,
-        )
+        select(*columns)
         .join(manifests, manifests.c.id == tags.c.manifest_id)
         .where(tags.c.repository_id == repo_id, tag > (after or ""))
         .order_by(tag)

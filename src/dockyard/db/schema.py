@@ -87,6 +87,9 @@ manifests = Table(
     # Since when no tag has pointed at it (pushed by digest, or its last tag moved or deleted); NULL while
     # tagged. The collector removes what stayed untagged past the retention and nothing else needs.
     Column("untagged_at", Float, nullable=True),
+    # An image's `os/architecture[/variant]` from its config, recorded at push (migration 0020); NULL for
+    # indexes, artifacts and images stored before.
+    Column("platform", String(64), nullable=True),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject"),
     Index("ix_manifests_untagged_at", "untagged_at"),

@@ -1,4 +1,5 @@
-"""Settings administrators change at run time, stored as JSON values by name (shared by every replica)."""
+"""Settings administrators change at run time, stored as JSON values by name (shared by every replica), and
+beside them the result of the last garbage collection (which every replica's System page shows)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from sqlalchemy.engine import Connection
 from dockyard.db.schema import system_settings
 
 SCAN_ON_PUSH_DEFAULT = "scan_on_push_default"
+# Not a setting: what the last collection removed, when and for whom (content/gc.py).
+LAST_COLLECTION = "gc.last_collection"
+SETTINGS = frozenset({SCAN_ON_PUSH_DEFAULT})
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,14 @@ def all_settings(conn: Connection) -> dict[str, SettingRow]:
         str(row.name): SettingRow(str(row.name), json.loads(row.value), float(row.updated_at), row.updated_by)
         for row in rows
     }
+
+
+def setting(conn: Connection, name: str) -> SettingRow | None:
+    """One stored value by name (None: never stored)."""
+    row = conn.execute(select(system_settings).where(system_settings.c.name == name)).first()
+    if row is None:
+        return None
+    return SettingRow(str(row.name), json.loads(row.value), float(row.updated_at), row.updated_by)
 
 
 def put_setting(conn: Connection, name: str, value: Any, now: float, by: str | None) -> None:

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.auth.authenticate import SignIn, client_address
-from dockyard.auth.errors import CredentialRefused, Forbidden
+from dockyard.auth.errors import AccountDisabled, CredentialRefused, Forbidden
 from dockyard.auth.identity import ANONYMOUS, Identity
 from dockyard.auth.resolver import Audience
 
@@ -39,6 +39,8 @@ class Viewer:
 
     identity: Identity
     csrf: str
+    # The session cookie sent is live but its account is deactivated: the page says so to its holder.
+    deactivated: bool = False
 
     @property
     def signed_in(self) -> bool:
@@ -62,11 +64,14 @@ async def viewer(request: Request) -> Viewer:
     cookie = request.cookies.get(SESSION_COOKIE)
     address = client_address(request)
     request.state.identity = ANONYMOUS
+    deactivated = False
     if cookie:
         try:
             found = await _services(request).resolver.resolve(Audience.UI, None, cookie, address)
         except CredentialRefused:
             found = None  # an expired or ended session: the page is shown as to anyone
+        except AccountDisabled:
+            found, deactivated = None, True  # shown as to anyone, and told why
         if found is not None and found.csrf_token is not None:
             identity = dataclasses.replace(found.identity, address=address)
             request.state.identity = identity
@@ -74,7 +79,7 @@ async def viewer(request: Request) -> Viewer:
     token = request.cookies.get(SIGN_IN_COOKIE) or ""
     if len(token) != 43:
         token = secrets.token_urlsafe(32)
-    return Viewer(ANONYMOUS, token)
+    return Viewer(ANONYMOUS, token, deactivated)
 
 
 def remember_sign_in_token(request: Request, response: Response, current: Viewer) -> None:

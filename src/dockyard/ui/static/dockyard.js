@@ -7,6 +7,11 @@ function copyText(button) {
     const label = button.textContent;
     button.textContent = "Copied";
     setTimeout(() => { button.textContent = label; }, 1500);
+    // The button's name stays "Copy …" (its aria-label): a live region tells screen reader users it worked.
+    const announce = document.getElementById("announce");
+    if (announce) {
+      announce.textContent = (button.getAttribute("aria-label") || "Copy").replace(/^Copy/, "Copied");
+    }
   };
   if (navigator.clipboard && window.isSecureContext) {
     navigator.clipboard.writeText(text).then(done, () => fallbackCopy(text, done));

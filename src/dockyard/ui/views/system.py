@@ -63,6 +63,7 @@ async def _system_page(request: Request, current: Viewer, status: int = 200, **e
         max_upload=svc.settings.vulndb_max_upload_bytes,
         caches=await call(svc.caches.all),
         system_settings=await call(svc.system_settings.get, current.identity),
+        last_gc=await call(svc.gc.last, current.identity),
         notice=notice(request),
         **extra,
     )
