@@ -1,4 +1,5 @@
-"""Queries for repositories, blobs, manifests, tags and upload sessions. Each takes an open transaction."""
+"""Queries for repositories, blobs, manifests, tags and upload sessions. Each takes an open transaction,
+but for the `quick_` ones of the pull path, which take the Database and run one statement outside one."""
 
 from __future__ import annotations
 
@@ -124,6 +125,25 @@ def blob_size_in_repository(conn: Connection, repo_id: int, digest: str) -> int 
         .where(repository_blobs.c.repository_id == repo_id, blobs.c.digest == digest)
     )
     return conn.execute(stmt).scalar_one_or_none()
+
+
+# A blob HEAD or GET: the repository by name and the blob's link in one statement, built once.
+_BLOB_SIZE_BY_NAME = (
+    select(blobs.c.size)
+    .select_from(
+        repositories.join(repository_blobs, repository_blobs.c.repository_id == repositories.c.id).join(
+            blobs, blobs.c.digest == repository_blobs.c.digest
+        )
+    )
+    .where(repositories.c.name == bindparam("name"), repository_blobs.c.digest == bindparam("digest"))
+)
+
+
+def quick_blob_size(db: Database, name: str, digest: str) -> int | None:
+    """The size of a blob linked into the named repository, None when either is missing; one statement
+    outside a transaction (Database.quick_rows)."""
+    rows = db.quick_rows(_BLOB_SIZE_BY_NAME, {"name": name, "digest": digest})
+    return int(rows[0].size) if rows else None
 
 
 def lock_digest(conn: Connection, digest: str) -> None:
