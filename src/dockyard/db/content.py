@@ -271,20 +271,11 @@ _PULL_BY_DIGEST = (
 )
 
 
-def manifest_for_pull(
-    conn: Connection, name: str, reference: str, *, by_digest: bool
-) -> tuple[bool, ManifestRow | None]:
-    """Whether the repository exists, and the manifest a tag or digest names in it."""
-    row = conn.execute(
-        _PULL_BY_DIGEST if by_digest else _PULL_BY_TAG, {"name": name, "reference": reference}
-    ).first()
-    return _pulled(row)
-
-
 def quick_manifest_for_pull(
     db: Database, name: str, reference: str, *, by_digest: bool
 ) -> tuple[bool, ManifestRow | None]:
-    """`manifest_for_pull` as one statement outside a transaction (Database.quick_rows)."""
+    """Whether the repository exists, and the manifest a tag or digest names in it: one statement outside a
+    transaction (Database.quick_rows)."""
     rows = db.quick_rows(
         _PULL_BY_DIGEST if by_digest else _PULL_BY_TAG, {"name": name, "reference": reference}
     )
@@ -303,12 +294,14 @@ def manifest_digest(conn: Connection, manifest_id: int) -> str | None:
     return None if found is None else str(found)
 
 
-def manifest_content(conn: Connection, manifest_id: int) -> bytes:
-    """The bytes of a manifest exactly as they were pushed."""
-    content: bytes = conn.execute(
-        select(manifests.c.content).where(manifests.c.id == manifest_id)
-    ).scalar_one()
-    return content
+_CONTENT_BY_ID = select(manifests.c.content).where(manifests.c.id == bindparam("id"))
+
+
+def quick_manifest_content(db: Database, manifest_id: int) -> bytes | None:
+    """The bytes of a manifest exactly as they were pushed, None when it is gone: one statement outside a
+    transaction (Database.quick_rows)."""
+    rows = db.quick_rows(_CONTENT_BY_ID, {"id": manifest_id})
+    return bytes(rows[0].content) if rows else None
 
 
 def lock_manifests_in_repository(conn: Connection, repo_id: int, digests: Iterable[str]) -> set[str]:
