@@ -26,7 +26,7 @@ from dockyard.app import build_services, create_app
 from dockyard.auth import passwords
 from dockyard.config import Settings
 from dockyard.db import content as q
-from dockyard.db.engine import Database
+from dockyard.db.engine import Database, DatabaseReadOnly
 from registry.registry_support import OCI_MANIFEST, image_manifest, put_manifest, sha256
 from support import PostgresServer
 
@@ -293,3 +293,30 @@ def test_reads_after_the_server_restarted() -> None:
             db.close()
     finally:
         server.stop()
+
+
+def test_quick_reads_without_a_writable_member_go_to_any_member(postgres_server: PostgresServer) -> None:
+    """No quorum: a quick read goes where read() goes, to a member that only reads."""
+    url = postgres_server.create_database()
+    database = make_url(url).database
+    role = f"reader_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.admin_conninfo, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"ALTER ROLE {role} SET default_transaction_read_only = on")
+    db = Database(url)
+    db.migrate()
+    with db.write() as conn:
+        q.ensure_repository(conn, "lib/app")
+    db.close()
+    with psycopg.connect(_conninfo(postgres_server, url), autocommit=True) as admin:
+        admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    # Two hosts, the first one dead, the second only reading: libpq refuses it as the writable member.
+    hosts = f"host=127.0.0.1:1&host=127.0.0.1:{postgres_server.port}&target_session_attrs=read-write"
+    cut_off = Database(f"postgresql+psycopg://{role}@/{database}?{hosts}&connect_timeout=3")
+    try:
+        for _ in range(3):
+            assert _repository_found(cut_off)
+        with pytest.raises(DatabaseReadOnly), cut_off.write():
+            pytest.fail("a write must not start")
+    finally:
+        cut_off.close()
