@@ -238,12 +238,13 @@ def test_a_connection_lost_between_checkout_and_statement_is_read_again(
     assert _repository_found(db)
     cuts: list[int] = []
 
-    def cut_once(conn: Any, *_args: Any) -> None:
+    def cut_once(driver: Any, *_args: Any) -> None:
         if not cuts:
-            cuts.append(conn.connection.driver_connection.info.backend_pid)
+            cuts.append(driver.info.backend_pid)
             _terminate(postgres_server, url)
 
-    event.listen(db.engine, "before_cursor_execute", cut_once)
+    # After the pool's own check on checkout (registered first), before the statement.
+    event.listen(db.engine, "checkout", cut_once)
     assert _repository_found(db)
     assert len(cuts) == 1
     assert cuts[0] not in _backends(postgres_server, url)

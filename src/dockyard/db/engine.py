@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works: it only has to be the same in every replica that migrates.
 _MIGRATION_LOCK_ID = 0x646F636B
-# (SQL, parameter names in order, row type, values of the parameters the compiler added itself, such as
-# SQLite's OFFSET after a bound LIMIT) of a statement compiled for Database.quick_rows.
+# (SQL, parameter names (in order, for SQLite), row type, values of the parameters the compiler added
+# itself, such as SQLite's OFFSET after a bound LIMIT) of a statement compiled for Database.quick_rows.
 _QuickStatement = tuple[str, tuple[str, ...], Any, dict[str, Any]]
 # How long a SQLite writer waits for the lock before the database counts as unavailable.
 _BUSY_SECONDS = 30
@@ -111,7 +111,7 @@ def _check_on_checkout(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
-        if dbapi_connection.closed or dbapi_connection.broken:
+        if dbapi_connection.closed:
             raise DisconnectionError("the connection is closed")
         poller = select.poll()
         poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
@@ -409,22 +409,39 @@ class Database:
             raise DatabaseUnavailable(str(exc)) from exc
 
     def _autocommit_rows(self, statement: Select[Any], params: dict[str, Any]) -> list[Any]:
+        sql, names, row_type, added = self._quick_statement(statement)
+        values = {key: params[key] if key in params else added[key] for key in names}
+        driver_error = self.engine.dialect.loaded_dbapi.OperationalError
         try:
-            try:
-                return self._run_in_autocommit(statement, params)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated:
-                    raise
-                # SQLAlchemy has invalidated the pool's older connections too: this gets a new one.
-                log.info("a pooled connection was lost (%s); reading again on a new one", exc.orig)
-                return self._run_in_autocommit(statement, params)
-        except OperationalError as exc:
-            raise DatabaseUnavailable(str(exc.orig)) from exc
+            rows = self._run_in_autocommit(sql, values)
+            if rows is None:
+                log.info("a pooled connection was lost; reading again on a new one")
+                rows = self._run_in_autocommit(sql, values)
+        except (OperationalError, driver_error) as exc:
+            raise DatabaseUnavailable(str(getattr(exc, "orig", exc))) from exc
+        if rows is None:
+            raise DatabaseUnavailable("the database closed the connection")
+        return [row_type(*row) for row in rows]
 
-    def _run_in_autocommit(self, statement: Select[Any], params: dict[str, Any]) -> list[Any]:
+    def _run_in_autocommit(self, sql: str, values: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+        """The rows, straight through the driver (SQLAlchemy's execution path cost more than the round
+        trip); None when the server had closed the connection, which is then dropped from the pool."""
         with self._member() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            return list(conn.execute(statement, params))
+            driver: Any = conn.connection.driver_connection
+            driver.autocommit = True
+            try:
+                with driver.cursor() as cursor:
+                    cursor.execute(sql, values)
+                    rows: list[tuple[Any, ...]] = cursor.fetchall()
+                    return rows
+            except self.engine.dialect.loaded_dbapi.Error:
+                if not driver.closed:
+                    raise
+                conn.invalidate()
+                return None
+            finally:
+                if not driver.closed:
+                    driver.autocommit = False
 
     def _quick_statement(self, statement: Select[Any]) -> _QuickStatement:
         found = self._quick_statements.get(statement)
@@ -433,10 +450,11 @@ class Database:
             for column in statement.selected_columns:
                 if column.type.result_processor(self.engine.dialect, None) is not None:
                     raise ValueError(f"column {column.key} needs conversion: use read()")
-            names = [str(column.key) for column in statement.selected_columns]
-            row_type = namedtuple("QuickRow", names)  # type: ignore[misc]
+            columns = [str(column.key) for column in statement.selected_columns]
+            row_type = namedtuple("QuickRow", columns)  # type: ignore[misc]
             added = {key: value for key, value in compiled.params.items() if value is not None}
-            found = (str(compiled), tuple(compiled.positiontup or ()), row_type, added)
+            # Positional on SQLite (qmark), by name on PostgreSQL (pyformat).
+            found = (str(compiled), tuple(compiled.positiontup or compiled.params), row_type, added)
             self._quick_statements[statement] = found
         return found
 
