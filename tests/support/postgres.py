@@ -103,6 +103,17 @@ class PostgresServer:
         except OSError:
             return ""
 
+    def restart(self, timeout: float = 60) -> None:
+        """Restart the server (fast shutdown: every client connection is closed); returns once it accepts
+        connections again."""
+        run(
+            self._as_owner(
+                self.bindir / "pg_ctl", "restart", "-D", self.data_dir, "-l", self.log_path, "-m", "fast",
+                "-w", "-t", str(int(timeout)),
+            ),
+            timeout=timeout + 10,
+        )  # fmt: skip
+
     def stop(self) -> None:
         """Stop the server (fast, then immediate, then SIGKILL) and delete its files."""
         if self._started:

@@ -67,11 +67,6 @@ def _view(row: q.CacheRow) -> Cache:
     )
 
 
-def usable(row: q.CacheRow, now: float) -> bool:
-    """Whether the registry may send users to this cache now."""
-    return row.healthy and row.checked_at is not None and now - row.checked_at < _FRESH_SECONDS
-
-
 def _check_url(url: str) -> str:
     if "@" in url:
         raise InvalidInput("a cache's URL carries no credentials", "url")
@@ -178,11 +173,10 @@ class CacheDirectory:
             q.choose_for_team(conn, found.id, self._cache_id(conn, cache))
             self.audit.add(conn, "team.cache", actor=actor, target=f"{org}/{team}", cache=cache)
 
-    def serving(self, user_id: int) -> q.CacheRow | None:
-        """The cache that serves this user now; None when they have none or it is not answering."""
-        with self.db.read() as conn:
-            row = q.effective_for_user(conn, user_id)
-        return row if row is not None and usable(row, time.time()) else None
+    def serving(self, user_id: int) -> q.ServingCache | None:
+        """The cache that serves this user now; None when they have none or it is not answering (its last
+        health check failed, or is older than a minute)."""
+        return q.serving_for_user(self.db, user_id, checked_after=time.time() - _FRESH_SECONDS)
 
     def check_all(self, timeout: float = 3.0) -> list[Cache]:
         """Ping every cache's /_ping and record the outcome (the network calls run outside transactions)."""

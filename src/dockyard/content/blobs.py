@@ -34,9 +34,7 @@ class BlobService:
 
     def size(self, name: str, digest: str) -> int:
         """The size of a blob linked into the repository, or BlobUnknown."""
-        with self.db.read() as conn:
-            repo_id = q.repository_id(conn, name)
-            size = q.blob_size_in_repository(conn, repo_id, digest) if repo_id is not None else None
+        size = q.quick_blob_size(self.db, name, digest)
         if size is None:
             raise BlobUnknown(f"blob {digest} is not in repository {name}", detail={"digest": digest})
         return size

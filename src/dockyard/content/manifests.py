@@ -258,21 +258,23 @@ class ManifestService:
 
     def get(self, name: str, reference: Digest | str) -> Manifest:
         """A manifest by tag or digest, with its exact bytes."""
-        by_digest = isinstance(reference, Digest)
-        # The common pull: one statement finds the manifest, whose bytes this process holds already.
-        _, quick = q.quick_manifest_for_pull(self.db, name, str(reference), by_digest=by_digest)
-        if quick is not None and (cached := self._cache.get(quick.digest)) is not None:
-            return Manifest(quick.digest, quick.media_type, cached)
-        with self.db.read() as conn:
-            found, row = q.manifest_for_pull(conn, name, str(reference), by_digest=by_digest)
-            if not found:
-                raise NameUnknown(f"repository {name} is not known")
-            if row is None:
-                raise ManifestUnknown(f"manifest {reference} is not in repository {name}")
+        # One statement finds the manifest, whose bytes this process usually holds already (they never
+        # change for a digest); else a second one reads them.
+        found, row = q.quick_manifest_for_pull(
+            self.db, name, str(reference), by_digest=isinstance(reference, Digest)
+        )
+        if not found:
+            raise NameUnknown(f"repository {name} is not known")
+        content = None
+        if row is not None:
             content = self._cache.get(row.digest)
             if content is None:
-                content = q.manifest_content(conn, row.id)
-        self._cache.put(row.digest, content)
+                content = q.quick_manifest_content(self.db, row.id)
+                if content is not None:
+                    self._cache.put(row.digest, content)
+        if row is None or content is None:
+            # None, or deleted between the two statements.
+            raise ManifestUnknown(f"manifest {reference} is not in repository {name}")
         return Manifest(row.digest, row.media_type, content)
 
     def pull(self, name: str, reference: Digest | str) -> Manifest:

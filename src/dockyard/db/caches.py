@@ -1,16 +1,20 @@
 """Queries for content caches and the choice of cache per user, organization and team.
 
-Each takes an open transaction. The rules live in dockyard.cache; this module only reads and writes rows.
+Each takes an open transaction, but for `serving_for_user` (the pull path), which takes the Database and runs
+one statement outside one. The rules live in dockyard.cache; this module only reads and writes rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, literal, select, union_all, update
+from sqlalchemy import bindparam, delete, insert, literal, select, union_all, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.schema import Table
+from sqlalchemy.sql.selectable import Subquery
 
+from dockyard.db.engine import Database
 from dockyard.db.schema import account_caches, caches, organization_owners, team_caches, team_members, teams
 
 
@@ -90,9 +94,18 @@ def chosen_for_account(conn: Connection, account_id: int) -> CacheRow | None:
     return _row(row) if row is not None else None
 
 
-def effective_for_user(conn: Connection, user_id: int) -> CacheRow | None:
-    """The cache that serves a user: their own choice, else a default of one of their teams, else of one of
-    their organizations (member or owner); the lowest id wins among defaults of the same rank. One query."""
+@dataclass(frozen=True)
+class ServingCache:
+    """The cache a user's blob pulls go to."""
+
+    name: str
+    url: str
+
+
+def _top_choice() -> Subquery:
+    """The cache that serves user `:user_id`: their own choice, else a default of one of their teams, else
+    of one of their organizations (member or owner); the lowest id wins among defaults of the same rank."""
+    user_id: BindParameter[int] = bindparam("user_id")
     own = (
         select(account_caches.c.cache_id, literal(0).label("rank"))
         .where(account_caches.c.account_id == user_id)
@@ -114,10 +127,25 @@ def effective_for_user(conn: Connection, user_id: int) -> CacheRow | None:
         .where(organization_owners.c.user_id == user_id)
     )
     chosen = union_all(own, team, org_of_team, org_owned).subquery()
-    row = conn.execute(
-        select(caches)
+    return (
+        select(caches.c.name, caches.c.url, caches.c.healthy, caches.c.checked_at)
         .join(chosen, chosen.c.cache_id == caches.c.id)
         .order_by(chosen.c.rank, caches.c.id)
         .limit(1)
-    ).first()
-    return _row(row) if row is not None else None
+        .subquery()
+    )
+
+
+# Built once: it runs on every blob GET by a signed-in user. Only the top choice counts: when it is not
+# answering, the registry serves the blob itself rather than a cache the user did not choose.
+_TOP = _top_choice()
+_SERVING = select(_TOP.c.name, _TOP.c.url).where(
+    _TOP.c.healthy, _TOP.c.checked_at > bindparam("checked_after")
+)
+
+
+def serving_for_user(db: Database, user_id: int, checked_after: float) -> ServingCache | None:
+    """The cache that serves a user when its last health check, after `checked_after`, found it healthy;
+    None otherwise. One statement outside a transaction (Database.quick_rows)."""
+    rows = db.quick_rows(_SERVING, {"user_id": user_id, "checked_after": checked_after})
+    return ServingCache(rows[0].name, rows[0].url) if rows else None

@@ -1,4 +1,5 @@
-"""Queries for repositories, blobs, manifests, tags and upload sessions. Each takes an open transaction."""
+"""Queries for repositories, blobs, manifests, tags and upload sessions. Each takes an open transaction,
+but for the `quick_` ones of the pull path, which take the Database and run one statement outside one."""
 
 from __future__ import annotations
 
@@ -126,6 +127,25 @@ def blob_size_in_repository(conn: Connection, repo_id: int, digest: str) -> int 
     return conn.execute(stmt).scalar_one_or_none()
 
 
+# A blob HEAD or GET: the repository by name and the blob's link in one statement, built once.
+_BLOB_SIZE_BY_NAME = (
+    select(blobs.c.size)
+    .select_from(
+        repositories.join(repository_blobs, repository_blobs.c.repository_id == repositories.c.id).join(
+            blobs, blobs.c.digest == repository_blobs.c.digest
+        )
+    )
+    .where(repositories.c.name == bindparam("name"), repository_blobs.c.digest == bindparam("digest"))
+)
+
+
+def quick_blob_size(db: Database, name: str, digest: str) -> int | None:
+    """The size of a blob linked into the named repository, None when either is missing; one statement
+    outside a transaction (Database.quick_rows)."""
+    rows = db.quick_rows(_BLOB_SIZE_BY_NAME, {"name": name, "digest": digest})
+    return int(rows[0].size) if rows else None
+
+
 def lock_digest(conn: Connection, digest: str) -> None:
     """Until the transaction ends, be the only one recording this blob or deleting its bytes.
 
@@ -251,20 +271,11 @@ _PULL_BY_DIGEST = (
 )
 
 
-def manifest_for_pull(
-    conn: Connection, name: str, reference: str, *, by_digest: bool
-) -> tuple[bool, ManifestRow | None]:
-    """Whether the repository exists, and the manifest a tag or digest names in it."""
-    row = conn.execute(
-        _PULL_BY_DIGEST if by_digest else _PULL_BY_TAG, {"name": name, "reference": reference}
-    ).first()
-    return _pulled(row)
-
-
 def quick_manifest_for_pull(
     db: Database, name: str, reference: str, *, by_digest: bool
 ) -> tuple[bool, ManifestRow | None]:
-    """`manifest_for_pull` as one statement outside a transaction (Database.quick_rows)."""
+    """Whether the repository exists, and the manifest a tag or digest names in it: one statement outside a
+    transaction (Database.quick_rows)."""
     rows = db.quick_rows(
         _PULL_BY_DIGEST if by_digest else _PULL_BY_TAG, {"name": name, "reference": reference}
     )
@@ -283,12 +294,14 @@ def manifest_digest(conn: Connection, manifest_id: int) -> str | None:
     return None if found is None else str(found)
 
 
-def manifest_content(conn: Connection, manifest_id: int) -> bytes:
-    """The bytes of a manifest exactly as they were pushed."""
-    content: bytes = conn.execute(
-        select(manifests.c.content).where(manifests.c.id == manifest_id)
-    ).scalar_one()
-    return content
+_CONTENT_BY_ID = select(manifests.c.content).where(manifests.c.id == bindparam("id"))
+
+
+def quick_manifest_content(db: Database, manifest_id: int) -> bytes | None:
+    """The bytes of a manifest exactly as they were pushed, None when it is gone: one statement outside a
+    transaction (Database.quick_rows)."""
+    rows = db.quick_rows(_CONTENT_BY_ID, {"id": manifest_id})
+    return bytes(rows[0].content) if rows else None
 
 
 def lock_manifests_in_repository(conn: Connection, repo_id: int, digests: Iterable[str]) -> set[str]:
