@@ -156,7 +156,7 @@ def test_a_password_change_or_reset_through_the_api_ends_refresh_tokens(live: Wo
     assert "revoked" in refused.json()["errors"][0]["message"]
 
 
-def test_a_session_stops_when_its_user_is_deactivated(live: World) -> None:
+def test_a_session_stops_when_its_user_is_deactivated_for_good(live: World) -> None:
     alice = live.auth.accounts.identity(live.auth.accounts.user("alice").id)
     assert alice is not None
     cookie, _ = live.auth.credentials.create_session(alice)
@@ -167,8 +167,9 @@ def test_a_session_stops_when_its_user_is_deactivated(live: World) -> None:
         _deactivate(live)
         assert live.client.get("/api/v1/me").status_code == 401
         assert "Sign out" not in live.client.get("/profile").text
+        # Reactivation does not bring the session back, as it does not bring refresh tokens back.
         _deactivate(live, True)
-        assert live.client.get("/api/v1/me").status_code == 200
+        assert live.client.get("/api/v1/me").status_code == 401
     finally:
         live.client.cookies.clear()
 

@@ -224,7 +224,10 @@ def test_an_administrator_deactivates_promotes_and_resets_a_user_in_the_page(
     admin.locator("#active-name").fill("member")
     admin.get_by_label("Active (may sign in)").check()
     _submit(admin, "Set active")
+    # The session from before the deactivation stays ended: the member signs in anew.
     member.goto("/")
+    expect(member.get_by_role("button", name="Sign out")).to_have_count(0)
+    sign_in(member, "member", PASSWORD)
     expect(member.get_by_role("button", name="Sign out")).to_be_visible()
     expect(member.get_by_role("link", name="System")).to_have_count(0)
 
@@ -245,6 +248,9 @@ def test_an_administrator_deactivates_promotes_and_resets_a_user_in_the_page(
     admin.locator("#reset-name").fill("member")
     admin.locator("#reset-password").fill("a-new-member-password")
     _submit(admin, "Reset password")
+    # A reset signs the member out everywhere.
+    member.goto("/")
+    expect(member.get_by_role("button", name="Sign out")).to_have_count(0)
     again = viewers().page()
     again.goto("/sign-in")
     again.get_by_label("User name").fill("member")

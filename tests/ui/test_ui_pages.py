@@ -262,6 +262,23 @@ def test_a_deactivated_users_session_says_so_to_its_holder_alone(world: World) -
     assert DEACTIVATED not in outsider and "Sign out" in outsider
 
 
+def test_a_reactivated_user_signs_in_anew_and_a_reset_password_signs_out_everywhere(world: World) -> None:
+    alice = as_user(world, "alice")
+    world.auth.accounts.set_active(SYSTEM, "alice", False)
+    assert DEACTIVATED in alice.get("/").text
+    world.auth.accounts.set_active(SYSTEM, "alice", True)
+    # The session from before the deactivation does not come back to life.
+    home = alice.get("/").text
+    assert "Sign out" not in home and DEACTIVATED not in home
+    assert alice.get("/profile").url.path == "/sign-in"
+    # An administrator's reset ends every session of the user; another user's session stays.
+    alice, outsider = as_user(world, "alice"), as_user(world, "outsider")
+    world.auth.accounts.set_password(SYSTEM, "alice", "a-reset-password-3")
+    assert "Sign out" not in alice.get("/").text
+    assert "Sign out" in outsider.get("/").text
+    assert "Sign out" in sign_in(_client(world), "alice", "a-reset-password-3").get("/").text
+
+
 def test_a_read_only_token_signs_in_to_a_read_only_session(world: World) -> None:
     alice = world.auth.accounts.identity(world.auth.accounts.user("alice").id)
     assert alice is not None

@@ -191,12 +191,17 @@ class AccountService:
             q.update_account(conn, row.id, is_active=active)
             if not active:
                 q.revoke_refresh_tokens(conn, row.id)
+            elif not row.is_active:
+                # Sessions left from before the deactivation (kept so their holder is told why) do not
+                # come back to life: the user signs in anew.
+                q.delete_user_sessions(conn, row.id)
             self.audit.add(conn, "user.enable" if active else "user.disable", actor=actor or CLI, target=name)
 
     def set_password(
         self, actor: Identity | None, name: str, password: str, fresh: FreshPassword | None = None
     ) -> None:
-        """Set a user's password (administrators, or the user for themselves); ends their refresh tokens.
+        """Set a user's password (administrators, or the user for themselves); ends their refresh tokens,
+        and on a reset by someone else their browser sessions too.
         Changing one's own needs the current password: sent with this request, or confirmed (`fresh`)."""
         if actor is not None and not (
             p.may_administer(actor) or (actor.name == name and p.may_manage_self(actor))
@@ -217,6 +222,9 @@ class AccountService:
             q.revoke_refresh_tokens(conn, row.id)
             # Their own password is changed; another's is reset.
             own = actor is not None and actor.name == name
+            if not own:
+                # A reset (a forgotten or compromised password) signs the user out everywhere.
+                q.delete_user_sessions(conn, row.id)
             self.audit.add(
                 conn,
                 "user.password.change" if own else "user.password.reset",

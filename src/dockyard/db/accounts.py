@@ -553,6 +553,11 @@ def delete_session(conn: Connection, session_id: int) -> None:
     conn.execute(delete(sessions).where(sessions.c.id == session_id))
 
 
+def delete_user_sessions(conn: Connection, user_id: int) -> None:
+    """End every browser session of a user."""
+    conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+
+
 def delete_expired_sessions(conn: Connection, now: float) -> None:
     """Forget sessions past their expiry."""
     conn.execute(delete(sessions).where(sessions.c.expires_at < now))
