@@ -131,6 +131,15 @@ def test_the_tags_tab_shows_each_kinds_platforms(world: World) -> None:
     assert _platform_cell(html, "odd") == "—"
     assert _platform_cell(html, "multi") == "linux/amd64, linux/arm64/v8"
     assert _platform_cell(html, "thing") == "—"
+    # The API's tag listing names the recorded platform too (an index's and an artifact's: null).
+    listed = client.get(f"/api/v1/repositories/{REPO}/tags", auth=ADMIN).json()
+    assert {t["name"]: t["platform"] for t in listed} == {
+        "amd": "linux/amd64",
+        "arm": "linux/arm64/v8",
+        "odd": None,
+        "multi": None,
+        "thing": None,
+    }
 
 
 def test_an_image_stored_before_platforms_were_recorded_gets_its_own_when_pushed_again(world: World) -> None:
@@ -142,8 +151,9 @@ def test_an_image_stored_before_platforms_were_recorded_gets_its_own_when_pushed
     assert _platform_cell(admin.get(f"/repositories/{REPO}").text, "old") == "—"
     assert push_image(world.client, REPO, "old", ADMIN) == digest
     assert _platform_cell(admin.get(f"/repositories/{REPO}").text, "old") == "linux/amd64"
-    # Its API listing is unchanged in shape.
+    # The API's listing has it too; the manifest bytes the UI reads are not in it.
     listed = world.client.get(f"/api/v1/repositories/{REPO}/tags", auth=ADMIN).json()
+    assert listed[0]["platform"] == "linux/amd64"
     assert set(listed[0]) == {
         "name",
         "digest",
@@ -152,6 +162,7 @@ def test_an_image_stored_before_platforms_were_recorded_gets_its_own_when_pushed
         "artifact_type",
         "pushed_at",
         "pushed_by",
+        "platform",
     }
 
 

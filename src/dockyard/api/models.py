@@ -216,6 +216,11 @@ class TagOut(BaseModel):
     artifact_type: str | None
     pushed_at: Timestamp
     pushed_by: str | None = Field(default=None, description="Who last moved the tag here; null: unknown")
+    platform: str | None = Field(
+        default=None,
+        description="An image's os/architecture[/variant] from its config; null: an index, an artifact, "
+        "or an image pushed before platforms were recorded",
+    )
 
 
 class ManifestOut(BaseModel):
