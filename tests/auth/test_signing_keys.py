@@ -22,6 +22,7 @@ from dockyard.auth.keys import KeyRing, KeyRingError, thumbprint
 from dockyard.auth.tokens import Scope, TokenInvalid, TokenIssuer
 from dockyard.db.engine import Database
 from dockyard.db.schema import signing_keys
+from dockyard.events.audit import AuditLog
 from support.servers import dockyard_executable, environment_without
 
 ALICE = Identity(user_id=7, name="alice")
@@ -142,15 +143,22 @@ def test_prune_withdraws_old_keys_from_every_replica(databases: list[Database]) 
 
 def test_automatic_rotation_by_age(databases: list[Database], monkeypatch: pytest.MonkeyPatch) -> None:
     day = 86400.0
-    ring = KeyRing(databases[0], token_ttl_seconds=TTL, rotation_seconds=day)
+    audits = [AuditLog(db, retention_days=30) for db in databases]
+    ring = KeyRing(databases[0], token_ttl_seconds=TTL, rotation_seconds=day, audit=audits[0])
     first = ring.current.kid
     assert KeyRing(databases[1], token_ttl_seconds=TTL, rotation_seconds=day).current.kid == first
     later = time.time() + day + 1
     monkeypatch.setattr(keys_module.time, "time", lambda: later)
-    rings = [KeyRing(db, token_ttl_seconds=TTL, rotation_seconds=day) for db in databases]
+    rings = [
+        KeyRing(db, token_ttl_seconds=TTL, rotation_seconds=day, audit=audit)
+        for db, audit in zip(databases, audits, strict=True)
+    ]
     assert len({r.current.kid for r in rings}) == 1 and rings[0].current.kid != first
     assert rings[0].public_key(first) is not None  # still verifying
     assert len(_stored(databases[0])) == 2  # one rotation, however many replicas noticed
+    # Recorded once, by the scheduled rotation's actor; the first key is no rotation.
+    events = audits[0].events(Identity(user_id=0, name="test", is_admin=True), action="key.rotate")
+    assert [(e.actor, e.target) for e in events] == [(keys_module.ROTATION_ACTOR, rings[0].current.kid)]
 
 
 @pytest.mark.parametrize(

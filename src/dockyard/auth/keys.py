@@ -42,6 +42,9 @@ _UNKNOWN_KID_RELOAD_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
 
+# The actor of the scheduled rotations (`signing_key_rotation_days`) in the audit log.
+ROTATION_ACTOR = "key-rotation"
+
 
 class KeyRingError(Exception):
     """The stored keys cannot be used (encrypted without a passphrase, wrong passphrase, not EC keys)."""
@@ -169,7 +172,10 @@ class KeyRing:
             if self._needs_change(rows, now):
                 first = not any(row.retired_at is None for row in rows)
                 if not (first and self._import_legacy(conn, now)):
-                    self._rotate(conn, now)
+                    kid = self._rotate(conn, now)
+                    if not first and self.audit is not None:
+                        # The rotation `signing_key_rotation_days` asks for, by whichever replica came first.
+                        self.audit.add(conn, "key.rotate", actor=ROTATION_ACTOR, target=kid, pruned=[])
                 rows = q.live_keys(conn, now)
         return rows
 
