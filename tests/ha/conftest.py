@@ -28,8 +28,7 @@ def _free_block(size: int = 60) -> int:
     raise RuntimeError("no free block of ports")
 
 
-# Package scope: the cluster stops after the last test here, not at the end of the whole run.
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """`scripts/ha-cluster up` (3 nodes) in a private directory; `down --purge` at the end."""
     directory = Path("/var/lib/dockyard-ha-tests") / tmp_path_factory.mktemp("ha").name
