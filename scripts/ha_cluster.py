@@ -287,7 +287,9 @@ def start_dockyard(cluster: Cluster, node: Node) -> None:
 def haproxy_config(cluster: Cluster) -> str:
     """HAProxy in front of the replicas: /_ping health checks, no buffering, long timeouts for big blobs."""
     servers = "\n".join(
-        f"    server {n.name} 127.0.0.1:{n.dockyard} check inter 1s fall 2 rise 2" for n in cluster.nodes
+        f"    server {n.name} 127.0.0.1:{n.dockyard} check inter 1s fall 2 rise 2"
+        " observe layer4 error-limit 1 on-error mark-down"
+        for n in cluster.nodes
     )
     return f"""global
     maxconn 4096
@@ -303,7 +305,9 @@ defaults
     timeout http-request 30s
     # A connection refused by a replica that died since the last check is retried on another one at once.
     option redispatch 1
-    retries 3
+    # With two of three replicas just dead, a retry can land on the other dead one before its check fails:
+    # enough retries to reach the live one (each refused connection also marks its replica down at once).
+    retries 5
 frontend registry
     bind 127.0.0.1:{cluster.base_port}
     default_backend replicas

@@ -68,8 +68,14 @@ def test_without_quorum_pulls_and_logins_work_pushes_say_why_and_writes_come_bac
     try:
         for index in down:
             cluster.node("kill-node", index)
-        # HAProxy drops the dead replicas within a few seconds; then every pull goes to the survivor.
+        # HAProxy drops the dead replicas within a few seconds (its checks, or the first refused connection);
+        # then every pull goes to the survivor, on new connections as on this client's kept one.
         wait_until("a pull through HAProxy", lambda: client.pull("t0") == pushed["t0"], 60)
+        wait_until(
+            "fresh connections through HAProxy",
+            lambda: all(httpx.get(f"{cluster.url}/_ping", timeout=10).status_code == 200 for _ in range(6)),
+            60,
+        )
 
         # Pulls: every image, byte for byte, and skopeo through HAProxy.
         for tag, image in pushed.items():
